@@ -1,0 +1,154 @@
+"""TradingMonitor: the application factory."""
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import config as config_module
+from app.extensions import csrf, db, login_manager, migrate
+
+log = logging.getLogger(__name__)
+
+VENDOR_ASSETS = ("pico.min.css", "htmx.min.js")
+
+
+def create_app(config: type | str | Mapping | None = None) -> Flask:
+    """Build the app: config → extensions → blueprints → CLI → error handlers.
+
+    `config` is a config class, its name ("testing", "production", …) or a mapping
+    of settings applied over the class named by TRADINGMONITOR_CONFIG.
+    """
+    app = Flask(__name__, instance_relative_config=True)
+    load_config(app, config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_commands(app)
+    register_error_handlers(app)
+    check_vendor_assets(app)
+    return app
+
+
+def load_config(app: Flask, config) -> None:
+    overrides: Mapping = {}
+    if isinstance(config, Mapping):
+        overrides, config = config, None
+    if isinstance(config, str):
+        config = config_module.CONFIGS[config]
+    config_class = config or config_module.config_from_environment()
+    app.config.from_object(config_class)
+    # Applied first as well, so overrides can switch off the instance file or env.
+    app.config.update(overrides)
+
+    if app.config["READ_INSTANCE_CONFIG"]:
+        app.config.from_pyfile("config.py", silent=True)
+    if app.config["READ_ENVIRONMENT"]:
+        for name in ("SECRET_KEY", "DATABASE_URL"):
+            if os.environ.get(name):
+                app.config[name] = os.environ[name]
+        app.config.from_prefixed_env("TRADINGMONITOR")
+    app.config.update(overrides)
+
+    if app.config.get("DATABASE_URL"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        path = Path(app.instance_path) / "tradingmonitor.sqlite3"
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path}"
+    if app.config["NAME"] == "production":
+        config_module.check_secret_key(app.config.get("SECRET_KEY"))
+    elif not app.config.get("SECRET_KEY"):
+        raise RuntimeError(
+            "SECRET_KEY is not set. `make run` writes one to instance/config.py; "
+            "or export SECRET_KEY."
+        )
+
+    proxies = {
+        key: app.config[f"PROXY_FIX_{key.upper()}"] for key in ("x_for", "x_proto", "x_host")
+    }
+    if any(proxies.values()):
+        app.wsgi_app = ProxyFix(app.wsgi_app, **proxies)
+
+
+def _configure_sqlite(dbapi_connection, _record, busy_timeout_ms: int) -> None:
+    # WAL lets readers and a writer work at once; the busy timeout makes writers
+    # wait for each other instead of failing with "database is locked".
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def register_extensions(app: Flask) -> None:
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+        connect_args = dict(options.get("connect_args", {}))
+        connect_args.setdefault("timeout", app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000)
+        options["connect_args"] = connect_args
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            timeout = app.config["SQLITE_BUSY_TIMEOUT_MS"]
+            event.listen(
+                db.engine,
+                "connect",
+                lambda conn, rec: _configure_sqlite(conn, rec, timeout),
+            )
+    migrate.init_app(app, db, render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+
+    from app.auth.access import enforce_access, unauthorized
+    from app.auth.sessions import load_session_user
+
+    login_manager.init_app(app)
+    login_manager.session_protection = None  # sessions are checked server-side
+    login_manager.user_loader(load_session_user)
+    login_manager.unauthorized_handler(unauthorized)
+    app.before_request(enforce_access)
+
+    from app.templating import register_template_filters
+
+    register_template_filters(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.auth import bp as auth_bp
+    from app.ops import bp as ops_bp
+    from app.positions import bp as positions_bp
+
+    app.register_blueprint(auth_bp, url_prefix="")
+    app.register_blueprint(positions_bp, url_prefix="")
+    app.register_blueprint(ops_bp, url_prefix="")
+
+
+def register_commands(app: Flask) -> None:
+    from app.auth.cli import users_cli
+    from app.positions.cli import seed_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(seed_cli)
+
+
+def register_error_handlers(app: Flask) -> None:
+    from app.ops.errors import register_error_handlers as register
+    from app.ops.headers import register_security_headers
+
+    register(app)
+    register_security_headers(app)
+
+
+def check_vendor_assets(app: Flask) -> None:
+    vendor = Path(app.static_folder) / "vendor"
+    missing = [name for name in VENDOR_ASSETS if not (vendor / name).exists()]
+    if missing:
+        log.warning(
+            "front-end assets missing from %s: %s — run `make assets`",
+            vendor,
+            ", ".join(missing),
+        )

@@ -1,0 +1,66 @@
+"""Who may use each route: every view declares it, and undeclared views are denied."""
+
+import logging
+
+from flask import abort, current_app, jsonify, redirect, request, url_for
+from flask_login import current_user
+
+from app.auth.models import Role
+from app.auth.redirects import wants_json
+
+log = logging.getLogger(__name__)
+
+PUBLIC = "public"
+
+
+def public(view):
+    """Mark a view as open to anyone (login page, health checks)."""
+    view.access = PUBLIC
+    return view
+
+
+def requires_role(role: str):
+    """Mark a view as needing a logged-in user with at least `role`."""
+    if role not in Role.ALL:
+        raise ValueError(f"unknown role {role!r}")
+
+    def decorate(view):
+        view.access = role
+        return view
+
+    return decorate
+
+
+def enforce_access():
+    """before_request: apply the view's declared access; deny views that declare none."""
+    if request.endpoint is None or request.endpoint == "static":
+        return None
+    view = current_app.view_functions[request.endpoint]
+    access = getattr(view, "access", None)
+    if access == PUBLIC:
+        return None
+    if access is None:
+        log.error("route %s declares no access rule; denied", request.endpoint)
+        abort(403)
+    if not current_user.is_authenticated:
+        return unauthorized()
+    if not current_user.has_role(access):
+        log.warning(
+            "access denied: user=%s role=%s route=%s needs=%s",
+            current_user.username,
+            current_user.role,
+            request.endpoint,
+            access,
+        )
+        abort(403)
+    return None
+
+
+def unauthorized():
+    """Anonymous request for a protected route: 401 for JSON, login redirect for pages."""
+    if wants_json():
+        response = jsonify(error="unauthorized", message="Log in or send a token.")
+        response.status_code = 401
+        return response
+    target = request.full_path if request.query_string else request.path
+    return redirect(url_for("auth.login", next=target))

@@ -1,0 +1,109 @@
+"""`flask users …`: create and manage accounts from the shell."""
+
+import sys
+
+import click
+from flask.cli import AppGroup
+
+from app.auth import sessions
+from app.auth.models import Role, User
+from app.auth.passwords import PasswordPolicyError, hash_password
+from app.extensions import db
+
+users_cli = AppGroup("users", help="Create and manage user accounts.")
+
+
+def _find_user(username: str) -> User:
+    user = db.session.execute(
+        db.select(User).where(User.username == username.strip().lower())
+    ).scalar_one_or_none()
+    if user is None:
+        raise click.ClickException(f"No user named {username!r}.")
+    return user
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.ClickException("No password on standard input.")
+        return password
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+def _hash_or_fail(password: str) -> str:
+    try:
+        return hash_password(password)
+    except PasswordPolicyError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def validate_username(username: str) -> str:
+    """Normalise a username, or raise ClickException saying what is wrong."""
+    name = username.strip().lower()
+    if not name or len(name) > 64:
+        raise click.ClickException("Username must be 1 to 64 characters.")
+    if any(c.isspace() or not c.isprintable() for c in name):
+        raise click.ClickException("Username must not contain spaces or control characters.")
+    return name
+
+
+@users_cli.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(Role.ALL), default=Role.VIEWER, show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def create_user(username: str, role: str, password_stdin: bool):
+    """Create a user; the password is prompted for unless --password-stdin."""
+    name = validate_username(username)
+    if db.session.execute(db.select(User.id).where(User.username == name)).first():
+        raise click.ClickException(f"User {name!r} already exists.")
+    password_hash = _hash_or_fail(_read_password(password_stdin))
+    db.session.add(User(username=name, password_hash=password_hash, role=role))
+    db.session.commit()
+    click.echo(f"Created {role} {name!r}.")
+
+
+@users_cli.command("set-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def set_password(username: str, password_stdin: bool):
+    """Set a user's password and sign out all their sessions."""
+    user = _find_user(username)
+    user.password_hash = _hash_or_fail(_read_password(password_stdin))
+    ended = sessions.revoke_all(user, "password_reset")
+    db.session.commit()
+    click.echo(f"Password set for {user.username!r}; {ended} session(s) signed out.")
+
+
+@users_cli.command("disable")
+@click.argument("username")
+def disable_user(username: str):
+    """Disable a user: no more logins, live sessions end now."""
+    user = _find_user(username)
+    user.active = False
+    ended = sessions.revoke_all(user, "user_disabled")
+    db.session.commit()
+    click.echo(f"Disabled {user.username!r}; {ended} session(s) signed out.")
+
+
+@users_cli.command("enable")
+@click.argument("username")
+def enable_user(username: str):
+    """Let a disabled user log in again."""
+    user = _find_user(username)
+    user.active = True
+    db.session.commit()
+    click.echo(f"Enabled {user.username!r}.")
+
+
+@users_cli.command("list")
+def list_users():
+    """List users with their role and status."""
+    users = db.session.execute(db.select(User).order_by(User.username)).scalars().all()
+    if not users:
+        click.echo("No users. Create one with: flask users create NAME --role admin")
+        return
+    width = max(len(u.username) for u in users)
+    for user in users:
+        status = "active" if user.active else "disabled"
+        click.echo(f"{user.username:<{width}}  {user.role:<8}  {status}")

@@ -1,0 +1,33 @@
+"""Forms of the auth room; Flask-WTF adds the CSRF token to each."""
+
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, SelectField, StringField, SubmitField
+from wtforms.validators import DataRequired, EqualTo, Length
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    # No max length here: over-long passwords fail like wrong ones, same answer.
+    password = PasswordField("Password", validators=[DataRequired()])
+    submit = SubmitField("Log in")
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[DataRequired()])
+    new_password = PasswordField("New password", validators=[DataRequired()])
+    confirm_password = PasswordField(
+        "Repeat new password",
+        validators=[DataRequired(), EqualTo("new_password", "Passwords do not match.")],
+    )
+    submit = SubmitField("Change password")
+
+
+class TimezoneForm(FlaskForm):
+    timezone = SelectField("Show times in", validate_choice=True)
+    submit = SubmitField("Save")
+
+
+class ConfirmForm(FlaskForm):
+    """A POST button with nothing but its CSRF token."""
+
+    submit = SubmitField("Confirm")

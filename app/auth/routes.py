@@ -1,0 +1,182 @@
+"""Login, logout and the account page."""
+
+import logging
+import zoneinfo
+
+from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+
+from app.auth import bp, sessions, throttle
+from app.auth.access import public, requires_role
+from app.auth.forms import ChangePasswordForm, ConfirmForm, LoginForm, TimezoneForm
+from app.auth.models import Role, User, UserSession
+from app.auth.passwords import (
+    PasswordPolicyError,
+    burn_verification_time,
+    hash_password,
+    verify_password,
+)
+from app.auth.redirects import safe_next
+from app.db_types import utcnow
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+LOGIN_FAILED = "Invalid username or password, or too many failed attempts."
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login():
+    """Show the login form and sign the user in."""
+    next_url = safe_next(request.values.get("next"))
+    if current_user.is_authenticated:
+        return redirect(next_url or url_for("positions.overview"))
+    form = LoginForm()
+    if not form.validate_on_submit():
+        return render_template("auth/login.html", form=form, next_url=next_url)
+
+    address = request.remote_addr or "unknown"
+    retry_after = throttle.address_retry_after(address)
+    if retry_after is not None:
+        log.warning("login refused: too many failures from address %s", address)
+        flash("Too many failed logins from your address. Try again later.", "error")
+        response = render_template("auth/login.html", form=form, next_url=next_url)
+        return response, 429, {"Retry-After": str(retry_after)}
+
+    username = form.username.data.strip().lower()
+    user = db.session.execute(
+        db.select(User).where(User.username == username)
+    ).scalar_one_or_none()
+    locked = throttle.username_locked(username)
+    if user is None:
+        burn_verification_time(form.password.data)
+        ok = False
+    else:
+        ok = verify_password(user.password_hash, form.password.data)
+    if not ok or locked or not user.active:
+        throttle.note_failure(username, address)
+        db.session.commit()
+        log.warning("login failed: username=%r address=%s locked=%s", username, address, locked)
+        flash(LOGIN_FAILED, "error")
+        return render_template("auth/login.html", form=form, next_url=next_url)
+
+    throttle.clear_failures(username)
+    # Nothing from the anonymous session survives into the logged-in one.
+    session.clear()
+    sessions.start_session(user)
+    login_user(user)
+    db.session.commit()
+    log.info("login: user=%s address=%s", user.username, address)
+    return redirect(next_url or url_for("positions.overview"))
+
+
+@bp.route("/logout", methods=["POST"])
+@public
+def logout():
+    """End the current session, server-side and in the cookie."""
+    if current_user.is_authenticated and current_user.current_session is not None:
+        sessions.revoke(current_user.current_session, "logout")
+        db.session.commit()
+        log.info("logout: user=%s", current_user.username)
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+def _timezone_form() -> TimezoneForm:
+    form = TimezoneForm(prefix="tz")
+    form.timezone.choices = sorted(zoneinfo.available_timezones() | {"UTC"})
+    return form
+
+
+def _render_account(password_form=None, timezone_form=None, status=200):
+    timezone_form = timezone_form or _timezone_form()
+    if not timezone_form.is_submitted():
+        timezone_form.timezone.data = current_user.timezone
+    return (
+        render_template(
+            "auth/account.html",
+            password_form=password_form or ChangePasswordForm(prefix="pw"),
+            timezone_form=timezone_form,
+            confirm_form=ConfirmForm(),
+            sessions=sessions.active_sessions(current_user),
+            current_session=current_user.current_session,
+        ),
+        status,
+    )
+
+
+@bp.route("/account")
+@requires_role(Role.VIEWER)
+def account():
+    """Show the account page: password, timezone and active sessions."""
+    return _render_account()
+
+
+@bp.route("/account/password", methods=["POST"])
+@requires_role(Role.VIEWER)
+def change_password():
+    """Change my password and sign out my other sessions."""
+    form = ChangePasswordForm(prefix="pw")
+    if not form.validate_on_submit():
+        return _render_account(password_form=form, status=400)
+    if not verify_password(current_user.password_hash, form.current_password.data):
+        form.current_password.errors.append("Current password is wrong.")
+        return _render_account(password_form=form, status=400)
+    try:
+        current_user.password_hash = hash_password(form.new_password.data)
+    except PasswordPolicyError as exc:
+        form.new_password.errors.append(str(exc))
+        return _render_account(password_form=form, status=400)
+    current_user.password_changed_at = utcnow()
+    ended = sessions.revoke_all(
+        current_user, "password_changed", keep=current_user.current_session
+    )
+    db.session.commit()
+    log.info("password changed: user=%s other_sessions_ended=%d", current_user.username, ended)
+    flash(f"Password changed. {ended} other session(s) signed out.", "success")
+    return redirect(url_for("auth.account"))
+
+
+@bp.route("/account/timezone", methods=["POST"])
+@requires_role(Role.VIEWER)
+def change_timezone():
+    """Choose the timezone my pages show times in."""
+    form = _timezone_form()
+    if not form.validate_on_submit():
+        return _render_account(timezone_form=form, status=400)
+    current_user.timezone = form.timezone.data
+    db.session.commit()
+    flash(f"Times are now shown in {form.timezone.data}.", "success")
+    return redirect(url_for("auth.account"))
+
+
+@bp.route("/account/sessions/<int:session_id>/revoke", methods=["POST"])
+@requires_role(Role.VIEWER)
+def revoke_session(session_id: int):
+    """Sign out one of my other sessions."""
+    row = db.session.get(UserSession, session_id)
+    if row is None or row.user_id != current_user.id or row.revoked_at is not None:
+        abort(404)
+    sessions.revoke(row, "signed_out_by_user")
+    db.session.commit()
+    flash("Session signed out.", "success")
+    if row.id == current_user.current_session.id:
+        logout_user()
+        session.clear()
+        return redirect(url_for("auth.login"))
+    return redirect(url_for("auth.account"))
+
+
+@bp.route("/account/sessions/revoke-others", methods=["POST"])
+@requires_role(Role.VIEWER)
+def revoke_other_sessions():
+    """Sign out every session of mine except this one."""
+    ended = sessions.revoke_all(
+        current_user, "signed_out_by_user", keep=current_user.current_session
+    )
+    db.session.commit()
+    flash(f"{ended} other session(s) signed out.", "success")
+    return redirect(url_for("auth.account"))

@@ -1,0 +1,70 @@
+"""Column types that keep decimals exact and times in UTC on SQLite and PostgreSQL."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import DateTime, Numeric, String
+from sqlalchemy.types import TypeDecorator
+
+
+def format_decimal(value: Decimal) -> str:
+    """Render a decimal in plain notation, keeping the digits it was given."""
+    return format(value, "f")
+
+
+class ExactDecimal(TypeDecorator):
+    """A decimal stored without rounding.
+
+    PostgreSQL keeps an unconstrained NUMERIC exactly, scale included. SQLite's
+    NUMERIC goes through float, so there the value is stored as its text.
+    """
+
+    impl = Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(80))
+        return dialect.type_descriptor(Numeric(asdecimal=True))
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if not isinstance(value, Decimal):
+            raise TypeError(f"ExactDecimal needs a Decimal, got {type(value).__name__}")
+        if not value.is_finite():
+            raise ValueError("ExactDecimal refuses NaN and infinity")
+        return format_decimal(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(value)
+
+
+class UTCDateTime(TypeDecorator):
+    """An aware UTC datetime; naive values are refused rather than guessed."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("UTCDateTime needs a timezone-aware datetime")
+        value = value.astimezone(UTC)
+        # SQLite stores text; a fixed naive UTC format keeps it sortable.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """Now, aware, in UTC."""
+    return datetime.now(UTC)

@@ -1,0 +1,193 @@
+"""The one write path for position snapshots: API, CSV import and the seeder use it."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.db_types import utcnow
+from app.extensions import db
+from app.positions.models import LatestPosition, Position
+
+# Rows per INSERT statement: well under SQLite's bound-parameter limit.
+CHUNK_SIZE = 500
+
+Key = tuple[str, str, datetime]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One position snapshot as the trading system sent it."""
+
+    account: str
+    asset: str
+    timestamp: datetime
+    amount: Decimal
+    price: Decimal | None = None
+
+    def __post_init__(self):
+        if self.timestamp.tzinfo is None or self.timestamp.utcoffset() is None:
+            raise ValueError("timestamp must carry a timezone")
+        for name in ("amount", "price"):
+            value = getattr(self, name)
+            if value is None and name == "price":
+                continue
+            if not isinstance(value, Decimal) or not value.is_finite():
+                raise ValueError(f"{name} must be a finite Decimal")
+        if not self.account or not self.asset:
+            raise ValueError("account and asset must not be empty")
+        object.__setattr__(self, "timestamp", self.timestamp.astimezone(UTC))
+
+    @property
+    def key(self) -> Key:
+        return (self.account, self.asset, self.timestamp)
+
+
+@dataclass
+class IngestResult:
+    """What record() did with a batch."""
+
+    inserted: int = 0
+    duplicates: int = 0
+    conflicts: list[Key] = field(default_factory=list)
+    # (account, asset) pairs that received new snapshots, for alert evaluation.
+    changed_series: set[tuple[str, str]] = field(default_factory=set)
+
+    def merge(self, other: "IngestResult") -> None:
+        self.inserted += other.inserted
+        self.duplicates += other.duplicates
+        self.conflicts.extend(other.conflicts)
+        self.changed_series |= other.changed_series
+
+
+def record(snapshots: Iterable[Snapshot]) -> IngestResult:
+    """Store new snapshots and keep the latest positions current; the caller commits.
+
+    Resending a snapshot is a duplicate and changes nothing. The same key with a
+    different amount or price is a conflict: reported, never overwritten.
+    """
+    result = IngestResult()
+    unique: dict[Key, Snapshot] = {}
+    for snapshot in snapshots:
+        seen = unique.get(snapshot.key)
+        if seen is None:
+            unique[snapshot.key] = snapshot
+        elif _same_values(seen, snapshot):
+            result.duplicates += 1
+        else:
+            result.conflicts.append(snapshot.key)
+
+    rows = list(unique.values())
+    inserted: list[Snapshot] = []
+    for start in range(0, len(rows), CHUNK_SIZE):
+        chunk = rows[start : start + CHUNK_SIZE]
+        inserted_keys = _insert_new(chunk)
+        inserted.extend(s for s in chunk if s.key in inserted_keys)
+        _classify_existing([s for s in chunk if s.key not in inserted_keys], result)
+
+    result.inserted = len(inserted)
+    _update_latest(inserted)
+    result.changed_series = {(s.account, s.asset) for s in inserted}
+    return result
+
+
+def _same_values(a: Snapshot, b) -> bool:
+    return a.amount == b.amount and a.price == b.price
+
+
+def _dialect_insert(model):
+    dialect = db.session.get_bind().dialect.name
+    module = {"sqlite": sqlite, "postgresql": postgresql}.get(dialect)
+    if module is None:
+        raise RuntimeError(f"ingest supports SQLite and PostgreSQL, not {dialect}")
+    return module.insert(model)
+
+
+def _insert_new(chunk: list[Snapshot]) -> set[Key]:
+    """Insert the chunk, skipping keys already stored; return the keys inserted."""
+    if not chunk:
+        return set()
+    now = utcnow()
+    stmt = (
+        _dialect_insert(Position)
+        .values(
+            [
+                {
+                    "account": s.account,
+                    "asset": s.asset,
+                    "timestamp": s.timestamp,
+                    "amount": s.amount,
+                    "price": s.price,
+                    "received_at": now,
+                }
+                for s in chunk
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["account", "asset", "timestamp"])
+        .returning(Position.account, Position.asset, Position.timestamp)
+    )
+    return {tuple(row) for row in db.session.execute(stmt)}
+
+
+def _classify_existing(skipped: list[Snapshot], result: IngestResult) -> None:
+    """Sort snapshots whose key was already stored into duplicates and conflicts."""
+    if not skipped:
+        return
+    stored = {
+        (p.account, p.asset, p.timestamp): p
+        for p in db.session.execute(
+            db.select(Position).where(
+                tuple_(Position.account, Position.asset, Position.timestamp).in_(
+                    [s.key for s in skipped]
+                )
+            )
+        ).scalars()
+    }
+    for snapshot in skipped:
+        existing = stored.get(snapshot.key)
+        if existing is not None and _same_values(snapshot, existing):
+            result.duplicates += 1
+        else:
+            result.conflicts.append(snapshot.key)
+
+
+def _update_latest(inserted: list[Snapshot]) -> None:
+    """Move each series' latest row forward to its newest inserted snapshot."""
+    newest: dict[tuple[str, str], Snapshot] = {}
+    for s in inserted:
+        current = newest.get((s.account, s.asset))
+        if current is None or s.timestamp > current.timestamp:
+            newest[(s.account, s.asset)] = s
+    if not newest:
+        return
+    stmt = _dialect_insert(LatestPosition)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["account", "asset"],
+        set_={
+            "timestamp": stmt.excluded.timestamp,
+            "amount": stmt.excluded.amount,
+            "price": stmt.excluded.price,
+            "updated_at": stmt.excluded.updated_at,
+        },
+        # An older snapshot arriving late never moves the latest row backwards.
+        where=stmt.excluded.timestamp > LatestPosition.timestamp,
+    )
+    now = utcnow()
+    db.session.execute(
+        stmt.values(
+            [
+                {
+                    "account": s.account,
+                    "asset": s.asset,
+                    "timestamp": s.timestamp,
+                    "amount": s.amount,
+                    "price": s.price,
+                    "updated_at": now,
+                }
+                for s in newest.values()
+            ]
+        )
+    )

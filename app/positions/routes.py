@@ -1,0 +1,101 @@
+"""Overview of every position and the history of one asset."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal, localcontext
+
+from flask import current_app, flash, render_template, request
+
+from app.auth.access import requires_role
+from app.auth.models import Role
+from app.db_types import utcnow
+from app.positions import bp, queries
+from app.templating import viewer_timezone
+
+DATETIME_INPUT_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
+
+
+class FilterError(ValueError):
+    pass
+
+
+def notional(amount: Decimal, price: Decimal | None) -> Decimal | None:
+    """amount * price with enough precision that nothing is rounded."""
+    if price is None:
+        return None
+    with localcontext(prec=200):
+        return amount * price
+
+
+@bp.route("/")
+@requires_role(Role.VIEWER)
+def overview():
+    """Show the latest position of every (account, asset)."""
+    now = utcnow()
+    stale_after = timedelta(seconds=current_app.config["STALE_AFTER_SECONDS"])
+    rows = [
+        {
+            "latest": latest,
+            "notional": notional(latest.amount, latest.price),
+            "age": now - latest.timestamp,
+            "stale": now - latest.timestamp > stale_after,
+        }
+        for latest in queries.latest_positions()
+    ]
+    return render_template("positions/overview.html", rows=rows, stale_after=stale_after, now=now)
+
+
+def _parse_local_datetime(text: str, field: str) -> datetime | None:
+    """Read a from/to filter typed in the viewer's timezone."""
+    text = text.strip()
+    if not text:
+        return None
+    for fmt in DATETIME_INPUT_FORMATS:
+        try:
+            naive = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        return naive.replace(tzinfo=viewer_timezone())
+    raise FilterError(f"'{field}' must look like 2026-01-31T14:00 (got {text[:40]!r}).")
+
+
+@bp.route("/positions/<path:asset>")
+@requires_role(Role.VIEWER)
+def history(asset: str):
+    """Show one asset's snapshots, newest first, 100 a page."""
+    if not queries.asset_exists(asset):
+        return render_template("positions/unknown_asset.html", asset=asset), 404
+    args = request.args
+    account = args.get("account", "").strip() or None
+    status = 200
+    try:
+        start = _parse_local_datetime(args.get("from", ""), "from")
+        end = _parse_local_datetime(args.get("to", ""), "to")
+        if start and end and start >= end:
+            raise FilterError("'from' must be before 'to'.")
+        cursor = queries.Cursor.decode(args["cursor"]) if args.get("cursor") else None
+    except (FilterError, queries.BadCursor) as exc:
+        flash(str(exc), "error")
+        start = end = cursor = None
+        status = 400
+    page = queries.history_page(
+        asset,
+        account=account,
+        start=start,
+        end=end,
+        cursor=cursor,
+        limit=current_app.config["HISTORY_PAGE_SIZE"],
+    )
+    filters = {k: v for k, v in args.items() if k in ("account", "from", "to") and v}
+    return (
+        render_template(
+            "positions/history.html",
+            asset=asset,
+            page=page,
+            rows=[(p, notional(p.amount, p.price)) for p in page.rows],
+            accounts=queries.accounts_for_asset(asset),
+            account=account,
+            filters=filters,
+            is_first_page=cursor is None,
+        ),
+        status,
+    )

@@ -1,0 +1,57 @@
+"""Jinja filters shared by every room: times in the viewer's zone, exact decimals."""
+
+import zoneinfo
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from flask import Flask, current_app
+from flask_login import current_user
+
+from app.db_types import format_decimal
+
+
+def viewer_timezone() -> zoneinfo.ZoneInfo:
+    """The logged-in user's timezone, or the configured default."""
+    name = getattr(current_user, "timezone", None) or current_app.config["DEFAULT_TIMEZONE"]
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def local_time(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return moment.astimezone(viewer_timezone()).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def utc_iso(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z")
+
+
+def exact(value: Decimal | None) -> str:
+    return "" if value is None else format_decimal(value)
+
+
+def duration(delta: timedelta) -> str:
+    """A compact age: 45s, 3m 12s, 2h 5m, 4d 1h."""
+    seconds = max(0, int(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def register_template_filters(app: Flask) -> None:
+    app.add_template_filter(local_time, "localtime")
+    app.add_template_filter(utc_iso, "utc")
+    app.add_template_filter(exact, "exact")
+    app.add_template_filter(duration, "duration")

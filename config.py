@@ -1,0 +1,115 @@
+"""Configuration classes; values are read from the environment inside create_app."""
+
+import os
+
+MIN_SECRET_KEY_BYTES = 32
+WEAK_SECRET_KEYS = {"dev", "secret", "changeme", "change-me", "development", "test"}
+
+
+class Config:
+    """Defaults shared by every environment."""
+
+    NAME = "base"
+    SECRET_KEY: str | None = None
+    # Filled in by create_app: instance/tradingmonitor.sqlite3 unless DATABASE_URL is set.
+    SQLALCHEMY_DATABASE_URI: str | None = None
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+    # Read DATABASE_URL, SECRET_KEY and TRADINGMONITOR_* from the environment.
+    READ_ENVIRONMENT = True
+    READ_INSTANCE_CONFIG = True
+
+    SESSION_COOKIE_NAME = "tm_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    SESSION_IDLE_TIMEOUT_SECONDS = 30 * 60
+    SESSION_ABSOLUTE_TIMEOUT_SECONDS = 12 * 60 * 60
+    # last_seen is written at most this often, so reads stay reads.
+    SESSION_TOUCH_INTERVAL_SECONDS = 60
+
+    # argon2id parameters (ASVS 5.0 appendix C / RFC 9106 second recommendation).
+    PASSWORD_TIME_COST = 3
+    PASSWORD_MEMORY_COST_KIB = 64 * 1024
+    PASSWORD_PARALLELISM = 4
+    PASSWORD_MIN_LENGTH = 12
+    PASSWORD_MAX_LENGTH = 128
+
+    LOGIN_MAX_FAILURES_PER_USER = 5
+    LOGIN_MAX_FAILURES_PER_ADDRESS = 20
+    LOGIN_FAILURE_WINDOW_SECONDS = 5 * 60
+
+    WTF_CSRF_TIME_LIMIT = None  # tied to the session, which has its own limits
+    WTF_CSRF_SSL_STRICT = True
+
+    # Number of proxies in front of the app whose X-Forwarded-* headers are trusted.
+    PROXY_FIX_X_FOR = 0
+    PROXY_FIX_X_PROTO = 0
+    PROXY_FIX_X_HOST = 0
+
+    STALE_AFTER_SECONDS = 5 * 60
+    HISTORY_PAGE_SIZE = 100
+    DEFAULT_TIMEZONE = "UTC"
+    HSTS_SECONDS = 0
+    MAX_CONTENT_LENGTH = 5 * 1024 * 1024
+
+
+class DevelopmentConfig(Config):
+    """Local development: `make run`."""
+
+    NAME = "development"
+
+
+class TestingConfig(Config):
+    """The test suite: fast hashing, no environment, no instance file."""
+
+    NAME = "testing"
+    TESTING = True
+    READ_ENVIRONMENT = False
+    READ_INSTANCE_CONFIG = False
+    SECRET_KEY = "testing-secret-key-that-is-long-enough-0123456789"  # noqa: S105
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    # Lowered here only: tests hash many passwords.
+    PASSWORD_TIME_COST = 1
+    PASSWORD_MEMORY_COST_KIB = 8
+    PASSWORD_PARALLELISM = 1
+
+
+class ProductionConfig(Config):
+    """Behind nginx over HTTPS: secure cookies, HSTS, a strong secret or no start."""
+
+    NAME = "production"
+    SESSION_COOKIE_NAME = "__Host-tm_session"
+    SESSION_COOKIE_SECURE = True
+    HSTS_SECONDS = 365 * 24 * 60 * 60
+    PROXY_FIX_X_FOR = 1
+    PROXY_FIX_X_PROTO = 1
+    PROXY_FIX_X_HOST = 1
+
+
+CONFIGS = {cls.NAME: cls for cls in (DevelopmentConfig, TestingConfig, ProductionConfig)}
+
+
+def config_from_environment() -> type[Config]:
+    """Pick the config class named by TRADINGMONITOR_CONFIG (default: development)."""
+    name = os.environ.get("TRADINGMONITOR_CONFIG", "development")
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise RuntimeError(
+            f"TRADINGMONITOR_CONFIG={name!r} is not one of {', '.join(CONFIGS)}"
+        ) from None
+
+
+def check_secret_key(secret_key: str | None) -> None:
+    """Refuse a missing, default or short secret key."""
+    if not secret_key:
+        raise RuntimeError("SECRET_KEY is not set; production refuses to start.")
+    if secret_key.lower() in WEAK_SECRET_KEYS:
+        raise RuntimeError("SECRET_KEY is a well-known default; production refuses.")
+    if len(secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+        raise RuntimeError(
+            f"SECRET_KEY is shorter than {MIN_SECRET_KEY_BYTES} bytes; "
+            "production refuses to start."
+        )

@@ -1,0 +1,176 @@
+"""Shared fixtures: apps on SQLite (always) and PostgreSQL (when configured)."""
+
+import os
+import re
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.auth.models import Role, User
+from app.auth.passwords import hash_password
+from app.extensions import db
+from config import TestingConfig
+
+PASSWORD = "correct horse battery"
+
+
+def postgres_admin_url() -> str | None:
+    """TEST_DATABASE_URL, or skip (fail when REQUIRE_POSTGRES=1)."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail("REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
+        pytest.skip("PostgreSQL tests need TEST_DATABASE_URL")
+    return url
+
+
+def create_scratch_database(admin_url: str) -> str:
+    """Create an empty PostgreSQL database and return its URL."""
+    name = f"tm_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_scratch_database(admin_url: str, url: str) -> None:
+    name = make_url(url).database
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """One scratch PostgreSQL database for the session, schema created once."""
+    admin_url = postgres_admin_url()
+    url = create_scratch_database(admin_url)
+    app = create_app({**_testing(url)})
+    with app.app_context():
+        db.create_all()
+        db.engine.dispose()
+    yield url
+    drop_scratch_database(admin_url, url)
+
+
+def _testing(url: str, **overrides) -> dict:
+    settings = {key: getattr(TestingConfig, key) for key in dir(TestingConfig) if key.isupper()}
+    settings.update(SQLALCHEMY_DATABASE_URI=url, READ_ENVIRONMENT=False, **overrides)
+    return settings
+
+
+def build_app(url: str, **overrides):
+    """A TestingConfig app on `url`, with settings overridden."""
+    return create_app(_testing(url, **overrides))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'test.sqlite3'}"
+
+
+@pytest.fixture
+def app(sqlite_url):
+    """An app on a fresh SQLite file."""
+    app = build_app(sqlite_url)
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def _truncate_all():
+    tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+    db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    db.session.commit()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_app(request, tmp_path):
+    """The same test on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        app = build_app(f"sqlite:///{tmp_path / 'test.sqlite3'}")
+        with app.app_context():
+            db.create_all()
+    else:
+        app = build_app(request.getfixturevalue("postgres_url"))
+        with app.app_context():
+            _truncate_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def make_user(app, username="alice", role=Role.VIEWER, password=PASSWORD, active=True):
+    with app.app_context():
+        user = User(
+            username=username, password_hash=hash_password(password), role=role, active=active
+        )
+        db.session.add(user)
+        db.session.commit()
+        return user.id
+
+
+CSRF_PATTERN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def csrf_token_from(client, path="/login") -> str:
+    response = client.get(path)
+    match = CSRF_PATTERN.search(response.get_data(as_text=True))
+    assert match, f"no CSRF token on {path} ({response.status_code})"
+    return match.group(1)
+
+
+class Auth:
+    """Log a test client in and out through the real forms."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, username="alice", password=PASSWORD, **extra):
+        token = csrf_token_from(self.client, "/login")
+        return self.client.post(
+            "/login",
+            data={"csrf_token": token, "username": username, "password": password},
+            **extra,
+        )
+
+    def logout(self):
+        token = csrf_token_from(self.client, "/account")
+        return self.client.post("/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client):
+    return Auth(client)
+
+
+@pytest.fixture
+def viewer(app):
+    """A viewer named alice, with the standard test password."""
+    return make_user(app, "alice", Role.VIEWER)
+
+
+@pytest.fixture
+def logged_in(app, client, auth, viewer):
+    """A client logged in as the viewer alice."""
+    response = auth.login()
+    assert response.status_code == 302
+    return client

@@ -1,0 +1,26 @@
+"""Snapshot builders for positions tests."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from app.extensions import db
+from app.positions.ingest import Snapshot, record
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def snap(account="main", asset="BTC", minutes=0, amount="1.5", price="100", at=None):
+    return Snapshot(
+        account=account,
+        asset=asset,
+        timestamp=at or T0 + timedelta(minutes=minutes),
+        amount=Decimal(amount),
+        price=None if price is None else Decimal(price),
+    )
+
+
+def store(app, snapshots):
+    with app.app_context():
+        result = record(snapshots)
+        db.session.commit()
+        return result

@@ -1,0 +1,158 @@
+"""ingest.record: the one write path."""
+
+import multiprocessing
+from datetime import timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from app.extensions import db
+from app.positions.ingest import Snapshot, record
+from app.positions.models import LatestPosition, Position
+from tests.conftest import build_app
+from tests.positions.helpers import T0, snap, store
+
+
+def stored(app):
+    with app.app_context():
+        return (
+            db.session.execute(db.select(Position).order_by(Position.account, Position.timestamp))
+            .scalars()
+            .all()
+        )
+
+
+def latest(app, account="main", asset="BTC"):
+    with app.app_context():
+        return db.session.get(LatestPosition, (account, asset))
+
+
+def test_new_snapshots_are_inserted_and_counted(any_app):
+    result = store(any_app, [snap(minutes=i) for i in range(3)])
+    assert (result.inserted, result.duplicates, result.conflicts) == (3, 0, [])
+    assert result.changed_series == {("main", "BTC")}
+    assert len(stored(any_app)) == 3
+
+
+def test_resending_a_snapshot_counts_a_duplicate_and_stores_one_row(any_app):
+    store(any_app, [snap(minutes=0), snap(minutes=1)])
+    result = store(any_app, [snap(minutes=0), snap(minutes=1), snap(minutes=2)])
+    assert (result.inserted, result.duplicates, result.conflicts) == (1, 2, [])
+    assert len(stored(any_app)) == 3
+
+
+def test_same_snapshot_twice_in_one_batch_is_one_row(any_app):
+    result = store(any_app, [snap(), snap()])
+    assert (result.inserted, result.duplicates) == (1, 1)
+    assert len(stored(any_app)) == 1
+
+
+def test_equal_decimal_written_differently_is_a_duplicate(any_app):
+    store(any_app, [snap(amount="1.50")])
+    result = store(any_app, [snap(amount="1.5")])
+    assert (result.inserted, result.duplicates, result.conflicts) == (0, 1, [])
+
+
+def test_conflicting_amount_is_reported_not_overwritten(any_app):
+    store(any_app, [snap(amount="1.5")])
+    result = store(any_app, [snap(amount="2.5"), snap(minutes=1)])
+    assert result.inserted == 1
+    assert result.conflicts == [("main", "BTC", T0)]
+    rows = stored(any_app)
+    assert [r.amount for r in rows] == [Decimal("1.5"), Decimal("1.5")]
+
+
+def test_conflicting_price_is_a_conflict_too(any_app):
+    store(any_app, [snap(price="100")])
+    result = store(any_app, [snap(price="101")])
+    assert result.conflicts == [("main", "BTC", T0)]
+    assert stored(any_app)[0].price == Decimal("100")
+
+
+def test_conflict_inside_one_batch_keeps_the_first(any_app):
+    result = store(any_app, [snap(amount="1"), snap(amount="2")])
+    assert result.inserted == 1 and len(result.conflicts) == 1
+    assert stored(any_app)[0].amount == Decimal("1")
+
+
+def test_latest_position_follows_newest_snapshot_and_never_goes_back(any_app):
+    store(any_app, [snap(minutes=5, amount="5"), snap(minutes=1, amount="1")])
+    assert latest(any_app).amount == Decimal("5")
+    store(any_app, [snap(minutes=3, amount="3")])  # arrives late, older
+    assert latest(any_app).amount == Decimal("5")
+    assert latest(any_app).timestamp == T0 + timedelta(minutes=5)
+    store(any_app, [snap(minutes=9, amount="9", price=None)])
+    row = latest(any_app)
+    assert (row.amount, row.price) == (Decimal("9"), None)
+
+
+def test_timestamps_are_stored_in_utc(any_app):
+    tokyo = timezone(timedelta(hours=9))
+    store(any_app, [snap(at=T0.astimezone(tokyo))])
+    (row,) = stored(any_app)
+    assert row.timestamp == T0
+    assert row.timestamp.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    "amount, price",
+    [
+        ("0.1", "0.2"),
+        ("0.30000000000000004", "3"),
+        ("123456789.123456789012345678", "0.000000000000000001"),
+        ("-0.000000000000000001", "99999999999999999.99"),
+        ("1E+3", "1.10"),
+    ],
+)
+def test_decimals_round_trip_exactly(any_app, amount, price):
+    store(any_app, [snap(amount=amount, price=price)])
+    (row,) = stored(any_app)
+    assert row.amount == Decimal(amount) and str(row.amount) == str(
+        Decimal(format(Decimal(amount), "f"))
+    )
+    assert row.price == Decimal(price)
+    assert latest(any_app).amount == Decimal(amount)
+
+
+def test_snapshot_refuses_naive_times_and_non_finite_amounts():
+    with pytest.raises(ValueError, match="timezone"):
+        Snapshot("main", "BTC", T0.replace(tzinfo=None), Decimal("1"))
+    with pytest.raises(ValueError, match="amount"):
+        Snapshot("main", "BTC", T0, Decimal("NaN"))
+    with pytest.raises(ValueError, match="price"):
+        Snapshot("main", "BTC", T0, Decimal("1"), Decimal("Infinity"))
+    with pytest.raises(ValueError, match="amount"):
+        Snapshot("main", "BTC", T0, 1.5)
+    with pytest.raises(ValueError, match="empty"):
+        Snapshot("", "BTC", T0, Decimal("1"))
+
+
+def _record_in_process(url, start, barrier, queue):
+    app = build_app(url)
+    rows = [snap(minutes=i, amount=str(i)) for i in range(200)]
+    with app.app_context():
+        barrier.wait()
+        result = record(rows)
+        db.session.commit()
+        queue.put((result.inserted, result.duplicates, len(result.conflicts)))
+        db.engine.dispose()
+
+
+def test_concurrent_record_from_two_processes_stores_one_copy(any_app):
+    url = any_app.config["SQLALCHEMY_DATABASE_URI"]
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    queue = context.Queue()
+    workers = [
+        context.Process(target=_record_in_process, args=(url, 0, barrier, queue)) for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    results = sorted(queue.get(timeout=5) for _ in workers)
+    assert sum(r[0] for r in results) == 200
+    assert sum(r[1] for r in results) == 200
+    assert all(r[2] == 0 for r in results)
+    assert len(stored(any_app)) == 200

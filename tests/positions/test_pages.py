@@ -1,0 +1,195 @@
+"""Overview and history pages."""
+
+import re
+from datetime import timedelta
+from urllib.parse import quote
+
+import pytest
+from markupsafe import escape
+
+from app.auth.models import User
+from app.db_types import utcnow
+from app.extensions import db
+from tests.conftest import Auth, make_user
+from tests.positions.helpers import snap, store
+
+
+@pytest.fixture
+def viewer_client(any_app):
+    make_user(any_app, "alice")
+    client = any_app.test_client()
+    assert Auth(client).login().status_code == 302
+    return client
+
+
+def cells(html: str, table_id: str) -> list[list[str]]:
+    """The text of each body row of a table."""
+    body = re.search(rf'<table id="{table_id}">.*?<tbody>(.*?)</tbody>', html, re.S).group(1)
+    return [
+        [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
+    ]
+
+
+def test_overview_shows_latest_amount_price_notional_and_age(any_app, viewer_client):
+    now = utcnow().replace(microsecond=0)
+    store(
+        any_app,
+        [
+            snap(at=now - timedelta(minutes=10), amount="1", price="10"),
+            snap(at=now - timedelta(seconds=30), amount="2.5", price="40000.10"),
+            snap(
+                account="hedge",
+                asset="ETH",
+                at=now - timedelta(seconds=5),
+                amount="-3",
+                price=None,
+            ),
+        ],
+    )
+    html = viewer_client.get("/").get_data(as_text=True)
+    rows = cells(html, "overview")
+    assert rows[0][:5] == ["BTC", "main", "2.5", "40000.10", "100000.250"]
+    assert rows[0][6] in {"30s", "31s", "32s"}
+    assert rows[1][:5] == ["ETH", "hedge", "-3", "", ""]
+
+
+def test_overview_marks_rows_older_than_the_limit_stale(any_app, viewer_client):
+    any_app.config["STALE_AFTER_SECONDS"] = 60
+    now = utcnow()
+    store(
+        any_app,
+        [
+            snap(asset="OLD", at=now - timedelta(minutes=5)),
+            snap(asset="NEW", at=now - timedelta(seconds=10)),
+        ],
+    )
+    html = viewer_client.get("/").get_data(as_text=True)
+    assert re.search(r'<tr class="stale" data-account="main" data-asset="OLD">', html)
+    assert re.search(r'<tr class="" data-account="main" data-asset="NEW">', html)
+
+
+def test_overview_is_answered_from_latest_rows_not_history(any_app, viewer_client):
+    from app.positions.models import Position
+
+    store(any_app, [snap(minutes=i) for i in range(3)])
+    with any_app.app_context():
+        db.session.execute(db.delete(Position))
+        db.session.commit()
+    assert "BTC" in viewer_client.get("/").get_data(as_text=True)
+
+
+def test_history_lists_newest_first_with_the_numbers_sent(any_app, viewer_client):
+    store(
+        any_app,
+        [
+            snap(minutes=0, amount="0.1", price="0.2"),
+            snap(minutes=1, amount="123456789.123456789012345678", price="1"),
+        ],
+    )
+    response = viewer_client.get("/positions/BTC")
+    assert response.status_code == 200
+    rows = cells(response.get_data(as_text=True), "history")
+    assert [r[2] for r in rows] == ["123456789.123456789012345678", "0.1"]
+    assert rows[1][3:] == ["0.2", "0.02"]
+    assert rows[0][0] == "2026-03-01 12:01:00 UTC"
+
+
+def test_history_paginates_across_equal_timestamps_in_different_accounts(any_app, viewer_client):
+    any_app.config["HISTORY_PAGE_SIZE"] = 3
+    # Five accounts at the same two moments: page edges fall inside equal timestamps.
+    store(
+        any_app,
+        [
+            snap(account=f"acct{a}", minutes=m, amount=f"{m}.{a}")
+            for m in range(2)
+            for a in range(5)
+        ],
+    )
+    seen, url = [], "/positions/BTC"
+    pages = 0
+    while url:
+        html = viewer_client.get(url).get_data(as_text=True)
+        seen.extend(r[2] for r in cells(html, "history"))
+        match = re.search(r'href="([^"]+)" rel="next"', html)
+        url = match.group(1).replace("&amp;", "&") if match else None
+        pages += 1
+    assert pages == 4
+    assert len(seen) == 10 and len(set(seen)) == 10
+    assert set(seen[:5]) == {f"1.{a}" for a in range(5)}
+    assert set(seen[5:]) == {f"0.{a}" for a in range(5)}
+
+
+def test_history_filters_by_account_and_time_range(any_app, viewer_client):
+    store(
+        any_app,
+        [snap(account=acct, minutes=m, amount=f"{m}") for acct in ("a", "b") for m in range(10)],
+    )
+    rows = cells(viewer_client.get("/positions/BTC?account=b").get_data(as_text=True), "history")
+    assert {r[1] for r in rows} == {"b"} and len(rows) == 10
+    html = viewer_client.get(
+        "/positions/BTC?account=a&from=2026-03-01T12:03&to=2026-03-01T12:06"
+    ).get_data(as_text=True)
+    assert [r[2] for r in cells(html, "history")] == ["5", "4", "3"]
+
+
+def test_time_filters_are_read_in_the_viewers_timezone(any_app, viewer_client):
+    with any_app.app_context():
+        db.session.execute(db.update(User).values(timezone="Asia/Tokyo"))
+        db.session.commit()
+    store(any_app, [snap(minutes=m, amount=str(m)) for m in range(5)])
+    # 21:02 in Tokyo is 12:02 UTC.
+    html = viewer_client.get("/positions/BTC?from=2026-03-01T21:02").get_data(as_text=True)
+    rows = cells(html, "history")
+    assert [r[2] for r in rows] == ["4", "3", "2"]
+    assert rows[0][0] == "2026-03-01 21:04:00 JST"
+    assert 'title="2026-03-01T12:04:00Z"' in html
+
+
+def test_bad_filter_and_bad_cursor_are_explained(any_app, viewer_client):
+    store(any_app, [snap()])
+    response = viewer_client.get("/positions/BTC?from=yesterday")
+    assert response.status_code == 400
+    assert "must look like" in response.get_data(as_text=True)
+    response = viewer_client.get("/positions/BTC?cursor=not-a-cursor")
+    assert response.status_code == 400
+    assert "not valid" in response.get_data(as_text=True)
+
+
+def test_unknown_asset_is_a_404_that_links_to_the_overview(any_app, viewer_client):
+    store(any_app, [snap()])
+    response = viewer_client.get("/positions/DOGE")
+    assert response.status_code == 404
+    html = response.get_data(as_text=True)
+    assert "No data for DOGE" in html and 'href="/"' in html
+
+
+HOSTILE = ["<script>alert(1)</script>", "{{7*7}}", "\"'><img src=x>"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_asset_and_account_names_are_escaped(any_app, viewer_client, name):
+    store(any_app, [snap(asset=name, account=name)])
+    for path in ("/", f"/positions/{quote(name, safe='')}"):
+        response = viewer_client.get(path)
+        assert response.status_code == 200
+        html = response.get_data(as_text=True)
+        assert escape(name) in html
+        assert "<script>alert" not in html and "<img src=x>" not in html
+
+
+def test_amounts_round_trip_exactly_through_the_page(any_app, viewer_client):
+    values = ["0.1", "0.2", "0.30000000000000004", "1.000000000000000001"]
+    store(any_app, [snap(minutes=i, amount=v, price=v) for i, v in enumerate(values)])
+    rows = cells(viewer_client.get("/positions/BTC").get_data(as_text=True), "history")
+    assert [r[2] for r in rows] == list(reversed(values))
+    assert [r[3] for r in rows] == list(reversed(values))
+    # Exact, not rounded to the default 28 significant digits.
+    assert rows[0][4] == "1.000000000000000002000000000000000001"
+
+
+def test_history_rejects_viewing_without_login(any_app):
+    store(any_app, [snap()])
+    response = any_app.test_client().get("/positions/BTC?account=main")
+    assert response.status_code == 302
+    assert response.location == "/login?next=/positions/BTC?account%3Dmain"

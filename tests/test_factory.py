@@ -1,0 +1,77 @@
+"""The factory and configuration."""
+
+import pytest
+
+import config
+from app import create_app
+from tests.conftest import build_app
+
+
+def production(secret, tmp_path, monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'p.sqlite3'}")
+    settings = {"READ_INSTANCE_CONFIG": False}
+    if secret is not None:
+        settings["SECRET_KEY"] = secret
+    monkeypatch.setenv("TRADINGMONITOR_CONFIG", "production")
+    return create_app(settings)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [None, "", "dev", "changeme", "short-but-not-default", "x" * 31],
+    ids=["missing", "empty", "dev", "changeme", "short", "31-bytes"],
+)
+def test_production_refuses_missing_default_or_short_secret(secret, tmp_path, monkeypatch):
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        production(secret, tmp_path, monkeypatch)
+
+
+def test_production_starts_with_a_strong_secret_and_secure_cookies(tmp_path, monkeypatch):
+    app = production("k" * 16 + "0123456789abcdef0123", tmp_path, monkeypatch)
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["SESSION_COOKIE_NAME"].startswith("__Host-")
+    assert app.config["HSTS_SECONDS"] > 0
+
+
+def test_production_reads_secret_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRADINGMONITOR_CONFIG", "production")
+    monkeypatch.setenv("SECRET_KEY", "e" * 40)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'p.sqlite3'}")
+    app = create_app({"READ_INSTANCE_CONFIG": False})
+    assert app.config["SECRET_KEY"] == "e" * 40
+    assert app.config["SQLALCHEMY_DATABASE_URI"].endswith("p.sqlite3")
+
+
+def test_test_config_is_passed_into_the_factory(sqlite_url):
+    app = build_app(sqlite_url, STALE_AFTER_SECONDS=7)
+    assert app.testing
+    assert app.config["STALE_AFTER_SECONDS"] == 7
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == sqlite_url
+
+
+def test_config_can_be_named(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    app = create_app("testing")
+    assert app.config["NAME"] == "testing"
+
+
+def test_unknown_config_name_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("TRADINGMONITOR_CONFIG", "staging")
+    with pytest.raises(RuntimeError, match="staging"):
+        config.config_from_environment()
+
+
+def test_default_database_is_sqlite_in_instance_folder(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    app = create_app({"SECRET_KEY": "s" * 40, "READ_ENVIRONMENT": False})
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    assert uri.startswith("sqlite:///") and uri.endswith("instance/tradingmonitor.sqlite3")
+
+
+def test_sqlite_connections_use_wal_and_busy_timeout(app):
+    from app.extensions import db
+
+    with app.app_context(), db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15_000
