@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as config_module
 from app.extensions import csrf, db, login_manager, migrate
+from app.ops.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ def create_app(config: type | str | Mapping | None = None) -> Flask:
     """
     app = Flask(__name__, instance_relative_config=True)
     load_config(app, config)
+    configure_logging(app)
     register_extensions(app)
     register_blueprints(app)
     register_commands(app)

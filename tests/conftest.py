@@ -128,7 +128,7 @@ def make_user(app, username="alice", role=Role.VIEWER, password=PASSWORD, active
         return user.id
 
 
-CSRF_PATTERN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+CSRF_PATTERN = re.compile(r'name="csrf_token"[^>]*?value="([^"]+)"')
 
 
 def csrf_token_from(client, path="/login") -> str:

@@ -1,0 +1,208 @@
+"""Server-side sessions: fresh on login, revocable, with idle and absolute limits."""
+
+from datetime import timedelta
+
+from app.auth.models import Role, User, UserSession
+from app.auth.sessions import hash_token
+from app.db_types import utcnow
+from app.extensions import db
+from tests.conftest import PASSWORD, Auth, build_app, csrf_token_from, make_user
+
+
+def session_rows(app):
+    with app.app_context():
+        return db.session.execute(db.select(UserSession).order_by(UserSession.id)).scalars().all()
+
+
+def cookie_value(client, app):
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    return cookie.value if cookie else None
+
+
+def test_login_issues_a_fresh_session_and_drops_pre_login_data(app, client, auth, viewer):
+    with client.session_transaction() as pre:
+        pre["planted"] = "by an attacker"
+        pre["_user_id"] = "forged"
+    before = cookie_value(client, app)
+    auth.login()
+    assert cookie_value(client, app) != before
+    with client.session_transaction() as post:
+        assert "planted" not in post
+        assert post["_user_id"] != "forged"
+
+
+def test_session_token_is_random_and_stored_only_as_hash(app, client, auth, viewer):
+    auth.login()
+    with client.session_transaction() as s:
+        token = s["_user_id"]
+    assert len(token) >= 43  # 32 random bytes, url-safe base64
+    (row,) = session_rows(app)
+    assert row.token_hash == hash_token(token) and token not in row.token_hash
+
+
+def test_logout_then_replaying_the_old_cookie_is_anonymous(app, client, auth, viewer):
+    auth.login()
+    old_cookie = cookie_value(client, app)
+    auth.logout()
+    replay = app.test_client()
+    replay.set_cookie(app.config["SESSION_COOKIE_NAME"], old_cookie)
+    assert replay.get("/").status_code == 302
+    assert session_rows(app)[0].revoked_reason == "logout"
+
+
+def test_logout_requires_post_with_csrf(app, client, auth, viewer):
+    auth.login()
+    assert client.get("/logout").status_code == 405
+    assert client.post("/logout").status_code == 400
+    assert client.get("/").status_code == 200
+
+
+def test_password_change_signs_out_the_other_browser(app, viewer):
+    first, second = app.test_client(), app.test_client()
+    Auth(first).login()
+    Auth(second).login()
+    token = csrf_token_from(first, "/account")
+    response = first.post(
+        "/account/password",
+        data={
+            "csrf_token": token,
+            "pw-current_password": PASSWORD,
+            "pw-new_password": "a brand new passphrase",
+            "pw-confirm_password": "a brand new passphrase",
+        },
+    )
+    assert response.status_code == 302
+    assert first.get("/").status_code == 200
+    assert second.get("/").status_code == 302
+    Auth(first).logout()
+    assert Auth(first).login(password="a brand new passphrase").status_code == 302
+
+
+def test_password_change_needs_the_current_password(app, client, auth, viewer):
+    auth.login()
+    token = csrf_token_from(client, "/account")
+    response = client.post(
+        "/account/password",
+        data={
+            "csrf_token": token,
+            "pw-current_password": "not my password",
+            "pw-new_password": "a brand new passphrase",
+            "pw-confirm_password": "a brand new passphrase",
+        },
+    )
+    assert response.status_code == 400
+    assert "Current password is wrong" in response.get_data(as_text=True)
+    auth.logout()
+    assert auth.login().status_code == 302
+
+
+def test_password_change_enforces_the_policy(app, client, auth, viewer):
+    auth.login()
+    token = csrf_token_from(client, "/account")
+    response = client.post(
+        "/account/password",
+        data={
+            "csrf_token": token,
+            "pw-current_password": PASSWORD,
+            "pw-new_password": "short",
+            "pw-confirm_password": "short",
+        },
+    )
+    assert response.status_code == 400
+    assert "at least 12 characters" in response.get_data(as_text=True)
+
+
+def test_disabling_a_user_ends_their_live_session(app, client, auth, viewer, runner):
+    auth.login()
+    assert client.get("/").status_code == 200
+    result = runner.invoke(args=["users", "disable", "alice"])
+    assert result.exit_code == 0
+    assert client.get("/").status_code == 302
+
+
+def _age_session(app, **changes):
+    with app.app_context():
+        row = db.session.execute(db.select(UserSession)).scalar_one()
+        for key, value in changes.items():
+            setattr(row, key, value)
+        db.session.commit()
+
+
+def test_idle_session_expires_server_side(app, client, auth, viewer):
+    auth.login()
+    _age_session(app, last_seen_at=utcnow() - timedelta(minutes=31))
+    assert client.get("/").status_code == 302
+    assert session_rows(app)[0].revoked_reason == "idle"
+
+
+def test_active_session_within_idle_limit_stays(app, client, auth, viewer):
+    auth.login()
+    _age_session(app, last_seen_at=utcnow() - timedelta(minutes=29))
+    assert client.get("/").status_code == 200
+    # Being seen moves last_seen forward, so the session stays alive while used.
+    assert utcnow() - session_rows(app)[0].last_seen_at < timedelta(minutes=1)
+
+
+def test_absolute_session_limit_ends_even_an_active_session(app, client, auth, viewer):
+    auth.login()
+    _age_session(app, created_at=utcnow() - timedelta(hours=12, minutes=1))
+    assert client.get("/").status_code == 302
+    assert session_rows(app)[0].revoked_reason == "expired"
+
+
+def test_sign_out_one_other_session_and_all_others(app, viewer):
+    me, phone, laptop = app.test_client(), app.test_client(), app.test_client()
+    for c in (me, phone, laptop):
+        Auth(c).login()
+    rows = session_rows(app)
+    html = me.get("/account").get_data(as_text=True)
+    assert html.count("Sign out</button>") == 2 and "this session" in html
+    token = csrf_token_from(me, "/account")
+    assert (
+        me.post(f"/account/sessions/{rows[1].id}/revoke", data={"csrf_token": token}).status_code
+        == 302
+    )
+    assert phone.get("/").status_code == 302 and laptop.get("/").status_code == 200
+    me.post("/account/sessions/revoke-others", data={"csrf_token": token})
+    assert laptop.get("/").status_code == 302 and me.get("/").status_code == 200
+
+
+def test_cannot_revoke_someone_elses_session(app, viewer):
+    make_user(app, "bob")
+    alice, bob = app.test_client(), app.test_client()
+    Auth(alice).login()
+    Auth(bob).login(username="bob")
+    with app.app_context():
+        bobs = db.session.execute(
+            db.select(UserSession).join(User).where(User.username == "bob")
+        ).scalar_one()
+    token = csrf_token_from(alice, "/account")
+    response = alice.post(f"/account/sessions/{bobs.id}/revoke", data={"csrf_token": token})
+    assert response.status_code == 404
+    assert bob.get("/").status_code == 200
+
+
+def test_session_cookie_flags_in_development(app, client, auth, viewer):
+    response = auth.login()
+    header = response.headers["Set-Cookie"]
+    assert "HttpOnly" in header and "SameSite=Lax" in header
+
+
+def test_session_cookie_is_secure_host_prefixed_in_production(sqlite_url):
+    from config import ProductionConfig
+
+    app = build_app(
+        sqlite_url,
+        SESSION_COOKIE_NAME=ProductionConfig.SESSION_COOKIE_NAME,
+        SESSION_COOKIE_SECURE=True,
+    )
+    with app.app_context():
+        db.create_all()
+    make_user(app, "alice", role=Role.VIEWER)
+    client = app.test_client()
+    client.environ_base["wsgi.url_scheme"] = "https"
+    response = Auth(client).login()
+    header = response.headers["Set-Cookie"]
+    assert header.startswith("__Host-tm_session=")
+    assert "Secure" in header and "HttpOnly" in header and "Path=/" in header
+    assert "Domain" not in header
