@@ -41,13 +41,12 @@ def duration(delta: timedelta) -> str:
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    while len(parts) > 1 and parts[0][0] == 0:
+        parts.pop(0)
+    # The two largest units, dropping a trailing zero: "5m", "3m 12s", "2d 4h".
+    shown = [f"{value}{unit}" for value, unit in parts[:2] if value or (value, unit) == parts[0]]
+    return " ".join(shown)
 
 
 def register_template_filters(app: Flask) -> None:

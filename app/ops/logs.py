@@ -22,8 +22,6 @@ def configure_logging(app: Flask) -> None:
     if package_logger.handlers or logging.getLogger().handlers:
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        SingleLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(SingleLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     package_logger.addHandler(handler)
     package_logger.setLevel(app.config.get("LOG_LEVEL", "INFO"))
