@@ -15,6 +15,7 @@ class Config:
     SQLALCHEMY_DATABASE_URI: str | None = None
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     SQLITE_BUSY_TIMEOUT_MS = 15_000
+    DATABASE_RETRY_AFTER_SECONDS = 5
 
     # Read DATABASE_URL, SECRET_KEY and TRADINGMONITOR_* from the environment.
     READ_ENVIRONMENT = True
@@ -53,6 +54,14 @@ class Config:
     DEFAULT_TIMEZONE = "UTC"
     HSTS_SECONDS = 0
     MAX_CONTENT_LENGTH = 5 * 1024 * 1024
+
+    # Per API token (or per address without one). Use redis://… so every worker
+    # and host shares the counters.
+    API_RATE_LIMIT = "600/minute"
+    RATELIMIT_STORAGE_URI = "memory://"
+    # Off: the library would stamp its own Retry-After on every response, 503s
+    # included; 429s get theirs from the error handler.
+    RATELIMIT_HEADERS_ENABLED = False
 
 
 class DevelopmentConfig(Config):

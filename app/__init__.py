@@ -10,7 +10,7 @@ from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as config_module
-from app.extensions import csrf, db, login_manager, migrate
+from app.extensions import csrf, db, limiter, login_manager, migrate
 from app.ops.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ def register_extensions(app: Flask) -> None:
             )
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)
     csrf.init_app(app)
+    limiter.init_app(app)
 
     from app.auth.access import enforce_access, unauthorized
     from app.auth.sessions import load_session_user
@@ -120,6 +121,8 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.api import bp as api_bp
+    from app.api import docs_bp as api_docs_bp
     from app.auth import bp as auth_bp
     from app.ops import bp as ops_bp
     from app.positions import bp as positions_bp
@@ -127,13 +130,19 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp, url_prefix="")
     app.register_blueprint(positions_bp, url_prefix="")
     app.register_blueprint(ops_bp, url_prefix="")
+    # Token-only routes: a cookie never authorises them, so CSRF does not apply.
+    csrf.exempt(api_bp)
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    app.register_blueprint(api_docs_bp, url_prefix="/docs")
 
 
 def register_commands(app: Flask) -> None:
     from app.auth.cli import users_cli
+    from app.auth.token_cli import tokens_cli
     from app.positions.cli import seed_cli
 
     app.cli.add_command(users_cli)
+    app.cli.add_command(tokens_cli)
     app.cli.add_command(seed_cli)
 
 

@@ -1,5 +1,7 @@
 """Every extension, created unbound; create_app binds them."""
 
+from flask import request
+from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -25,3 +27,6 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+# Limits are declared where they apply (the API blueprint); storage comes from
+# RATELIMIT_STORAGE_URI so several workers or hosts can share counters.
+limiter = Limiter(key_func=lambda: request.remote_addr or "unknown")

@@ -2,11 +2,15 @@
 
 import os
 import re
+import threading
 import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
 
 from app import create_app
 from app.auth.models import Role, User
@@ -174,3 +178,30 @@ def logged_in(app, client, auth, viewer):
     response = auth.login()
     assert response.status_code == 302
     return client
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: object
+
+
+@contextmanager
+def serve(app):
+    """Serve an app with werkzeug on a free loopback port, threaded, until the block ends."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(url=f"http://127.0.0.1:{server.server_port}", app=app)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(app):
+    """The SQLite app on a real socket."""
+    with serve(app) as server:
+        yield server

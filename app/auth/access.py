@@ -1,16 +1,19 @@
 """Who may use each route: every view declares it, and undeclared views are denied."""
 
+import functools
 import logging
 
-from flask import abort, current_app, jsonify, redirect, request, url_for
+from flask import abort, current_app, g, jsonify, redirect, request, url_for
 from flask_login import current_user
 
-from app.auth.models import Role
+from app.auth.models import Role, Scope
 from app.auth.redirects import wants_json
+from app.auth.tokens import TokenError, authenticate
 
 log = logging.getLogger(__name__)
 
 PUBLIC = "public"
+TOKEN = "token"  # noqa: S105 (an access kind, not a secret)
 
 
 def public(view):
@@ -31,13 +34,45 @@ def requires_role(role: str):
     return decorate
 
 
+def requires_token(scope: str):
+    """Mark an API view as needing a bearer token with `scope`; the session is ignored."""
+    if scope not in Scope.ALL:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            try:
+                g.api_token = authenticate(scope)
+            except TokenError as exc:
+                log.warning(
+                    "token refused: route=%s status=%s reason=%s",
+                    request.endpoint,
+                    exc.status,
+                    exc.message,
+                )
+                response = jsonify(
+                    error="unauthorized" if exc.status == 401 else "forbidden", message=exc.message
+                )
+                response.status_code = exc.status
+                if exc.status == 401:
+                    response.headers["WWW-Authenticate"] = 'Bearer realm="tradingmonitor"'
+                return response
+            return view(*args, **kwargs)
+
+        wrapper.access = TOKEN
+        return wrapper
+
+    return decorate
+
+
 def enforce_access():
     """before_request: apply the view's declared access; deny views that declare none."""
     if request.endpoint is None or request.endpoint == "static":
         return None
     view = current_app.view_functions[request.endpoint]
     access = getattr(view, "access", None)
-    if access == PUBLIC:
+    if access in (PUBLIC, TOKEN):
         return None
     if access is None:
         log.error("route %s declares no access rule; denied", request.endpoint)

@@ -13,7 +13,7 @@ from app.extensions import db
 users_cli = AppGroup("users", help="Create and manage user accounts.")
 
 
-def _find_user(username: str) -> User:
+def find_user(username: str) -> User:
     user = db.session.execute(
         db.select(User).where(User.username == username.strip().lower())
     ).scalar_one_or_none()
@@ -68,7 +68,7 @@ def create_user(username: str, role: str, password_stdin: bool):
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def set_password(username: str, password_stdin: bool):
     """Set a user's password and sign out all their sessions."""
-    user = _find_user(username)
+    user = find_user(username)
     user.password_hash = _hash_or_fail(_read_password(password_stdin))
     ended = sessions.revoke_all(user, "password_reset")
     db.session.commit()
@@ -79,7 +79,7 @@ def set_password(username: str, password_stdin: bool):
 @click.argument("username")
 def disable_user(username: str):
     """Disable a user: no more logins, live sessions end now."""
-    user = _find_user(username)
+    user = find_user(username)
     user.active = False
     ended = sessions.revoke_all(user, "user_disabled")
     db.session.commit()
@@ -90,7 +90,7 @@ def disable_user(username: str):
 @click.argument("username")
 def enable_user(username: str):
     """Let a disabled user log in again."""
-    user = _find_user(username)
+    user = find_user(username)
     user.active = True
     db.session.commit()
     click.echo(f"Enabled {user.username!r}.")

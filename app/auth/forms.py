@@ -1,8 +1,17 @@
 """Forms of the auth room; Flask-WTF adds the CSRF token to each."""
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, SelectField, StringField, SubmitField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms import (
+    DateField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 
 class LoginForm(FlaskForm):
@@ -31,3 +40,22 @@ class ConfirmForm(FlaskForm):
     """A POST button with nothing but its CSRF token."""
 
     submit = SubmitField("Confirm")
+
+
+class TokenForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=64)])
+    scopes = SelectMultipleField(
+        "Scopes",
+        choices=[
+            SelectChoice("ingest", "ingest — push snapshots"),
+            SelectChoice("read", "read — read positions"),
+        ],
+        validators=[DataRequired("Pick at least one scope.")],
+        option_widget=CheckboxInput(),
+        widget=ListWidget(prefix_label=False),
+    )
+    accounts = StringField(
+        "Only these accounts (comma-separated, empty for all)", validators=[Length(max=1000)]
+    )
+    expires = DateField("Expires (optional)", validators=[Optional()])
+    submit = SubmitField("Create token")

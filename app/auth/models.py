@@ -1,8 +1,8 @@
-"""Users, their server-side sessions and the login-failure ledger."""
+"""Users, their server-side sessions, API tokens and the login-failure ledger."""
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db_types import UTCDateTime, utcnow
@@ -93,3 +93,43 @@ class LoginFailure(db.Model):
         Index(None, "username", "failed_at"),
         Index(None, "ip_address", "failed_at"),
     )
+
+
+class Scope:
+    """What an API token may do."""
+
+    INGEST = "ingest"
+    READ = "read"
+    ALL = (INGEST, READ)
+
+
+class ApiToken(db.Model):
+    """A bearer token for the trading system and other tools; only its hash is kept."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    # The first characters of the secret, shown in lists so people can tell tokens apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    # None: any account; otherwise the only accounts this token may write.
+    accounts: Mapped[list[str] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+    __table_args__ = (Index(None, "user_id"),)
+
+    def is_usable(self, now: datetime) -> bool:
+        return (
+            self.revoked_at is None
+            and (self.expires_at is None or self.expires_at > now)
+            and self.user.active
+        )
+
+    def may_write(self, account: str) -> bool:
+        return self.accounts is None or account in self.accounts

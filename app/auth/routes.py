@@ -2,14 +2,21 @@
 
 import logging
 import zoneinfo
+from datetime import UTC, datetime, time
 
 from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from app.auth import bp, sessions, throttle
+from app.auth import bp, sessions, throttle, tokens
 from app.auth.access import public, requires_role
-from app.auth.forms import ChangePasswordForm, ConfirmForm, LoginForm, TimezoneForm
-from app.auth.models import Role, User, UserSession
+from app.auth.forms import (
+    ChangePasswordForm,
+    ConfirmForm,
+    LoginForm,
+    TimezoneForm,
+    TokenForm,
+)
+from app.auth.models import ApiToken, Role, User, UserSession
 from app.auth.passwords import (
     PasswordPolicyError,
     burn_verification_time,
@@ -91,7 +98,9 @@ def _timezone_form() -> TimezoneForm:
     return form
 
 
-def _render_account(password_form=None, timezone_form=None, status=200):
+def _render_account(
+    password_form=None, timezone_form=None, token_form=None, new_secret=None, status=200
+):
     timezone_form = timezone_form or _timezone_form()
     if not timezone_form.is_submitted():
         timezone_form.timezone.data = current_user.timezone
@@ -100,9 +109,12 @@ def _render_account(password_form=None, timezone_form=None, status=200):
             "auth/account.html",
             password_form=password_form or ChangePasswordForm(prefix="pw"),
             timezone_form=timezone_form,
+            token_form=token_form or TokenForm(prefix="tok", formdata=None),
             confirm_form=ConfirmForm(),
             sessions=sessions.active_sessions(current_user),
             current_session=current_user.current_session,
+            tokens=tokens.tokens_visible_to(current_user),
+            new_secret=new_secret,
         ),
         status,
     )
@@ -179,4 +191,50 @@ def revoke_other_sessions():
     )
     db.session.commit()
     flash(f"{ended} other session(s) signed out.", "success")
+    return redirect(url_for("auth.account"))
+
+
+@bp.route("/account/tokens", methods=["POST"])
+@requires_role(Role.VIEWER)
+def create_token():
+    """Create an API token for me; its secret is shown on this page once."""
+    form = TokenForm(prefix="tok")
+    if not form.validate_on_submit():
+        return _render_account(token_form=form, status=400)
+    accounts = [a.strip() for a in (form.accounts.data or "").split(",") if a.strip()]
+    expires = (
+        datetime.combine(form.expires.data, time.min, tzinfo=UTC) if form.expires.data else None
+    )
+    try:
+        token, secret = tokens.create_token(
+            current_user, form.name.data, form.scopes.data, accounts=accounts, expires_at=expires
+        )
+    except ValueError as exc:
+        form.name.errors.append(str(exc))
+        return _render_account(token_form=form, status=400)
+    db.session.commit()
+    log.info(
+        "token created: user=%s token=%s scopes=%s",
+        current_user.username,
+        token.id,
+        ",".join(token.scopes),
+    )
+    # Rendered, not redirected: the secret must not travel through the session cookie.
+    return _render_account(new_secret=(token, secret))
+
+
+@bp.route("/account/tokens/<int:token_id>/revoke", methods=["POST"])
+@requires_role(Role.VIEWER)
+def revoke_token(token_id: int):
+    """Revoke one of my tokens (admins: anyone's)."""
+    token = db.session.get(ApiToken, token_id)
+    allowed = token is not None and (
+        token.user_id == current_user.id or current_user.has_role(Role.ADMIN)
+    )
+    if not allowed or token.revoked_at is not None:
+        abort(404)
+    tokens.revoke_token(token)
+    db.session.commit()
+    log.info("token revoked: user=%s token=%s", current_user.username, token.id)
+    flash(f"Token {token.name!r} revoked.", "success")
     return redirect(url_for("auth.account"))

@@ -2,13 +2,15 @@
 
 import logging
 import secrets
+import time
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, current_app, jsonify, render_template
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.auth.redirects import wants_json
-from app.extensions import db
+from app.extensions import db, limiter
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +35,18 @@ def _respond(status: int, title: str, message: str, reference: str | None = None
 
 def handle_http_error(error: HTTPException):
     response = _respond(error.code or 500, error.name, error.description or "")
-    if error.code == 429 and error.response is not None:
-        retry = error.response.headers.get("Retry-After")
-        if retry:
-            body, status = response
-            return body, status, {"Retry-After": retry}
+    if error.code == 429:
+        body, status = response
+        return body, status, {"Retry-After": str(_rate_limit_retry_after())}
     return response
+
+
+def _rate_limit_retry_after() -> int:
+    """Seconds until the breached rate-limit window resets."""
+    current = limiter.current_limit
+    if current is None:
+        return 60
+    return max(1, int(current.reset_at - time.time()) + 1)
 
 
 def handle_csrf_error(error: CSRFError):
@@ -49,11 +57,24 @@ def handle_csrf_error(error: CSRFError):
     )
 
 
+def handle_database_unavailable(error: OperationalError):
+    """A locked SQLite file or an unreachable PostgreSQL: try again shortly, not a 500."""
+    log.warning("database unavailable: %s", str(error.orig or error).splitlines()[0][:200])
+    db.session.rollback()
+    message = "The database is busy or unreachable. Nothing was changed; try again shortly."
+    headers = {"Retry-After": str(current_app.config["DATABASE_RETRY_AFTER_SECONDS"])}
+    if wants_json():
+        return jsonify(error="service_unavailable", message=message), 503, headers
+    return render_template("errors/unavailable.html", message=message), 503, headers
+
+
 def handle_unexpected_error(error: Exception):
     if isinstance(error, HTTPException) and not isinstance(error, InternalServerError):
         return handle_http_error(error)
-    reference = secrets.token_hex(6)
     original = getattr(error, "original_exception", None) or error
+    if isinstance(original, OperationalError):
+        return handle_database_unavailable(original)
+    reference = secrets.token_hex(6)
     log.error("unhandled error, reference %s", reference, exc_info=original)
     db.session.rollback()
     return _respond(
@@ -66,6 +87,7 @@ def handle_unexpected_error(error: Exception):
 
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(CSRFError, handle_csrf_error)
+    app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(InternalServerError, handle_unexpected_error)
     app.register_error_handler(Exception, handle_unexpected_error)

@@ -6,7 +6,7 @@ import re
 import pytest
 from flask import Blueprint
 
-from app.auth.access import PUBLIC, public, requires_role
+from app.auth.access import PUBLIC, TOKEN, public, requires_role
 from app.auth.models import Role
 from app.extensions import db
 from tests.conftest import Auth, build_app, make_user
@@ -25,7 +25,7 @@ def test_every_view_declares_its_access(app):
     for endpoint, view in app.view_functions.items():
         if endpoint == "static":
             continue
-        assert getattr(view, "access", None) in (PUBLIC, *Role.ALL), endpoint
+        assert getattr(view, "access", None) in (PUBLIC, TOKEN, *Role.ALL), endpoint
 
 
 def test_anonymous_walk_of_the_url_map_never_gets_a_200(app, client):
@@ -37,7 +37,11 @@ def test_anonymous_walk_of_the_url_map_never_gets_a_200(app, client):
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             html = client.open(url, method=method, headers={"Accept": "text/html"})
             json = client.open(url, method=method, headers={"Accept": "application/json"})
-            if method == "GET":
+            if url.startswith("/api/"):
+                # Token-only: never a login page, never CSRF, always 401 JSON.
+                assert html.status_code == json.status_code == 401, (method, url)
+                assert html.is_json and json.is_json
+            elif method == "GET":
                 assert html.status_code == 302, (method, url)
                 assert html.location.startswith("/login?next=")
                 assert json.status_code == 401, (method, url)

@@ -6,16 +6,9 @@ it drives the system Chromium through `executable_path`.
 
 import os
 import shutil
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from flask import Flask
-from werkzeug.serving import make_server
-
-from app.extensions import db
-from tests.conftest import build_app
 
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -44,31 +37,6 @@ def chromium_path() -> str:
             pytest.fail(f"REQUIRE_BROWSER=1 but {message}")
         pytest.skip(message)
     return path
-
-
-@dataclass
-class LiveServer:
-    url: str
-    app: Flask
-
-
-@pytest.fixture
-def live_server(sqlite_url):
-    """The app on a fresh SQLite file, served by werkzeug on a free port."""
-    app = build_app(sqlite_url)
-    with app.app_context():
-        db.create_all()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    try:
-        yield LiveServer(url=f"http://127.0.0.1:{server.server_port}", app=app)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-        with app.app_context():
-            db.engine.dispose()
 
 
 @pytest.fixture

@@ -1,0 +1,131 @@
+"""The JSON API: parse, call the positions room, serialise."""
+
+import hashlib
+from decimal import localcontext
+
+from flask import current_app, g, jsonify, request
+
+from app.api import bp
+from app.api.errors import ApiError
+from app.api.openapi import openapi_document
+from app.api.parsing import json_body, validate
+from app.api.schemas import AssetOut, HistoryQuery, PositionBatch, PositionOut, iso_utc
+from app.auth.access import requires_token
+from app.auth.models import Scope
+from app.db_types import format_decimal, utcnow
+from app.extensions import db, limiter
+from app.positions import queries
+from app.positions.ingest import Snapshot, record
+
+
+def _rate_limit() -> str:
+    return current_app.config["API_RATE_LIMIT"]
+
+
+def _rate_limit_key() -> str:
+    """Count per token (by a hash of the header), or per address without one."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        return "token:" + hashlib.sha256(header.encode()).hexdigest()[:32]
+    return f"address:{request.remote_addr}"
+
+
+bp.register_error_handler(ApiError, lambda exc: exc.response())
+limiter.limit(_rate_limit, key_func=_rate_limit_key)(bp)
+
+
+def _text(value) -> str | None:
+    return None if value is None else format_decimal(value)
+
+
+@bp.route("/positions", methods=["POST"])
+@requires_token(Scope.INGEST)
+def post_positions():
+    """Store a batch of snapshots, all or nothing."""
+    batch = validate(PositionBatch, json_body())
+    token = g.api_token
+    forbidden = sorted(
+        {row.account for row in batch.positions if not token.may_write(row.account)}
+    )
+    if forbidden:
+        raise ApiError(
+            403, "forbidden", f"This token may not write account(s): {', '.join(forbidden)}."
+        )
+    result = record(
+        Snapshot(row.account, row.asset, row.timestamp, row.amount, row.price)
+        for row in batch.positions
+    )
+    if result.conflicts:
+        db.session.rollback()
+        return jsonify(
+            error="conflict",
+            message=f"{len(result.conflicts)} snapshot(s) differ from stored ones with the "
+            "same account, asset and timestamp; nothing was stored.",
+            conflicts=[
+                {"account": a, "asset": s, "timestamp": iso_utc(t)} for a, s, t in result.conflicts
+            ],
+        ), 409
+    db.session.commit()
+    return jsonify(inserted=result.inserted, duplicates=result.duplicates, conflicts=0)
+
+
+@bp.route("/positions", methods=["GET"])
+@requires_token(Scope.READ)
+def get_positions():
+    """One page of an asset's snapshots, newest first."""
+    query = validate(HistoryQuery, request.args.to_dict())
+    try:
+        cursor = queries.Cursor.decode(query.cursor) if query.cursor else None
+    except queries.BadCursor as exc:
+        raise ApiError(400, "bad_cursor", str(exc)) from None
+    page = queries.history_page(
+        query.asset,
+        account=query.account,
+        start=query.from_,
+        end=query.to,
+        cursor=cursor,
+        limit=query.limit,
+    )
+    return jsonify(
+        positions=[
+            PositionOut(
+                account=p.account,
+                asset=p.asset,
+                timestamp=iso_utc(p.timestamp),
+                amount=_text(p.amount),
+                price=_text(p.price),
+            ).model_dump()
+            for p in page.rows
+        ],
+        next_cursor=page.next_cursor.encode() if page.next_cursor else None,
+    )
+
+
+@bp.route("/assets", methods=["GET"])
+@requires_token(Scope.READ)
+def get_assets():
+    """The latest position of every (account, asset) with its age."""
+    now = utcnow()
+    assets = []
+    for latest in queries.latest_positions():
+        with localcontext(prec=200):
+            notional = None if latest.price is None else latest.amount * latest.price
+        assets.append(
+            AssetOut(
+                account=latest.account,
+                asset=latest.asset,
+                timestamp=iso_utc(latest.timestamp),
+                amount=_text(latest.amount),
+                price=_text(latest.price),
+                notional=_text(notional),
+                age_seconds=round((now - latest.timestamp).total_seconds(), 3),
+            ).model_dump()
+        )
+    return jsonify(assets=assets)
+
+
+@bp.route("/openapi.json", methods=["GET"])
+@requires_token(Scope.READ)
+def openapi():
+    """The OpenAPI 3.1 document of this API."""
+    return jsonify(openapi_document())

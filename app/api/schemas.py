@@ -1,0 +1,173 @@
+"""Pydantic models of the API: they validate requests and generate the OpenAPI document."""
+
+import re
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
+
+MAX_BATCH = 10_000
+MAX_SIGNIFICANT_DIGITS = 40
+MAX_EXPONENT = 40
+DECIMAL_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+DECIMAL_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+
+
+def _to_decimal(value: Any) -> Decimal:
+    """Accept a JSON number (parsed exactly) or a decimal string; nothing else."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    if isinstance(value, int):
+        value = Decimal(value)
+    elif isinstance(value, str):
+        if len(value) > 100 or not DECIMAL_TEXT.match(value):
+            raise ValueError('must be a decimal number such as 12.5 or "-0.001"')
+        try:
+            value = Decimal(value)
+        except InvalidOperation:
+            raise ValueError("must be a decimal number") from None
+    if not isinstance(value, Decimal):
+        raise ValueError("must be a decimal number, as a JSON number or string")
+    if not value.is_finite():
+        raise ValueError("must be finite (no NaN or Infinity)")
+    digits = value.as_tuple()
+    if len(digits.digits) > MAX_SIGNIFICANT_DIGITS or abs(digits.exponent) > MAX_EXPONENT:
+        raise ValueError(
+            f"must have at most {MAX_SIGNIFICANT_DIGITS} significant digits and an "
+            f"exponent within ±{MAX_EXPONENT}"
+        )
+    return value
+
+
+def _check_name(value: str) -> str:
+    if not value.isprintable() or value != value.strip():
+        raise ValueError("must be printable, without leading or trailing spaces")
+    return value
+
+
+ExactNumber = Annotated[
+    Decimal,
+    BeforeValidator(_to_decimal),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": DECIMAL_PATTERN, "maxLength": 100},
+                {"type": "number"},
+            ],
+            "description": "An exact decimal; send a string to be sure no JSON library "
+            "rounds it. At most 40 significant digits.",
+        },
+        mode="validation",
+    ),
+]
+# No control characters, no leading or trailing whitespace.
+NAME_PATTERN = r"^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=NAME_PATTERN),
+    AfterValidator(_check_name),
+]
+
+
+def _require_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 string with a timezone")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_require_text)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PositionIn(Strict):
+    """One snapshot: what an account held of an asset at a moment."""
+
+    account: Name
+    asset: Name
+    timestamp: Timestamp = Field(description="ISO 8601 with a timezone")
+    amount: ExactNumber
+    price: ExactNumber | None = None
+
+
+class PositionBatch(Strict):
+    """Up to 10,000 snapshots, stored all together or not at all."""
+
+    positions: list[PositionIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class IngestResponse(Strict):
+    inserted: int
+    duplicates: int
+    conflicts: int = 0
+
+
+class PositionKey(Strict):
+    account: str
+    asset: str
+    timestamp: str
+
+
+class ConflictResponse(Strict):
+    error: str = "conflict"
+    message: str
+    conflicts: list[PositionKey]
+
+
+class FieldError(Strict):
+    index: int | None = Field(description="Row in `positions`, when the error is in one")
+    field: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    message: str
+    errors: list[FieldError] | None = None
+    reference: str | None = None
+
+
+class PositionOut(Strict):
+    account: str
+    asset: str
+    timestamp: str = Field(description="ISO 8601, UTC")
+    amount: str = Field(description="Exact decimal, as sent")
+    price: str | None
+
+
+class PositionPage(Strict):
+    positions: list[PositionOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+class AssetOut(PositionOut):
+    notional: str | None
+    age_seconds: float
+
+
+class AssetList(Strict):
+    assets: list[AssetOut]
+
+
+class HistoryQuery(Strict):
+    asset: Name
+    account: Name | None = None
+    from_: Timestamp | None = Field(None, alias="from")
+    to: Timestamp | None = None
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: str | None = Field(None, max_length=200)
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

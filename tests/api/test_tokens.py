@@ -1,0 +1,200 @@
+"""Token lifecycle: scope, accounts, revocation, expiry, hashes, last use; CLI and page."""
+
+import re
+from datetime import timedelta
+
+from app.auth.models import ApiToken
+from app.db_types import utcnow
+from app.extensions import db
+from app.positions.models import Position
+from tests.api.conftest import bearer, row
+from tests.conftest import csrf_token_from
+
+URL = "/api/v1/positions"
+
+
+def stored_count(app):
+    with app.app_context():
+        return db.session.execute(db.select(db.func.count(Position.id))).scalar_one()
+
+
+def token_rows(app):
+    with app.app_context():
+        return db.session.execute(db.select(ApiToken).order_by(ApiToken.id)).scalars().all()
+
+
+def test_only_the_hash_of_a_token_is_stored(app, tokens):
+    secret = tokens.create()
+    assert secret.startswith("tm_") and len(secret) >= 40
+    (token,) = token_rows(app)
+    assert secret not in (token.token_hash, token.prefix) and token.prefix == secret[:10]
+    with app.app_context():
+        dump = "\n".join(str(r) for r in db.session.execute(db.text("SELECT * FROM api_token")))
+    assert secret not in dump
+
+
+def test_account_restriction_refuses_other_accounts_and_stores_nothing(app, tokens, client):
+    secret = tokens.create("ingest", accounts=["desk-a"])
+    ok = client.post(URL, json={"positions": [row(account="desk-a")]}, headers=bearer(secret))
+    assert ok.status_code == 200
+    mixed = {
+        "positions": [
+            row(account="desk-a", timestamp="2026-03-01T13:00:00Z"),
+            row(account="desk-b"),
+        ]
+    }
+    refused = client.post(URL, json=mixed, headers=bearer(secret))
+    assert refused.status_code == 403 and "desk-b" in refused.get_json()["message"]
+    assert stored_count(app) == 1
+
+
+def test_revocation_takes_effect_on_the_next_call(app, tokens, client, runner):
+    secret = tokens.create()
+    assert client.get("/api/v1/assets", headers=bearer(secret)).status_code == 200
+    (token,) = token_rows(app)
+    result = runner.invoke(args=["tokens", "revoke", str(token.id)])
+    assert result.exit_code == 0, result.output
+    response = client.post(URL, json={"positions": [row()]}, headers=bearer(secret))
+    assert response.status_code == 401
+    assert stored_count(app) == 0
+
+
+def test_expired_token_is_refused(app, tokens, client):
+    secret = tokens.create(expires_at=utcnow() + timedelta(seconds=60))
+    assert client.get("/api/v1/assets", headers=bearer(secret)).status_code == 200
+    with app.app_context():
+        db.session.execute(db.update(ApiToken).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    assert client.get("/api/v1/assets", headers=bearer(secret)).status_code == 401
+
+
+def test_token_of_a_disabled_user_is_refused(app, tokens, client, runner):
+    secret = tokens.create()
+    runner.invoke(args=["users", "disable", "bot"])
+    assert client.get("/api/v1/assets", headers=bearer(secret)).status_code == 401
+
+
+def test_last_used_is_recorded(app, tokens, client):
+    secret = tokens.create()
+    assert token_rows(app)[0].last_used_at is None
+    client.get("/api/v1/assets", headers=bearer(secret))
+    assert utcnow() - token_rows(app)[0].last_used_at < timedelta(seconds=5)
+
+
+def test_token_in_the_query_string_is_refused_and_nothing_written(app, tokens, client):
+    secret = tokens.create()
+    for name in ("token", "access_token", "api_key"):
+        response = client.post(
+            f"{URL}?{name}={secret}", json={"positions": [row()]}, headers=bearer(secret)
+        )
+        assert response.status_code == 401 and "header" in response.get_json()["message"]
+    assert stored_count(app) == 0
+
+
+def test_missing_malformed_and_unknown_tokens_are_401(client, tokens):
+    tokens.create()
+    for header in (
+        {},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer "},
+        bearer("tm_not-a-real-token"),
+    ):
+        response = client.get("/api/v1/assets", headers=header)
+        assert response.status_code == 401 and response.is_json
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_tokens_never_appear_in_logs(app, tokens, client, caplog):
+    secret = tokens.create()
+    with caplog.at_level("DEBUG"):
+        client.get("/api/v1/assets", headers=bearer(secret))
+        client.get("/api/v1/assets", headers=bearer(secret + "x"))
+    assert secret not in caplog.text
+
+
+def test_cli_create_prints_secret_once_and_list_never_shows_it(app, runner, tokens):
+    result = runner.invoke(
+        args=[
+            "tokens",
+            "create",
+            "bot",
+            "feeder",
+            "--scope",
+            "ingest",
+            "--account",
+            "main",
+            "--expires",
+            "2099-01-01",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    secret = result.stdout.strip().splitlines()[-1]
+    assert secret.startswith("tm_")
+    listing = runner.invoke(args=["tokens", "list"]).output
+    assert "feeder" in listing and "main" in listing and secret not in listing
+    assert secret[:10] in listing
+
+
+def test_cli_refuses_bad_input(runner, tokens):
+    assert runner.invoke(args=["tokens", "create", "ghost", "x", "--scope", "read"]).exit_code == 1
+    assert runner.invoke(args=["tokens", "create", "bot", "x", "--scope", "admin"]).exit_code == 2
+    assert runner.invoke(args=["tokens", "create", "bot", "x"]).exit_code == 2
+    past = runner.invoke(
+        args=["tokens", "create", "bot", "x", "--scope", "read", "--expires", "2001-01-01"]
+    )
+    assert past.exit_code == 1 and "future" in past.output
+    bad_date = runner.invoke(
+        args=["tokens", "create", "bot", "x", "--scope", "read", "--expires", "soon"]
+    )
+    assert bad_date.exit_code == 2
+    assert runner.invoke(args=["tokens", "revoke", "999"]).exit_code == 1
+    for command in ("create", "list", "revoke"):
+        assert runner.invoke(args=["tokens", command, "--help"]).exit_code == 0
+
+
+def test_account_page_creates_shows_once_and_revokes(app, logged_in):
+    token = csrf_token_from(logged_in, "/account")
+    response = logged_in.post(
+        "/account/tokens",
+        data={
+            "csrf_token": token,
+            "tok-name": "my feeder",
+            "tok-scopes": ["ingest", "read"],
+            "tok-accounts": "main, hedge",
+        },
+    )
+    assert response.status_code == 200
+    secret = re.search(r'data-testid="new-token-secret">(tm_[^<]+)<', response.text).group(1)
+    assert logged_in.get("/api/v1/assets", headers=bearer(secret)).status_code == 200
+    page = logged_in.get("/account").get_data(as_text=True)
+    assert "my feeder" in page and secret not in page
+    (row_,) = token_rows(app)
+    assert row_.accounts == ["hedge", "main"]
+    revoke = logged_in.post(f"/account/tokens/{row_.id}/revoke", data={"csrf_token": token})
+    assert revoke.status_code == 302
+    assert logged_in.get("/api/v1/assets", headers=bearer(secret)).status_code == 401
+
+
+def test_account_page_refuses_a_token_without_scope(app, logged_in):
+    token = csrf_token_from(logged_in, "/account")
+    response = logged_in.post("/account/tokens", data={"csrf_token": token, "tok-name": "x"})
+    assert response.status_code == 400 and "at least one scope" in response.text
+    assert token_rows(app) == []
+
+
+def test_users_cannot_revoke_others_tokens_but_admins_can(app, tokens, logged_in):
+    from tests.conftest import Auth, make_user
+
+    tokens.create(name="bots")
+    (bots,) = token_rows(app)
+    token = csrf_token_from(logged_in, "/account")
+    assert "bots" not in logged_in.get("/account").text
+    response = logged_in.post(f"/account/tokens/{bots.id}/revoke", data={"csrf_token": token})
+    assert response.status_code == 404
+    make_user(app, "root", role="admin")
+    admin = app.test_client()
+    Auth(admin).login(username="root")
+    assert "bots" in admin.get("/account").text
+    admin_csrf = csrf_token_from(admin, "/account")
+    response = admin.post(f"/account/tokens/{bots.id}/revoke", data={"csrf_token": admin_csrf})
+    assert response.status_code == 302 and token_rows(app)[0].revoked_at is not None
