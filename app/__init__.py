@@ -139,11 +139,12 @@ def register_blueprints(app: Flask) -> None:
 def register_commands(app: Flask) -> None:
     from app.auth.cli import users_cli
     from app.auth.token_cli import tokens_cli
-    from app.positions.cli import seed_cli
+    from app.positions.cli import positions_cli, seed_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(seed_cli)
+    app.cli.add_command(positions_cli)
 
 
 def register_error_handlers(app: Flask) -> None:

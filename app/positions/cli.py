@@ -1,6 +1,11 @@
-"""`flask seed …`: demo data through the one write path."""
+"""`flask seed …` and `flask positions …`: demo data and CSV through the one write path."""
 
 import secrets
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
 
 import click
 from flask.cli import AppGroup
@@ -8,13 +13,18 @@ from flask.cli import AppGroup
 from app.auth.models import Role, User
 from app.auth.passwords import hash_password
 from app.extensions import db
-from app.positions.ingest import IngestResult, record
+from app.positions import csv_io
+from app.positions.ingest import IngestResult, Key, Snapshot, record
 from app.positions.models import Position
 from app.positions.seed import demo_snapshots, parse_interval, snapshot_count
 
 seed_cli = AppGroup("seed", help="Load demo data.")
+positions_cli = AppGroup("positions", help="Import and export position snapshots as CSV.")
 
+# Snapshots per transaction, for the seeder and CSV import alike.
 BATCH_SIZE = 5_000
+# Conflicting keys named in an import error before "and N more".
+CONFLICTS_SHOWN = 10
 
 
 def _split_names(value: str, option: str) -> list[str]:
@@ -104,3 +114,106 @@ def first_run(days):
     click.echo("    username: admin")
     click.echo(f"    password: {password}")
     click.echo("Change it on the Account page after logging in.")
+
+
+class AwareDateTime(click.ParamType):
+    """An ISO 8601 moment with a timezone (2026-03-01T12:00Z); naive times are refused."""
+
+    name = "ISO-8601"
+
+    def convert(self, value, param, ctx) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return csv_io.parse_timestamp(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class ConflictingLines(Exception):
+    """A batch of the import holds snapshots that differ from stored ones."""
+
+
+@positions_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_positions(file: Path):
+    """Store the snapshots of a CSV file (account,asset,timestamp,amount,price)."""
+    total = IngestResult()
+    batch: list[Snapshot] = []
+    lines: dict[Key, list[int]] = {}
+    stored_through = 1  # the header
+    progress = click.progressbar(
+        length=file.stat().st_size,
+        label=f"Importing {file.name}",
+        file=sys.stderr,  # stdout is for the summary
+    )
+    try:
+        with file.open("rb") as raw, progress as bar:
+            for line, snapshot in csv_io.read_snapshots(_text_lines(raw, bar)):
+                batch.append(snapshot)
+                lines.setdefault(snapshot.key, []).append(line)
+                if len(batch) == BATCH_SIZE:
+                    total.merge(_store_batch(batch, lines))
+                    batch, lines, stored_through = [], {}, line
+            total.merge(_store_batch(batch, lines))
+    except (csv_io.CsvError, ConflictingLines) as exc:
+        db.session.rollback()
+        raise click.ClickException(
+            f"{file.name}: {exc} {_stored_so_far(total, stored_through)}"
+        ) from None
+    click.echo(f"Inserted {total.inserted}, duplicates {total.duplicates}.")
+
+
+def _text_lines(raw: BinaryIO, bar) -> Iterator[str]:
+    """Decode the file line by line as it is read, advancing the progress bar by bytes."""
+    for number, data in enumerate(raw, start=1):
+        bar.update(len(data))
+        try:
+            # A spreadsheet's UTF-8 export may start with a byte-order mark.
+            yield data.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise csv_io.CsvError(number, None, "not UTF-8 text") from None
+
+
+def _store_batch(batch: list[Snapshot], lines: dict[Key, list[int]]) -> IngestResult:
+    """Record one batch and commit it, or raise ConflictingLines with none of it kept."""
+    if not batch:
+        return IngestResult()
+    result = record(batch)
+    if result.conflicts:
+        db.session.rollback()
+        shown = csv_io.describe_keys(result.conflicts[:CONFLICTS_SHOWN], lines)
+        more = len(result.conflicts) - CONFLICTS_SHOWN
+        raise ConflictingLines(
+            f"{len(result.conflicts)} snapshots differ from a stored one or from another line "
+            f"with the same account, asset and timestamp: {shown}"
+            + (f"; and {more} more" if more > 0 else "")
+            + "."
+        )
+    db.session.commit()
+    return result
+
+
+def _stored_so_far(total: IngestResult, stored_through: int) -> str:
+    if stored_through <= 1:
+        return "Nothing was stored."
+    return (
+        f"Lines up to {stored_through} were stored (inserted {total.inserted}, duplicates "
+        f"{total.duplicates}), nothing after them. Once the file is fixed, importing it "
+        "again skips the stored lines as duplicates."
+    )
+
+
+@positions_cli.command("export")
+@click.option("--asset", help="Only this asset; by default every asset, in order.")
+@click.option("--account", help="Only this account.")
+@click.option("--from", "start", type=AwareDateTime(), help="From this moment on (inclusive).")
+@click.option("--to", "end", type=AwareDateTime(), help="Up to this moment (exclusive).")
+def export_positions(asset, account, start, end):
+    """Write snapshots to standard output as CSV, by asset, then time."""
+    if start is not None and end is not None and start >= end:
+        raise click.BadParameter("must be before --to", param_hint="--from")
+    rows = csv_io.export_rows(asset=asset, account=account, start=start, end=end)
+    for chunk in csv_io.csv_chunks(rows):
+        # As bytes: click.echo strips what looks like terminal codes from text.
+        click.echo(chunk.encode(), nl=False)

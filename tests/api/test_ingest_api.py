@@ -1,6 +1,7 @@
 """POST /api/v1/positions: batches, exactness, all-or-nothing, every error status."""
 
 import json
+import os
 from datetime import timedelta
 
 import pytest
@@ -263,3 +264,32 @@ def test_the_whole_batch_is_one_transaction(app, tokens, client):
     # One commit for the token's last_used, one for the batch.
     assert len(commits) <= 2
     assert len(positions(app)) == 1200
+
+
+def test_rate_limit_counters_are_shared_through_redis(sqlite_url, app, tokens):
+    import uuid
+
+    import redis
+
+    from tests.conftest import build_app
+
+    url = "redis://127.0.0.1:6379/15"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.exceptions.ConnectionError:
+        if os.environ.get("REQUIRE_POSTGRES") == "1":  # CI has Redis beside PostgreSQL
+            pytest.fail("Redis is not reachable on 127.0.0.1:6379")
+        pytest.skip("needs Redis on 127.0.0.1:6379")
+    secret = tokens.create()
+    settings = dict(
+        RATELIMIT_STORAGE_URI=url,
+        API_RATE_LIMIT="3/minute",
+        RATELIMIT_KEY_PREFIX=f"test-{uuid.uuid4().hex}",
+    )
+    # Two apps on one database and one Redis stand in for two workers or hosts.
+    first, second = build_app(sqlite_url, **settings), build_app(sqlite_url, **settings)
+    statuses = [
+        worker.test_client().get("/api/v1/assets", headers=bearer(secret)).status_code
+        for worker in (first, second, first, second)
+    ]
+    assert statuses == [200, 200, 200, 429]
