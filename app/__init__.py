@@ -121,11 +121,11 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.api import bp as api_bp
-    from app.api import docs_bp as api_docs_bp
-    from app.auth import bp as auth_bp
-    from app.ops import bp as ops_bp
-    from app.positions import bp as positions_bp
+    from app.api.docs import docs_bp as api_docs_bp
+    from app.api.routes import bp as api_bp
+    from app.auth.routes import bp as auth_bp
+    from app.ops.routes import bp as ops_bp
+    from app.positions.routes import bp as positions_bp
 
     app.register_blueprint(auth_bp, url_prefix="")
     app.register_blueprint(positions_bp, url_prefix="")
@@ -137,6 +137,7 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from app.alerts.cli import alerts_cli
     from app.auth.cli import users_cli
     from app.auth.token_cli import tokens_cli
     from app.positions.cli import positions_cli, seed_cli
@@ -145,6 +146,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(tokens_cli)
     app.cli.add_command(seed_cli)
     app.cli.add_command(positions_cli)
+    app.cli.add_command(alerts_cli)
 
 
 def register_error_handlers(app: Flask) -> None:

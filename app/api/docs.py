@@ -1,11 +1,12 @@
 """A readable page of the API document, inside the dashboard."""
 
-from flask import render_template
+from flask import Blueprint, render_template
 
-from app.api import docs_bp
 from app.api.openapi import openapi_document
 from app.auth.access import requires_role
 from app.auth.models import Role
+
+docs_bp = Blueprint("api_docs", __name__)
 
 
 @docs_bp.route("/api")

@@ -3,9 +3,8 @@
 import hashlib
 from decimal import localcontext
 
-from flask import current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
-from app.api import bp
 from app.api.errors import ApiError
 from app.api.openapi import openapi_document
 from app.api.parsing import json_body, validate
@@ -16,6 +15,8 @@ from app.db_types import format_decimal, utcnow
 from app.extensions import db, limiter
 from app.positions import queries
 from app.positions.ingest import Snapshot, record
+
+bp = Blueprint("api", __name__)
 
 
 def _rate_limit() -> str:

@@ -4,10 +4,10 @@ import logging
 import zoneinfo
 from datetime import UTC, datetime, time
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from app.auth import bp, sessions, throttle, tokens
+from app.auth import sessions, throttle, tokens
 from app.auth.access import public, requires_role
 from app.auth.forms import (
     ChangePasswordForm,
@@ -28,6 +28,8 @@ from app.db_types import utcnow
 from app.extensions import db
 
 log = logging.getLogger(__name__)
+
+bp = Blueprint("auth", __name__)
 
 LOGIN_FAILED = "Invalid username or password, or too many failed attempts."
 

@@ -1,12 +1,13 @@
 """Health checks for load balancers and orchestration."""
 
-from flask import jsonify
+from flask import Blueprint, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.auth.access import public
 from app.extensions import db
-from app.ops import bp
+
+bp = Blueprint("ops", __name__)
 
 
 @bp.route("/healthz")

@@ -8,6 +8,7 @@ from decimal import Decimal
 from sqlalchemy import tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.alerts.engine import evaluate_series
 from app.db_types import utcnow
 from app.extensions import db
 from app.positions.models import LatestPosition, Position
@@ -55,12 +56,15 @@ class IngestResult:
     conflicts: list[Key] = field(default_factory=list)
     # (account, asset) pairs that received new snapshots, for alert evaluation.
     changed_series: set[tuple[str, str]] = field(default_factory=set)
+    # Alert state changes the new snapshots caused.
+    transitions: list = field(default_factory=list)
 
     def merge(self, other: "IngestResult") -> None:
         self.inserted += other.inserted
         self.duplicates += other.duplicates
         self.conflicts.extend(other.conflicts)
         self.changed_series |= other.changed_series
+        self.transitions.extend(other.transitions)
 
 
 def record(snapshots: Iterable[Snapshot]) -> IngestResult:
@@ -91,6 +95,8 @@ def record(snapshots: Iterable[Snapshot]) -> IngestResult:
     result.inserted = len(inserted)
     _update_latest(inserted)
     result.changed_series = {(s.account, s.asset) for s in inserted}
+    # Same transaction: an alert with no pending period fires before the caller commits.
+    result.transitions = evaluate_series(result.changed_series)
     return result
 
 

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 
 from flask import (
+    Blueprint,
     Response,
     abort,
     current_app,
@@ -17,8 +18,10 @@ from flask import (
 from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import utcnow
-from app.positions import bp, csv_io, queries
+from app.positions import csv_io, queries
 from app.templating import viewer_timezone
+
+bp = Blueprint("positions", __name__)
 
 DATETIME_INPUT_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
 # What may appear of a name in a download's file name; anything else becomes "_".

@@ -1,0 +1,1 @@
+"""Alerts room: rules, alerts and their history, the evaluation engine, `flask alerts`."""

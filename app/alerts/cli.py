@@ -1,0 +1,133 @@
+"""`flask alerts …`: rules from the shell, and the evaluation worker."""
+
+import time
+from decimal import Decimal, InvalidOperation
+
+import click
+from flask.cli import AppGroup
+
+from app.alerts.engine import evaluate_all
+from app.alerts.models import ANY, Alert, AlertRule, AlertState, RuleKind, Severity
+from app.extensions import db
+
+alerts_cli = AppGroup("alerts", help="Alert rules and the evaluation worker.")
+
+
+def _decimal(value: str | None, option: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise click.BadParameter(f"{value!r} is not a number", param_hint=option) from None
+    if not number.is_finite():
+        raise click.BadParameter("must be a finite number", param_hint=option)
+    return number
+
+
+@alerts_cli.command("add-rule")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(RuleKind.ALL), required=True)
+@click.option("--threshold", required=True, help="Limit; seconds for stale_feed.")
+@click.option("--clear-threshold", help="Hysteresis: level the value must cross to clear.")
+@click.option("--asset", default=ANY, show_default=True)
+@click.option("--account", default=ANY, show_default=True)
+@click.option("--window", "window_seconds", type=click.IntRange(1), help="change_over_window.")
+@click.option("--percent", is_flag=True, help="change_over_window in percent.")
+@click.option("--pending", "pending_seconds", type=click.IntRange(0), default=0)
+@click.option("--severity", type=click.Choice(Severity.ALL), default=Severity.WARNING)
+def add_rule(
+    name,
+    kind,
+    threshold,
+    clear_threshold,
+    asset,
+    account,
+    window_seconds,
+    percent,
+    pending_seconds,
+    severity,
+):
+    """Create an alert rule."""
+    rule = AlertRule(
+        name=name.strip(),
+        kind=kind,
+        threshold=_decimal(threshold, "--threshold"),
+        clear_threshold=_decimal(clear_threshold, "--clear-threshold"),
+        asset=asset,
+        account=account,
+        window_seconds=window_seconds,
+        change_percent=percent,
+        pending_seconds=pending_seconds,
+        severity=severity,
+    )
+    problem = rule_problem(rule)
+    if problem:
+        raise click.UsageError(problem)
+    db.session.add(rule)
+    db.session.commit()
+    click.echo(f"Created rule #{rule.id} {rule.name!r}.")
+
+
+def rule_problem(rule: AlertRule) -> str | None:
+    """What is wrong with a rule's settings, or None."""
+    if not rule.name or len(rule.name) > 120:
+        return "The name must be 1 to 120 characters."
+    if rule.kind == RuleKind.CHANGE_OVER_WINDOW and not rule.window_seconds:
+        return "change_over_window needs --window (seconds)."
+    if rule.kind == RuleKind.STALE_FEED and rule.threshold <= 0:
+        return "stale_feed needs a positive threshold in seconds."
+    if rule.clear_threshold is not None:
+        below = rule.kind in RuleKind.BELOW
+        if (below and rule.clear_threshold < rule.threshold) or (
+            not below and rule.clear_threshold > rule.threshold
+        ):
+            side = "above" if below else "below"
+            return f"The clear threshold must be at or {side} the threshold."
+    return None
+
+
+@alerts_cli.command("evaluate")
+def evaluate():
+    """Run one evaluation pass over every rule (for cron or a systemd timer)."""
+    transitions = evaluate_all()
+    db.session.commit()
+    for t in transitions:
+        click.echo(f"rule #{t.rule_id} {t.account}/{t.asset}: {t.from_state} -> {t.to_state}")
+    click.echo(f"{len(transitions)} transition(s).")
+
+
+@alerts_cli.command("run")
+@click.option("--interval", type=click.FloatRange(0.1), default=10.0, show_default=True)
+@click.option("--passes", type=click.IntRange(1), help="Stop after this many passes.")
+def run(interval, passes):
+    """Evaluate every rule every --interval seconds until stopped."""
+    done = 0
+    while passes is None or done < passes:
+        started = time.monotonic()
+        transitions = evaluate_all()
+        db.session.commit()
+        db.session.remove()
+        done += 1
+        if transitions:
+            click.echo(f"pass {done}: {len(transitions)} transition(s)")
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
+@alerts_cli.command("list")
+def list_alerts():
+    """List alerts that are pending or firing."""
+    alerts = (
+        db.session.execute(
+            db.select(Alert).where(Alert.state.in_(AlertState.ACTIVE)).order_by(Alert.state_since)
+        )
+        .scalars()
+        .all()
+    )
+    if not alerts:
+        click.echo("No pending or firing alerts.")
+    for alert in alerts:
+        click.echo(
+            f"{alert.state:<8} {alert.rule.severity:<8} {alert.rule.name}  "
+            f"{alert.account}/{alert.asset} value={alert.value} since {alert.state_since:%F %T}Z"
+        )

@@ -1,0 +1,124 @@
+"""Alert rules, one alert per rule and series, and every transition it went through."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db_types import ExactDecimal, UTCDateTime, utcnow
+from app.extensions import db
+
+ANY = "*"
+
+
+class RuleKind:
+    POSITION_ABOVE = "position_above"
+    POSITION_BELOW = "position_below"
+    NOTIONAL_ABOVE = "notional_above"
+    CHANGE_OVER_WINDOW = "change_over_window"
+    GROSS_EXPOSURE_ABOVE = "gross_exposure_above"
+    STALE_FEED = "stale_feed"
+    ALL = (
+        POSITION_ABOVE,
+        POSITION_BELOW,
+        NOTIONAL_ABOVE,
+        CHANGE_OVER_WINDOW,
+        GROSS_EXPOSURE_ABOVE,
+        STALE_FEED,
+    )
+    # Breached when the value is below the threshold; every other kind: above.
+    BELOW = (POSITION_BELOW,)
+    # Evaluated by the worker as time passes, not only when snapshots arrive.
+    TIME_BASED = (STALE_FEED,)
+
+
+class Severity:
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    ALL = (INFO, WARNING, CRITICAL)
+
+
+class AlertState:
+    NORMAL = "normal"
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
+    ALL = (NORMAL, PENDING, FIRING, RESOLVED)
+    ACTIVE = (PENDING, FIRING)
+
+
+class AlertRule(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(32))
+    asset: Mapped[str] = mapped_column(String(64), default=ANY)
+    account: Mapped[str] = mapped_column(String(64), default=ANY)
+    threshold: Mapped[Decimal] = mapped_column(ExactDecimal)
+    # Hysteresis: once breached, the alert stays active until the value crosses this.
+    clear_threshold: Mapped[Decimal | None] = mapped_column(ExactDecimal)
+    window_seconds: Mapped[int | None]
+    change_percent: Mapped[bool] = mapped_column(default=False)
+    pending_seconds: Mapped[int] = mapped_column(default=0)
+    severity: Mapped[str] = mapped_column(String(16), default=Severity.WARNING)
+    description: Mapped[str] = mapped_column(Text, default="")
+    runbook_url: Mapped[str | None] = mapped_column(String(500))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    repeat_interval_seconds: Mapped[int] = mapped_column(default=3600)
+    send_resolved: Mapped[bool] = mapped_column(default=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    alerts: Mapped[list["Alert"]] = relationship(
+        back_populates="rule", cascade="all, delete-orphan"
+    )
+
+    def matches(self, account: str, asset: str) -> bool:
+        return self.account in (ANY, account) and self.asset in (ANY, asset)
+
+
+class Alert(db.Model):
+    """The state of one rule for one series: (account, asset), or (account, *)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rule.id", ondelete="CASCADE"))
+    account: Mapped[str] = mapped_column(String(64))
+    asset: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default=AlertState.NORMAL)
+    value: Mapped[Decimal | None] = mapped_column(ExactDecimal)
+    state_since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user.id", ondelete="SET NULL")
+    )
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledgement: Mapped[str | None] = mapped_column(String(500))
+
+    rule: Mapped[AlertRule] = relationship(back_populates="alerts")
+    transitions: Mapped[list["AlertTransition"]] = relationship(
+        back_populates="alert", cascade="all, delete-orphan", order_by="AlertTransition.id"
+    )
+
+    __table_args__ = (
+        # One alert per rule and series: two workers can never open a second one.
+        UniqueConstraint("rule_id", "account", "asset"),
+        Index(None, "state"),
+    )
+
+
+class AlertTransition(db.Model):
+    """One change of an alert's state, with the value that caused it."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id", ondelete="CASCADE"))
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    value: Mapped[Decimal | None] = mapped_column(ExactDecimal)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    alert: Mapped[Alert] = relationship(back_populates="transitions")
+
+    __table_args__ = (Index(None, "alert_id", "at"),)
