@@ -1,0 +1,772 @@
+"""Page benchmark: the overview and a history page on 1,000,000 snapshots.
+
+    .venv/bin/python bench/pages.py                          # the full run
+    .venv/bin/python bench/pages.py --rows 100000 --duration 3   # a quick one
+
+What it does, in a temporary directory that it removes afterwards:
+
+1. creates a SQLite database with the real migrations (`flask db upgrade`) and
+   bulk-loads --rows snapshots (10 assets x 2 accounts, 1-minute spacing ending
+   now); the newest snapshot of every series goes through `ingest.record`, so the
+   latest-position rows are written by the app's own write path;
+2. creates a viewer through the app's User model and password hashing;
+3. serves the real app (`wsgi:app`, production config) and bench/bare_app.py, each
+   with gunicorn and --workers sync workers on loopback;
+4. logs in through the real login form, then loads each endpoint for --duration
+   seconds after a --warmup, with wrk when it is installed (else Python threads),
+   the same way for every endpoint;
+5. prints req/s, p50 and p99 latency, the ratio to the bare endpoint, and
+   PASS/FAIL against the targets (req/s >= 25% of bare, p99 < 50 ms).
+
+The exit status is 0 when every target passes, 1 when one fails, 2 on error.
+"""
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import random
+import re
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from http.cookies import SimpleCookie
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+ASSETS = ("BTC", "ETH", "SOL", "ADA", "AVAX", "DOGE", "DOT", "LINK", "LTC", "XRP")
+ACCOUNTS = ("main", "hedge")
+# Starting price, its tick and the amount lot: decimals stored as their text.
+PRICES = {
+    "BTC": 62_000.0,
+    "ETH": 3_100.0,
+    "SOL": 150.0,
+    "ADA": 0.45,
+    "AVAX": 35.0,
+    "DOGE": 0.12,
+    "DOT": 7.0,
+    "LINK": 14.0,
+    "LTC": 80.0,
+    "XRP": 0.55,
+}
+# The storage format of SQLAlchemy's SQLite DATETIME (naive UTC, microseconds).
+SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+USERNAME = "bench"
+PASSWORD = "bench-password-" + secrets.token_hex(8)
+HISTORY_ASSET = "BTC"
+
+MIN_RATIO = 0.25
+# Cores used by other processes during a run above which the report warns.
+OTHER_LOAD_WARNING = 0.15
+MAX_P99_MS = 50.0
+# Hard bounds on any one measurement, whatever --duration says.
+MAX_REQUESTS_PER_RUN = 2_000_000
+RUN_TIMEOUT_EXTRA_S = 30
+
+CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*>')
+VALUE_ATTR = re.compile(r'value="([^"]*)"')
+
+# Writes one JSON line at the end of a wrk run; counts answers that are not 200,
+# since wrk itself counts a 302 to the login page as a success.
+WRK_SCRIPT = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) not_ok = 0 end
+function response(status, headers, body)
+  if status ~= 200 then not_ok = not_ok + 1 end
+end
+function done(summary, latency, requests)
+  local bad = 0
+  for _, t in ipairs(threads) do bad = bad + t:get("not_ok") end
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, '
+    .. '"not_ok": %d, "errors": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    bad, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------- data
+
+
+def series_rows(account, asset, timestamps, received_at, rng):
+    """(account, asset, timestamp, amount, price, received_at) rows of one series."""
+    price = PRICES[asset]
+    decimals = 2 if price >= 1 else 5
+    amount = 50_000 / price * rng.uniform(0.3, 1.5)
+    for i, stamp in enumerate(timestamps):
+        price *= 1 + rng.gauss(0, 0.0007)
+        if i % 60 == 0:  # the desk trades about once an hour
+            amount = max(0.0, amount * rng.gauss(1, 0.2))
+        yield (account, asset, stamp, f"{amount:.4f}", f"{price:.{decimals}f}", received_at)
+
+
+def load_positions(db_path: Path, rows_per_series: int, end: datetime) -> int:
+    """Bulk-insert every snapshot but the newest of each series; return the count."""
+    moments = [end - timedelta(minutes=n) for n in range(rows_per_series - 1, 0, -1)]
+    timestamps = [m.strftime(SQLITE_DATETIME) for m in moments]
+    received_at = datetime.now(UTC).strftime(SQLITE_DATETIME)
+    rng = random.Random(42)
+    conn = sqlite3.connect(db_path)
+    try:
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("PRAGMA cache_size = -262144")  # 256 MiB
+        total = 0
+        with conn:  # one transaction
+            for account in ACCOUNTS:
+                for asset in ASSETS:
+                    conn.executemany(
+                        "INSERT INTO position "
+                        "(account, asset, timestamp, amount, price, received_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        series_rows(account, asset, timestamps, received_at, rng),
+                    )
+                    total += len(timestamps)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return total
+
+
+def newest_snapshots(db_path: Path, end: datetime):
+    """The newest snapshot of every series, continuing the bulk-loaded walk."""
+    from app.positions.ingest import Snapshot
+
+    conn = sqlite3.connect(db_path)
+    try:
+        last = {
+            (account, asset): (amount, price)
+            for account, asset, amount, price in conn.execute(
+                "SELECT account, asset, amount, price FROM position p WHERE timestamp = "
+                "(SELECT max(timestamp) FROM position q "
+                " WHERE q.account = p.account AND q.asset = p.asset)"
+            )
+        }
+    finally:
+        conn.close()
+    for account in ACCOUNTS:
+        for asset in ASSETS:
+            amount, price = last.get((account, asset), ("1.0000", f"{PRICES[asset]:.2f}"))
+            yield Snapshot(account, asset, end, Decimal(amount), Decimal(price))
+
+
+def bench_settings(database_url: str, secret_key: str) -> dict:
+    """Production settings on our database, ignoring the environment and instance file."""
+    from config import ProductionConfig
+
+    settings = {k: getattr(ProductionConfig, k) for k in dir(ProductionConfig) if k.isupper()}
+    settings.update(
+        SECRET_KEY=secret_key,
+        SQLALCHEMY_DATABASE_URI=database_url,
+        READ_ENVIRONMENT=False,
+        READ_INSTANCE_CONFIG=False,
+    )
+    return settings
+
+
+def build_database(db_path: Path, rows: int, secret_key: str) -> None:
+    """Schema by migration, bulk snapshots, newest ones through ingest.record, a user."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.auth.models import Role, User
+    from app.auth.passwords import hash_password
+    from app.extensions import db
+    from app.positions import queries
+    from app.positions.ingest import record
+    from app.positions.models import Position
+
+    series = len(ACCOUNTS) * len(ASSETS)
+    rows_per_series = max(2, rows // series)
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    app = create_app(bench_settings(f"sqlite:///{db_path}", secret_key))
+
+    started = time.perf_counter()
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+        db.engine.dispose()
+    migrated = time.perf_counter()
+    bulk = load_positions(db_path, rows_per_series, end)
+    loaded = time.perf_counter()
+    with app.app_context():
+        result = record(newest_snapshots(db_path, end))
+        db.session.commit()
+        if result.inserted != series:
+            raise BenchError(f"ingest.record inserted {result.inserted} of {series} snapshots")
+        # Read back through the ORM: proves the bulk rows parse like the app's own.
+        latest = queries.latest_positions()
+        page = queries.history_page(HISTORY_ASSET, limit=3)
+        if len(latest) != series or [p.timestamp for p in page.rows][:1] != [end]:
+            raise BenchError("the loaded data does not read back as expected")
+        total = db.session.execute(db.select(db.func.count()).select_from(Position))
+        total = total.scalar_one()
+        db.session.add(
+            User(
+                username=USERNAME,
+                password_hash=hash_password(PASSWORD),
+                role=Role.VIEWER,
+            )
+        )
+        db.session.commit()
+        db.engine.dispose()
+    done = time.perf_counter()
+    size_mb = db_path.stat().st_size / 1e6
+    print(
+        f"database: {total:,} snapshots ({series} series x {rows_per_series:,}, 1-minute "
+        f"spacing ending {end:%Y-%m-%d %H:%M} UTC), {size_mb:,.0f} MB"
+    )
+    print(
+        f"  migrate {migrated - started:.1f} s, bulk insert of {bulk:,} rows "
+        f"{loaded - migrated:.1f} s ({bulk / max(loaded - migrated, 1e-9):,.0f} rows/s), "
+        f"ingest.record + user {done - loaded:.1f} s; total {done - started:.1f} s"
+    )
+
+
+# ------------------------------------------------------------------------ servers
+
+
+class Servers:
+    """Every process we start, stopped together by process group."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name, args, env, cwd) -> subprocess.Popen:
+        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 (closed with the proc)
+        proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: master and workers
+        )
+        log.close()
+        self.procs.append((name, proc))
+        return proc
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.workdir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop_all(self) -> None:
+        for _, proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for _, proc in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        self.procs.clear()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def gunicorn_args(workers: int, port: int, target: str) -> list[str]:
+    return [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "--workers",
+        str(workers),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        target,
+    ]
+
+
+def wait_ready(servers: Servers, name: str, proc, port: int, path: str, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{name} exited ({proc.returncode}):\n{servers.log_tail(name)}")
+        try:
+            status, _, _ = http_get(port, path)
+            if status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise BenchError(f"{name} not ready after {timeout:.0f} s:\n{servers.log_tail(name)}")
+
+
+def server_env(database_url: str, secret_key: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADINGMONITOR_")}
+    env.update(
+        TRADINGMONITOR_CONFIG="production",
+        SECRET_KEY=secret_key,
+        DATABASE_URL=database_url,
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+# ------------------------------------------------------------------------- client
+
+
+def http_request(port, method, path, headers=None, body=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        data = response.read()
+        return response.status, response.msg, data.decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def http_get(port, path, cookie=None):
+    return http_request(port, "GET", path, {"Cookie": cookie} if cookie else None)
+
+
+def cookies_from(message, jar: dict) -> dict:
+    """Keep every Set-Cookie, Secure or not: we are the browser behind the proxy."""
+    for header in message.get_all("Set-Cookie") or []:
+        parsed = SimpleCookie()
+        parsed.load(header)
+        for name, morsel in parsed.items():
+            jar[name] = morsel.value
+    return jar
+
+
+def cookie_header(jar: dict) -> str:
+    return "; ".join(f"{k}={v}" for k, v in jar.items())
+
+
+def log_in(port: int) -> str:
+    """Log in through the real form; return the Cookie header of the session."""
+    status, message, body = http_get(port, "/login")
+    if status != 200:
+        raise BenchError(f"GET /login answered {status}")
+    tag = CSRF_INPUT.search(body)
+    value = VALUE_ATTR.search(tag.group(0)) if tag else None
+    if value is None:
+        raise BenchError("no csrf_token input on /login")
+    jar = cookies_from(message, {})
+    form = urllib.parse.urlencode(
+        {"username": USERNAME, "password": PASSWORD, "csrf_token": value.group(1)}
+    )
+    status, message, body = http_request(
+        port,
+        "POST",
+        "/login",
+        {"Cookie": cookie_header(jar), "Content-Type": "application/x-www-form-urlencoded"},
+        form,
+    )
+    if status != 302:
+        raise BenchError(f"POST /login answered {status}, not a redirect: {body[:300]!r}")
+    return cookie_header(cookies_from(message, jar))
+
+
+def check_page(port: int, path: str, cookie: str | None, must_contain: str) -> int:
+    """GET the page once; fail unless it is a 200 with the expected content."""
+    status, _, body = http_get(port, path, cookie)
+    if status != 200 or must_contain not in body:
+        raise BenchError(f"GET {path} answered {status} without {must_contain!r}")
+    return len(body.encode())
+
+
+# ---------------------------------------------------------------------- load runs
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    not_ok: int
+    errors: int
+    # CPU seconds per request of the server's processes; cores that processes
+    # other than the server and the load generator kept busy meanwhile.
+    server_cpu_ms: float | None = None
+    other_cores: float | None = None
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def run_wrk(name, port, path, cookie, seconds, args, workdir: Path, procs: Servers):
+    script = workdir / "report.lua"
+    script.write_text(WRK_SCRIPT)
+    command = [
+        args.wrk,
+        f"--threads={args.threads}",
+        f"--connections={args.connections}",
+        f"--duration={max(1, round(seconds))}s",
+        "--timeout=5s",
+        f"--script={script}",
+    ]
+    if cookie:
+        command += ["--header", f"Cookie: {cookie}"]
+    command.append(f"http://127.0.0.1:{port}{path}")
+    proc = procs.start("wrk", command, os.environ.copy(), str(workdir))
+    try:
+        proc.wait(timeout=seconds + RUN_TIMEOUT_EXTRA_S)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"wrk on {path} did not finish in time") from None
+    finally:
+        procs.procs.remove(("wrk", proc))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    output = (workdir / "wrk.log").read_text(errors="replace")
+    match = re.search(r"^WRK_JSON (\{.*\})$", output, re.MULTILINE)
+    if proc.returncode != 0 or match is None:
+        raise BenchError(f"wrk failed on {path} ({proc.returncode}):\n{output[-2000:]}")
+    data = json.loads(match.group(1))
+    return Result(
+        name,
+        data["requests"],
+        data["duration_us"] / 1e6,
+        data["p50_us"] / 1000,
+        data["p99_us"] / 1000,
+        data["not_ok"],
+        data["errors"],
+    )
+
+
+def run_python(name, port, path, cookie, seconds, args, workdir=None, procs=None):
+    """The fallback load generator: one keep-alive-capable connection per thread."""
+    deadline = time.perf_counter() + seconds
+    latencies: list[list[float]] = []
+    counters = {"not_ok": 0, "errors": 0}
+    lock = threading.Lock()
+    headers = {"Cookie": cookie} if cookie else {}
+    per_thread_cap = MAX_REQUESTS_PER_RUN // args.connections
+
+    def worker():
+        mine: list[float] = []
+        not_ok = errors = 0
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        while len(mine) < per_thread_cap:
+            start = time.perf_counter()
+            if start >= deadline:
+                break
+            try:
+                conn.request("GET", path, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    not_ok += 1
+            except (OSError, http.client.HTTPException):
+                errors += 1
+                conn.close()
+                continue
+            mine.append(time.perf_counter() - start)
+        conn.close()
+        with lock:
+            latencies.append(mine)
+            counters["not_ok"] += not_ok
+            counters["errors"] += errors
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + RUN_TIMEOUT_EXTRA_S)
+    elapsed = time.perf_counter() - started
+    every = sorted(x for chunk in latencies for x in chunk)
+    if not every:
+        raise BenchError(f"no request to {path} completed")
+
+    def percentile(q):
+        return every[min(len(every) - 1, int(q * len(every)))] * 1000
+
+    return Result(
+        name,
+        len(every),
+        elapsed,
+        percentile(0.50),
+        percentile(0.99),
+        counters["not_ok"],
+        counters["errors"],
+    )
+
+
+def measure(name, server, port, path, cookie, args, workdir, procs) -> Result:
+    """Warm up, then one measured run, with the CPU the server and the rest used."""
+    run = run_wrk if args.generator == "wrk" else run_python
+    if args.warmup > 0:
+        run(name, port, path, cookie, args.warmup, args, workdir, procs)
+    before = cpu_snapshot(server, args.generator)
+    result = run(name, port, path, cookie, args.duration, args, workdir, procs)
+    used = cpu_used(before, cpu_snapshot(server, args.generator))
+    if used is not None:
+        server_s, client_s, busy_s, elapsed = used
+        result.server_cpu_ms = server_s / max(result.requests, 1) * 1000
+        result.other_cores = max(0.0, busy_s - server_s - client_s) / elapsed
+    print(
+        f"  {name:<22} {result.requests:>8,} requests in {result.seconds:.1f} s"
+        + (f", {result.not_ok} not 200" if result.not_ok else "")
+        + (f", {result.errors} socket errors" if result.errors else "")
+    )
+    return result
+
+
+# ----------------------------------------------------------------- CPU accounting
+
+
+def process_group_cpu(pgid: int) -> float | None:
+    """CPU seconds used so far by the live processes of a process group (Linux)."""
+    total = 0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields[2] is pgrp; [11], [12] utime, stime
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> float | None:
+    """CPU seconds all CPUs spent busy since boot (everything but idle and iowait)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def client_cpu(generator: str) -> float:
+    """CPU seconds of the load generator: wrk is a reaped child, Python threads are us."""
+    who = resource.RUSAGE_CHILDREN if generator == "wrk" else resource.RUSAGE_SELF
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def idle_check(seconds: float = 1.0) -> str:
+    """How busy the machine is before we load it: other work skews every number."""
+    start, started = machine_busy(), time.monotonic()
+    time.sleep(seconds)
+    end = machine_busy()
+    if start is None or end is None:
+        return ""
+    busy = (end - start) / (time.monotonic() - started)
+    warning = " (not quiet: results will be noisy)" if busy > OTHER_LOAD_WARNING else ""
+    return f", {busy:.2f} CPU busy before the runs{warning}"
+
+
+def cpu_snapshot(server, generator):
+    return (
+        process_group_cpu(server.pid),
+        client_cpu(generator),
+        machine_busy(),
+        time.monotonic(),
+    )
+
+
+def cpu_used(before, after):
+    if before[0] is None or after[0] is None or before[2] is None or after[2] is None:
+        return None
+    return tuple(b - a for a, b in zip(before, after, strict=True))
+
+
+# -------------------------------------------------------------------------- report
+
+
+def report(results: list[Result], bare: Result) -> bool:
+    print()
+    header = (
+        f"{'endpoint':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs bare':>8}"
+        f" {'server CPU ms/req':>18} {'other load':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in [bare, *results]:
+        ratio = r.rps / bare.rps if bare.rps else 0.0
+        cpu = "n/a" if r.server_cpu_ms is None else f"{r.server_cpu_ms:.2f}"
+        other = "n/a" if r.other_cores is None else f"{r.other_cores:.2f} CPU"
+        print(
+            f"{r.name:<22} {r.rps:>9,.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {ratio:>8.0%}"
+            f" {cpu:>18} {other:>11}"
+        )
+    busy = [r for r in [bare, *results] if (r.other_cores or 0) > OTHER_LOAD_WARNING]
+    if busy:
+        print(
+            "note: other processes on this machine kept up to "
+            f"{max(r.other_cores for r in busy):.2f} CPU busy during "
+            + ", ".join(r.name for r in busy)
+            + "; req/s and latency are then unreliable (server CPU ms/req much less so)."
+        )
+    print()
+    print(f"targets: every page >= {MIN_RATIO:.0%} of the bare req/s, p99 < {MAX_P99_MS:.0f} ms")
+    ok = True
+    for r in results:
+        ratio = r.rps / bare.rps if bare.rps else 0.0
+        clean = r.not_ok == 0 and r.errors == 0
+        checks = [
+            (f"req/s {ratio:.0%} of bare >= {MIN_RATIO:.0%}", ratio >= MIN_RATIO),
+            (f"p99 {r.p99_ms:.1f} ms < {MAX_P99_MS:.0f} ms", r.p99_ms < MAX_P99_MS),
+        ]
+        if not clean:
+            checks.append((f"{r.not_ok} non-200 answers, {r.errors} socket errors", False))
+        for text, passed in checks:
+            print(f"  {'PASS' if passed else 'FAIL'}  {r.name:<22} {text}")
+            ok = ok and passed
+    if bare.not_ok or bare.errors:
+        print(f"  FAIL  bare reference had {bare.not_ok} non-200, {bare.errors} socket errors")
+        ok = False
+    return ok
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="snapshots to load")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per endpoint")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
+    parser.add_argument("--connections", type=int, default=4, help="concurrent connections")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument(
+        "--generator",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator: wrk if installed (auto), or Python threads",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    if args.rows < 40 or args.duration <= 0 or args.connections < 1 or args.workers < 1:
+        parser.error("--rows >= 40, --duration > 0, --connections >= 1, --workers >= 1")
+    args.duration = min(args.duration, 300.0)
+    args.wrk = shutil.which("wrk")
+    if args.generator == "auto":
+        args.generator = "wrk" if args.wrk else "python"
+    if args.generator == "wrk" and not args.wrk:
+        parser.error("wrk is not installed (apt-get install wrk), use --generator python")
+    return args
+
+
+def run(args, workdir: Path, servers: Servers) -> bool:
+    db_path = workdir / "bench.sqlite3"
+    database_url = f"sqlite:///{db_path}"
+    secret_key = secrets.token_hex(32)
+    build_database(db_path, args.rows, secret_key)
+
+    app_port, bare_port = free_port(), free_port()
+    app_proc = servers.start(
+        "app",
+        gunicorn_args(args.workers, app_port, "wsgi:app"),
+        server_env(database_url, secret_key),
+        str(ROOT),
+    )
+    bare_proc = servers.start(
+        "bare",
+        gunicorn_args(args.workers, bare_port, "bare_app:app"),
+        server_env(database_url, secret_key),
+        str(ROOT / "bench"),
+    )
+    wait_ready(servers, "app", app_proc, app_port, "/healthz")
+    wait_ready(servers, "bare", bare_proc, bare_port, "/")
+
+    cookie = log_in(app_port)
+    pages = [
+        ("/", "/", 'id="overview"'),
+        (f"/positions/{HISTORY_ASSET}", f"/positions/{HISTORY_ASSET}", 'id="history"'),
+    ]
+    sizes = {name: check_page(app_port, path, cookie, mark) for name, path, mark in pages}
+    sizes["bare /"] = check_page(bare_port, "/", None, "bare reference")
+    print(
+        f"servers: gunicorn --workers {args.workers} (sync), app on :{app_port} "
+        f"(production config), bare on :{bare_port}; {os.cpu_count()} CPUs" + idle_check()
+    )
+    print("pages: " + ", ".join(f"{name} {size:,} B" for name, size in sizes.items()))
+    print(
+        f"load: {args.generator}, {args.connections} connections"
+        + (f", {args.threads} thread(s)" if args.generator == "wrk" else "")
+        + f", {args.warmup:g} s warm-up then {args.duration:g} s per endpoint"
+    )
+
+    bare = measure("bare /", bare_proc, bare_port, "/", None, args, workdir, servers)
+    results = [
+        measure(name, app_proc, app_port, path, cookie, args, workdir, servers)
+        for name, path, _ in pages
+    ]
+    # The session must still be live, or we measured redirects to /login.
+    for _, path, mark in pages:
+        check_page(app_port, path, cookie, mark)
+    return report(results, bare)
+
+
+def _terminate(signum, _frame):
+    print(f"stopped by signal {signum}", file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # Also when started in the background, where SIGINT arrives ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    workdir = Path(tempfile.mkdtemp(prefix="tm-bench-"))
+    servers = Servers(workdir)
+    try:
+        return 0 if run(args, workdir, servers) else 1
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        servers.stop_all()
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
