@@ -89,6 +89,8 @@ def _configure_sqlite(dbapi_connection, _record, busy_timeout_ms: int) -> None:
 def register_extensions(app: Flask) -> None:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+        # A file has no stale connections to detect; the ping would cost every request.
+        options.pop("pool_pre_ping", None)
         connect_args = dict(options.get("connect_args", {}))
         connect_args.setdefault("timeout", app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000)
         options["connect_args"] = connect_args

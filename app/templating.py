@@ -1,22 +1,24 @@
 """Jinja filters shared by every room: times in the viewer's zone, exact decimals."""
 
 import zoneinfo
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from flask_login import current_user
 
 from app.db_types import format_decimal
 
 
 def viewer_timezone() -> zoneinfo.ZoneInfo:
-    """The logged-in user's timezone, or the configured default."""
-    name = getattr(current_user, "timezone", None) or current_app.config["DEFAULT_TIMEZONE"]
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
+    """The logged-in user's timezone, or the configured default (resolved once a request)."""
+    if "viewer_timezone" not in g:
+        name = getattr(current_user, "timezone", None) or current_app.config["DEFAULT_TIMEZONE"]
+        try:
+            g.viewer_timezone = zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            g.viewer_timezone = zoneinfo.ZoneInfo("UTC")
+    return g.viewer_timezone
 
 
 def local_time(moment: datetime | None) -> str:
@@ -28,7 +30,7 @@ def local_time(moment: datetime | None) -> str:
 def utc_iso(moment: datetime | None) -> str:
     if moment is None:
         return ""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 def exact(value: Decimal | None) -> str:

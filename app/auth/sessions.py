@@ -5,6 +5,7 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app, request
+from sqlalchemy.orm import joinedload
 
 from app.auth.models import User, UserSession
 from app.db_types import utcnow
@@ -32,8 +33,11 @@ def start_session(user: User) -> str:
 
 def load_session_user(token: str) -> User | None:
     """Return the user of a live session, or None if it is revoked, expired or unknown."""
+    # One query for session and user: this runs on every request.
     row = db.session.execute(
-        db.select(UserSession).where(UserSession.token_hash == hash_token(token))
+        db.select(UserSession)
+        .options(joinedload(UserSession.user, innerjoin=True))
+        .where(UserSession.token_hash == hash_token(token))
     ).scalar_one_or_none()
     if row is None or row.revoked_at is not None or not row.user.active:
         return None

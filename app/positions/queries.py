@@ -40,7 +40,7 @@ class Cursor:
 
 @dataclass
 class HistoryPage:
-    rows: list[Position]
+    rows: list  # rows with id, account, asset, timestamp, amount, price
     next_cursor: Cursor | None
 
 
@@ -82,7 +82,15 @@ def history_page(
     limit: int = 100,
 ) -> HistoryPage:
     """One page of an asset's snapshots, newest first, keyset-paginated on (timestamp, id)."""
-    query = select(Position).where(Position.asset == asset)
+    # Plain rows, not ORM objects: a page is read, never changed.
+    query = select(
+        Position.id,
+        Position.account,
+        Position.asset,
+        Position.timestamp,
+        Position.amount,
+        Position.price,
+    ).where(Position.asset == asset)
     if account:
         query = query.where(Position.account == account)
     if start is not None:
@@ -97,7 +105,7 @@ def history_page(
             )
         )
     query = query.order_by(Position.timestamp.desc(), Position.id.desc()).limit(limit + 1)
-    rows = list(db.session.execute(query).scalars())
+    rows = list(db.session.execute(query))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

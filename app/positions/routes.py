@@ -2,7 +2,7 @@
 
 import re
 from datetime import datetime, timedelta
-from decimal import Decimal, localcontext
+from decimal import Context, Decimal
 
 from flask import (
     Blueprint,
@@ -22,6 +22,8 @@ from app.positions import csv_io, queries
 from app.templating import viewer_timezone
 
 bp = Blueprint("positions", __name__)
+# Enough digits that amount * price is never rounded.
+EXACT = Context(prec=200)
 
 DATETIME_INPUT_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
 # What may appear of a name in a download's file name; anything else becomes "_".
@@ -36,8 +38,7 @@ def notional(amount: Decimal, price: Decimal | None) -> Decimal | None:
     """amount * price with enough precision that nothing is rounded."""
     if price is None:
         return None
-    with localcontext(prec=200):
-        return amount * price
+    return EXACT.multiply(amount, price)
 
 
 @bp.route("/")
@@ -85,7 +86,9 @@ def _time_range(args) -> tuple[datetime | None, datetime | None]:
 @requires_role(Role.VIEWER)
 def history(asset: str):
     """Show one asset's snapshots, newest first, 100 a page."""
-    if not queries.asset_exists(asset):
+    # Accounts holding the asset feed the filter; none at all means no such asset.
+    accounts = queries.accounts_for_asset(asset)
+    if not accounts:
         return render_template("positions/unknown_asset.html", asset=asset), 404
     args = request.args
     account = args.get("account", "").strip() or None
@@ -112,7 +115,7 @@ def history(asset: str):
             asset=asset,
             page=page,
             rows=[(p, notional(p.amount, p.price)) for p in page.rows],
-            accounts=queries.accounts_for_asset(asset),
+            accounts=accounts,
             account=account,
             filters=filters,
             is_first_page=cursor is None,
