@@ -7,6 +7,7 @@ from decimal import Decimal
 from flask import Flask, current_app, g
 from flask_login import current_user
 
+from app.alerts.queries import firing_count
 from app.db_types import format_decimal
 
 
@@ -51,7 +52,15 @@ def duration(delta: timedelta) -> str:
     return " ".join(shown)
 
 
+def firing_alerts_context() -> dict:
+    """Every logged-in page shows how many alerts are firing."""
+    if not getattr(current_user, "is_authenticated", False):
+        return {}
+    return {"firing_alerts": firing_count()}
+
+
 def register_template_filters(app: Flask) -> None:
+    app.context_processor(firing_alerts_context)
     app.add_template_filter(local_time, "localtime")
     app.add_template_filter(utc_iso, "utc")
     app.add_template_filter(exact, "exact")

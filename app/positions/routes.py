@@ -15,6 +15,7 @@ from flask import (
     stream_with_context,
 )
 
+from app.alerts.queries import firing_series
 from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import utcnow
@@ -47,12 +48,15 @@ def overview():
     """Show the latest position of every (account, asset)."""
     now = utcnow()
     stale_after = timedelta(seconds=current_app.config["STALE_AFTER_SECONDS"])
+    firing = firing_series()
     rows = [
         {
             "latest": latest,
             "notional": notional(latest.amount, latest.price),
             "age": now - latest.timestamp,
             "stale": now - latest.timestamp > stale_after,
+            "alerting": (latest.account, latest.asset) in firing
+            or (latest.account, "*") in firing,
         }
         for latest in queries.latest_positions()
     ]

@@ -1,0 +1,103 @@
+"""The alerts page, acknowledgement, and the firing badge on every page."""
+
+import logging
+import re
+from decimal import Decimal
+
+import pytest
+
+from app.alerts.models import Alert, AlertRule, RuleKind
+from app.auth.models import Role
+from app.db_types import utcnow
+from app.extensions import db
+from tests.conftest import Auth, csrf_token_from, make_user
+from tests.positions.helpers import snap, store
+
+
+@pytest.fixture
+def firing(app):
+    """A rule broken by one snapshot: one firing alert on main/BTC."""
+    with app.app_context():
+        db.session.add(
+            AlertRule(
+                name="BTC too big",
+                kind=RuleKind.POSITION_ABOVE,
+                asset="BTC",
+                threshold=Decimal("10"),
+                severity="critical",
+            )
+        )
+        db.session.commit()
+    store(app, [snap(at=utcnow(), amount="12.5"), snap(asset="ETH", at=utcnow(), amount="99")])
+    with app.app_context():
+        return db.session.execute(db.select(Alert.id)).scalar_one()
+
+
+def client_for(app, role):
+    make_user(app, role, role=role)
+    client = app.test_client()
+    Auth(client).login(username=role)
+    return client
+
+
+def test_firing_alert_is_listed_with_rule_series_and_value(app, firing):
+    html = client_for(app, Role.VIEWER).get("/alerts/").get_data(as_text=True)
+    assert "BTC too big" in html and "main/BTC" in html and "12.5" in html
+    assert 'class="badge state-firing"' in html
+    # Viewers look; they get no buttons.
+    assert "Acknowledge</button>" not in html
+
+
+def test_every_page_shows_the_firing_count_and_the_overview_marks_the_row(app, firing):
+    client = client_for(app, Role.VIEWER)
+    html = client.get("/").get_data(as_text=True)
+    assert re.search(r'data-testid="firing-count">1<', html)
+    assert "<title>(1) Positions" in html
+    assert re.search(r'<tr class=" alerting" data-account="main" data-asset="BTC">', html)
+    assert re.search(r'<tr class="" data-account="main" data-asset="ETH">', html)
+
+
+def test_operator_acknowledges_with_a_comment(app, firing, caplog):
+    client = client_for(app, Role.OPERATOR)
+    token = csrf_token_from(client, "/alerts/")
+    with caplog.at_level(logging.INFO):
+        response = client.post(
+            f"/alerts/{firing}/acknowledge", data={"csrf_token": token, "comment": "hedging now"}
+        )
+    assert response.status_code == 302
+    assert "alert acknowledged: user=operator" in caplog.text
+    with app.app_context():
+        alert = db.session.get(Alert, firing)
+        assert alert.acknowledged_at is not None and alert.acknowledgement == "hedging now"
+        assert alert.state == "firing"
+    html = client.get("/alerts/").get_data(as_text=True)
+    assert "hedging now" in html and "Acknowledge</button>" not in html
+
+
+def test_viewer_cannot_acknowledge(app, firing):
+    client = client_for(app, Role.VIEWER)
+    token = csrf_token_from(client, "/alerts/")
+    response = client.post(f"/alerts/{firing}/acknowledge", data={"csrf_token": token})
+    assert response.status_code == 403
+    with app.app_context():
+        assert db.session.get(Alert, firing).acknowledged_at is None
+
+
+def test_acknowledge_needs_csrf_and_a_firing_alert(app, firing):
+    client = client_for(app, Role.OPERATOR)
+    assert client.post(f"/alerts/{firing}/acknowledge").status_code == 400
+    token = csrf_token_from(client, "/alerts/")
+    assert client.post("/alerts/999/acknowledge", data={"csrf_token": token}).status_code == 404
+    store(app, [snap(at=utcnow(), amount="1")])  # resolves it
+    response = client.post(f"/alerts/{firing}/acknowledge", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert "not firing" in client.get("/alerts/").get_data(as_text=True)
+    long = client.post(
+        f"/alerts/{firing}/acknowledge", data={"csrf_token": token, "comment": "x" * 501}
+    )
+    assert long.status_code == 400
+
+
+def test_no_alerts_says_so(app):
+    html = client_for(app, Role.VIEWER).get("/alerts/").get_data(as_text=True)
+    assert "Nothing is firing or pending" in html and "firing-count" not in html
