@@ -49,6 +49,20 @@ class Config:
     PROXY_FIX_X_PROTO = 0
     PROXY_FIX_X_HOST = 0
 
+    # Notifications: retried with exponential backoff until delivered.
+    NOTIFY_RETRY_BASE_SECONDS = 10
+    NOTIFY_RETRY_MAX_SECONDS = 15 * 60
+    NOTIFY_TIMEOUT_SECONDS = 10
+    NOTIFY_LEASE_SECONDS = 60
+    SMTP_HOST = "localhost"
+    SMTP_PORT = 25
+    SMTP_STARTTLS = False
+    SMTP_USERNAME = None
+    SMTP_PASSWORD = None
+    MAIL_FROM = "tradingmonitor@localhost"
+    # Public base URL, for links in notifications.
+    EXTERNAL_URL = "http://127.0.0.1:5000"
+
     STALE_AFTER_SECONDS = 5 * 60
     HISTORY_PAGE_SIZE = 100
     DEFAULT_TIMEZONE = "UTC"

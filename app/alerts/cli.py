@@ -6,8 +6,19 @@ from decimal import Decimal, InvalidOperation
 import click
 from flask.cli import AppGroup
 
+from app.alerts.delivery import deliver_due
 from app.alerts.engine import evaluate_all
-from app.alerts.models import ANY, Alert, AlertRule, AlertState, RuleKind, Severity
+from app.alerts.models import (
+    ANY,
+    Alert,
+    AlertRule,
+    AlertState,
+    Channel,
+    ChannelKind,
+    RuleKind,
+    Severity,
+)
+from app.alerts.validation import target_problem
 from app.extensions import db
 
 alerts_cli = AppGroup("alerts", help="Alert rules and the evaluation worker.")
@@ -36,6 +47,7 @@ def _decimal(value: str | None, option: str) -> Decimal | None:
 @click.option("--percent", is_flag=True, help="change_over_window in percent.")
 @click.option("--pending", "pending_seconds", type=click.IntRange(0), default=0)
 @click.option("--severity", type=click.Choice(Severity.ALL), default=Severity.WARNING)
+@click.option("--channel", "channel_names", multiple=True, help="Notify this channel (repeat).")
 def add_rule(
     name,
     kind,
@@ -47,6 +59,7 @@ def add_rule(
     percent,
     pending_seconds,
     severity,
+    channel_names,
 ):
     """Create an alert rule."""
     rule = AlertRule(
@@ -64,6 +77,13 @@ def add_rule(
     problem = rule_problem(rule)
     if problem:
         raise click.UsageError(problem)
+    for name in channel_names:
+        channel = db.session.execute(
+            db.select(Channel).where(Channel.name == name)
+        ).scalar_one_or_none()
+        if channel is None:
+            raise click.UsageError(f"No channel named {name!r}; see flask alerts add-channel.")
+        rule.channels.append(channel)
     db.session.add(rule)
     db.session.commit()
     click.echo(f"Created rule #{rule.id} {rule.name!r}.")
@@ -87,6 +107,30 @@ def rule_problem(rule: AlertRule) -> str | None:
     return None
 
 
+@alerts_cli.command("add-channel")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(ChannelKind.ALL), required=True)
+@click.option("--target", required=True, help="http(s) URL, or an e-mail address.")
+def add_channel(name, kind, target):
+    """Create a notification channel."""
+    problem = target_problem(kind, target)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--target")
+    if db.session.execute(db.select(Channel.id).where(Channel.name == name)).first():
+        raise click.UsageError(f"A channel named {name!r} exists.")
+    channel = Channel(name=name, kind=kind, target=target)
+    db.session.add(channel)
+    db.session.commit()
+    click.echo(f"Created {kind} channel #{channel.id} {name!r} → {channel.masked_target()}.")
+
+
+@alerts_cli.command("deliver")
+def deliver():
+    """Deliver the notifications that are due, once (for cron or a systemd timer)."""
+    sent, failed = deliver_due()
+    click.echo(f"Sent {sent}, failed {failed} (failed ones are retried with backoff).")
+
+
 @alerts_cli.command("evaluate")
 def evaluate():
     """Run one evaluation pass over every rule (for cron or a systemd timer)."""
@@ -101,16 +145,19 @@ def evaluate():
 @click.option("--interval", type=click.FloatRange(0.1), default=10.0, show_default=True)
 @click.option("--passes", type=click.IntRange(1), help="Stop after this many passes.")
 def run(interval, passes):
-    """Evaluate every rule every --interval seconds until stopped."""
+    """Evaluate rules and deliver notifications every --interval seconds until stopped."""
     done = 0
     while passes is None or done < passes:
         started = time.monotonic()
         transitions = evaluate_all()
         db.session.commit()
+        sent, failed = deliver_due()
         db.session.remove()
         done += 1
-        if transitions:
-            click.echo(f"pass {done}: {len(transitions)} transition(s)")
+        if transitions or sent or failed:
+            click.echo(
+                f"pass {done}: {len(transitions)} transition(s), sent {sent}, failed {failed}"
+            )
         time.sleep(max(0.0, interval - (time.monotonic() - started)))
 
 

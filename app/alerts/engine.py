@@ -14,6 +14,7 @@ from decimal import Decimal, localcontext
 from sqlalchemy import select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.alerts import notify
 from app.alerts.models import ANY, Alert, AlertRule, AlertState, AlertTransition, RuleKind
 from app.db_types import utcnow
 from app.extensions import db
@@ -193,6 +194,9 @@ def advance(
             alert.acknowledged_by_id = alert.acknowledged_at = alert.acknowledgement = None
         elif new_state == AlertState.RESOLVED:
             alert.resolved_at = now
+        notify.on_transition(alert, rule, new_state, now)
+    if not changes:
+        notify.queue_repeat(alert, rule, now)
     return changes
 
 

@@ -3,7 +3,7 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db_types import ExactDecimal, UTCDateTime, utcnow
@@ -73,6 +73,7 @@ class AlertRule(db.Model):
     alerts: Mapped[list["Alert"]] = relationship(
         back_populates="rule", cascade="all, delete-orphan"
     )
+    channels: Mapped[list["Channel"]] = relationship(secondary="rule_channel")
 
     def matches(self, account: str, asset: str) -> bool:
         return self.account in (ANY, account) and self.asset in (ANY, asset)
@@ -96,6 +97,7 @@ class Alert(db.Model):
     )
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledgement: Mapped[str | None] = mapped_column(String(500))
+    last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     rule: Mapped[AlertRule] = relationship(back_populates="alerts")
     transitions: Mapped[list["AlertTransition"]] = relationship(
@@ -122,3 +124,83 @@ class AlertTransition(db.Model):
     alert: Mapped[Alert] = relationship(back_populates="transitions")
 
     __table_args__ = (Index(None, "alert_id", "at"),)
+
+
+class ChannelKind:
+    WEBHOOK = "webhook"
+    SLACK = "slack"
+    EMAIL = "email"
+    ALL = (WEBHOOK, SLACK, EMAIL)
+
+
+class Channel(db.Model):
+    """Where notifications go: a webhook URL, a Slack-compatible hook or an address."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # Webhook and Slack URLs often carry a secret: shown back only in part.
+    target: Mapped[str] = mapped_column(String(500))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def masked_target(self) -> str:
+        if self.kind == ChannelKind.EMAIL:
+            return self.target
+        keep = self.target.split("/")[:3]
+        return "/".join(keep) + "/…"
+
+
+rule_channel = db.Table(
+    "rule_channel",
+    db.Column("rule_id", ForeignKey("alert_rule.id", ondelete="CASCADE"), primary_key=True),
+    db.Column("channel_id", ForeignKey("channel.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class NotificationKind:
+    FIRING = "firing"
+    RESOLVED = "resolved"
+    REPEAT = "repeat"
+    TEST = "test"
+
+
+class NotificationStatus:
+    PENDING = "pending"
+    SENT = "sent"
+
+
+class Notification(db.Model):
+    """The outbox: written with the transition it announces, delivered by the worker."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alert.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    # One notification per transition and channel, whoever evaluates it.
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    payload: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=NotificationStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A worker's claim; one that dies mid-delivery loses it when the lease runs out.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    channel: Mapped[Channel] = relationship()
+
+    __table_args__ = (Index(None, "status", "next_attempt_at"),)
+
+
+class DeliveryAttempt(db.Model):
+    """One try at delivering a notification, for the delivery log."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notification.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ok: Mapped[bool]
+    detail: Mapped[str] = mapped_column(String(500))
+
+    __table_args__ = (Index(None, "notification_id"),)

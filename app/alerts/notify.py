@@ -1,0 +1,129 @@
+"""Writing notifications to the outbox, in the transaction of the transition."""
+
+import hashlib
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.alerts.models import (
+    Alert,
+    AlertRule,
+    AlertState,
+    Channel,
+    Notification,
+    NotificationKind,
+)
+from app.extensions import db
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def _iso(moment: datetime | None) -> str:
+    return ZERO_TIME if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def alertmanager_payload(
+    alert: Alert, rule: AlertRule, channel: Channel, kind: str, group_key: str
+) -> dict:
+    """The Alertmanager v4 webhook body, so existing receivers understand it."""
+    status = "resolved" if kind == NotificationKind.RESOLVED else "firing"
+    labels = {
+        "alertname": rule.name,
+        "severity": rule.severity,
+        "account": alert.account,
+        "asset": alert.asset,
+        "rule_id": str(rule.id),
+    }
+    annotations = {
+        "description": rule.description or "",
+        "value": "" if alert.value is None else format(alert.value, "f"),
+        "threshold": format(rule.threshold, "f"),
+        "kind": rule.kind,
+    }
+    if rule.runbook_url:
+        annotations["runbook_url"] = rule.runbook_url
+    base_url = current_app.config.get("EXTERNAL_URL", "")
+    return {
+        "version": "4",
+        "groupKey": group_key,
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": channel.name,
+        "groupLabels": {"alertname": rule.name},
+        "commonLabels": labels,
+        "commonAnnotations": annotations,
+        "externalURL": base_url,
+        "alerts": [
+            {
+                "status": status,
+                "labels": labels,
+                "annotations": annotations,
+                "startsAt": _iso(alert.fired_at),
+                "endsAt": _iso(alert.resolved_at if status == "resolved" else None),
+                "generatorURL": f"{base_url}/alerts/",
+                "fingerprint": hashlib.sha256(
+                    f"{rule.id}:{alert.account}:{alert.asset}".encode()
+                ).hexdigest()[:16],
+            }
+        ],
+        "tradingmonitor": {"kind": kind, "alert_id": alert.id},
+    }
+
+
+def _insert_ignore(values: dict):
+    module = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    return (
+        module.insert(Notification)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    )
+
+
+def queue(alert: Alert, rule: AlertRule, kind: str, now: datetime, episode_key: str) -> int:
+    """Add one notification per enabled channel; a key already queued is skipped."""
+    queued = 0
+    for channel in rule.channels:
+        if not channel.enabled:
+            continue
+        group_key = f"rule:{rule.id}/series:{alert.account}/{alert.asset}"
+        result = db.session.execute(
+            _insert_ignore(
+                {
+                    "channel_id": channel.id,
+                    "alert_id": alert.id,
+                    "kind": kind,
+                    "dedupe_key": f"{episode_key}/channel:{channel.id}",
+                    "payload": alertmanager_payload(alert, rule, channel, kind, group_key),
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+            )
+        )
+        queued += result.rowcount or 0
+    if queued:
+        alert.last_notified_at = now
+    return queued
+
+
+def on_transition(alert: Alert, rule: AlertRule, to_state: str, now: datetime) -> None:
+    """Queue what a transition announces: firing always, resolved if the rule says so."""
+    episode = f"alert:{alert.id}/fired:{_iso(alert.fired_at)}"
+    if to_state == AlertState.FIRING:
+        queue(alert, rule, NotificationKind.FIRING, now, f"{episode}/firing")
+    elif to_state == AlertState.RESOLVED and rule.send_resolved:
+        queue(alert, rule, NotificationKind.RESOLVED, now, f"{episode}/resolved")
+
+
+def queue_repeat(alert: Alert, rule: AlertRule, now: datetime) -> None:
+    """While firing and unacknowledged, remind every repeat interval."""
+    if alert.state != AlertState.FIRING or alert.acknowledged_at or not rule.channels:
+        return
+    interval = timedelta(seconds=rule.repeat_interval_seconds)
+    if interval <= timedelta(0) or now - (alert.last_notified_at or alert.fired_at) < interval:
+        return
+    number = int((now - alert.fired_at) / interval)
+    episode = f"alert:{alert.id}/fired:{_iso(alert.fired_at)}"
+    queue(alert, rule, NotificationKind.REPEAT, now, f"{episode}/repeat:{number}")
