@@ -204,3 +204,32 @@ class DeliveryAttempt(db.Model):
     detail: Mapped[str] = mapped_column(String(500))
 
     __table_args__ = (Index(None, "notification_id"),)
+
+
+class Silence(db.Model):
+    """While active, matching alerts are still evaluated and shown, but not notified."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # None matches every rule; "*" matches every asset or account.
+    rule_id: Mapped[int | None] = mapped_column(ForeignKey("alert_rule.id", ondelete="CASCADE"))
+    asset: Mapped[str] = mapped_column(String(64), default=ANY)
+    account: Mapped[str] = mapped_column(String(64), default=ANY)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    comment: Mapped[str] = mapped_column(String(500))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    rule: Mapped[AlertRule | None] = relationship()
+
+    __table_args__ = (Index(None, "ends_at"),)
+
+    def matches(self, alert: "Alert") -> bool:
+        return (
+            self.rule_id in (None, alert.rule_id)
+            and self.asset in (ANY, alert.asset)
+            and self.account in (ANY, alert.account)
+        )
+
+    def is_active(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.ends_at

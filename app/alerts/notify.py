@@ -14,6 +14,7 @@ from app.alerts.models import (
     Notification,
     NotificationKind,
 )
+from app.alerts.silences import silence_for
 from app.extensions import db
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -81,7 +82,12 @@ def _insert_ignore(values: dict):
 
 
 def queue(alert: Alert, rule: AlertRule, kind: str, now: datetime, episode_key: str) -> int:
-    """Add one notification per enabled channel; a key already queued is skipped."""
+    """Add one notification per enabled channel; a key already queued is skipped.
+
+    A silenced alert is evaluated and shown as usual but queues nothing.
+    """
+    if not rule.channels or silence_for(alert, now) is not None:
+        return 0
     queued = 0
     for channel in rule.channels:
         if not channel.enabled:

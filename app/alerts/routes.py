@@ -1,13 +1,15 @@
 """The alerts page: what is firing or pending, and acknowledging it."""
 
 import logging
+from datetime import timedelta
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.alerts import queries
-from app.alerts.forms import AcknowledgeForm
-from app.alerts.models import Alert, AlertState
+from app.alerts.forms import AcknowledgeForm, QuickSilenceForm, SilenceForm
+from app.alerts.models import ANY, Alert, AlertRule, AlertState, Silence
+from app.alerts.silences import matching_alerts, silence_for
 from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import utcnow
@@ -22,10 +24,14 @@ bp = Blueprint("alerts", __name__)
 @requires_role(Role.VIEWER)
 def index():
     """Show firing and pending alerts, firing first."""
+    open_alerts = queries.open_alerts()
+    now = utcnow()
     return render_template(
         "alerts/index.html",
-        alerts=queries.open_alerts(),
+        alerts=open_alerts,
         form=AcknowledgeForm(),
+        silence_form=QuickSilenceForm(),
+        silenced={a.id for a in open_alerts if silence_for(a, now) is not None},
         can_act=current_user.has_role(Role.OPERATOR),
     )
 
@@ -50,3 +56,104 @@ def acknowledge(alert_id: int):
     log.info("alert acknowledged: user=%s alert=%s", current_user.username, alert.id)
     flash(f"Acknowledged {alert.rule.name} on {alert.account}/{alert.asset}.", "success")
     return redirect(url_for("alerts.index"))
+
+
+@bp.route("/<int:alert_id>/silence", methods=["POST"])
+@requires_role(Role.OPERATOR)
+def silence_alert(alert_id: int):
+    """Silence this alert's rule, asset and account for some hours, in one click."""
+    form = QuickSilenceForm()
+    if not form.validate_on_submit():
+        abort(400, description="Hours must be between 0.01 and 2160.")
+    alert = db.session.get(Alert, alert_id)
+    if alert is None:
+        abort(404)
+    now = utcnow()
+    silence = Silence(
+        rule_id=alert.rule_id,
+        asset=alert.asset,
+        account=alert.account,
+        starts_at=now,
+        ends_at=now + timedelta(hours=float(form.hours.data)),
+        comment=f"Silenced from the alert by {current_user.username}",
+        created_by_id=current_user.id,
+    )
+    db.session.add(silence)
+    db.session.commit()
+    log.info(
+        "silence created: user=%s silence=%s alert=%s", current_user.username, silence.id, alert.id
+    )
+    flash(f"Silenced {alert.rule.name} on {alert.account}/{alert.asset}.", "success")
+    return redirect(url_for("alerts.index"))
+
+
+def _silence_form() -> SilenceForm:
+    form = SilenceForm()
+    rules = db.session.execute(db.select(AlertRule).order_by(AlertRule.name)).scalars()
+    form.rule_id.choices = [(0, "Any rule")] + [(r.id, r.name) for r in rules]
+    return form
+
+
+@bp.route("/silences", methods=["GET", "POST"])
+@requires_role(Role.VIEWER)
+def silences():
+    """List silences (expired ones too); operators create them, with a preview."""
+    form = _silence_form()
+    now = utcnow()
+    preview = None
+    status = 200
+    if form.is_submitted():
+        if not current_user.has_role(Role.OPERATOR):
+            abort(403)
+        if form.validate():
+            silence = Silence(
+                rule_id=form.rule_id.data or None,
+                asset=form.asset.data.strip() or ANY,
+                account=form.account.data.strip() or ANY,
+                starts_at=now,
+                ends_at=now + timedelta(hours=float(form.hours.data)),
+                comment=form.comment.data.strip(),
+                created_by_id=current_user.id,
+            )
+            if request.form.get("action") == "preview":
+                preview = matching_alerts(silence, queries.open_alerts())
+            else:
+                db.session.add(silence)
+                db.session.commit()
+                log.info("silence created: user=%s silence=%s", current_user.username, silence.id)
+                flash("Silence created.", "success")
+                return redirect(url_for("alerts.silences"))
+        else:
+            status = 400
+    rows = (
+        db.session.execute(db.select(Silence).order_by(Silence.ends_at.desc()).limit(200))
+        .scalars()
+        .all()
+    )
+    return (
+        render_template(
+            "alerts/silences.html",
+            form=form,
+            silences=rows,
+            now=now,
+            preview=preview,
+            can_act=current_user.has_role(Role.OPERATOR),
+        ),
+        status,
+    )
+
+
+@bp.route("/silences/<int:silence_id>/expire", methods=["POST"])
+@requires_role(Role.OPERATOR)
+def expire_silence(silence_id: int):
+    """End a silence now; it stays in the list."""
+    silence = db.session.get(Silence, silence_id)
+    if silence is None:
+        abort(404)
+    now = utcnow()
+    if silence.ends_at > now:
+        silence.ends_at = max(now, silence.starts_at)
+        db.session.commit()
+        log.info("silence expired: user=%s silence=%s", current_user.username, silence.id)
+    flash("Silence ended.", "success")
+    return redirect(url_for("alerts.silences"))

@@ -1,0 +1,26 @@
+"""Silences: which alerts are muted now."""
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from app.alerts.models import Alert, Silence
+from app.extensions import db
+
+
+def active_silences(now: datetime) -> list[Silence]:
+    return list(
+        db.session.execute(
+            select(Silence).where(Silence.starts_at <= now, Silence.ends_at > now)
+        ).scalars()
+    )
+
+
+def silence_for(alert: Alert, now: datetime) -> Silence | None:
+    """The first active silence that mutes this alert, if any."""
+    return next((s for s in active_silences(now) if s.matches(alert)), None)
+
+
+def matching_alerts(silence: Silence, alerts: list[Alert]) -> list[Alert]:
+    """Which of these alerts the silence would mute (for the form's preview)."""
+    return [a for a in alerts if silence.matches(a)]
