@@ -124,6 +124,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from app.alerts.routes import bp as alerts_bp
+    from app.alerts.rule_routes import bp as alert_rules_bp
     from app.api.docs import docs_bp as api_docs_bp
     from app.api.routes import bp as api_bp
     from app.auth.routes import bp as auth_bp
@@ -133,6 +134,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp, url_prefix="")
     app.register_blueprint(positions_bp, url_prefix="")
     app.register_blueprint(alerts_bp, url_prefix="/alerts")
+    app.register_blueprint(alert_rules_bp, url_prefix="/alerts")
     app.register_blueprint(ops_bp, url_prefix="")
     # Token-only routes: a cookie never authorises them, so CSRF does not apply.
     csrf.exempt(api_bp)

@@ -1,8 +1,22 @@
 """Forms of the alerts room."""
 
 from flask_wtf import FlaskForm
-from wtforms import DecimalField, SelectField, StringField, SubmitField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
+from wtforms import (
+    BooleanField,
+    DecimalField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+    URLField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from app.alerts.models import ChannelKind, Severity
 
 
 class AcknowledgeForm(FlaskForm):
@@ -36,3 +50,60 @@ class QuickSilenceForm(FlaskForm):
         validators=[InputRequired(), NumberRange(min=0.01, max=24 * 90)],
     )
     submit = SubmitField("Silence")
+
+
+class RuleForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    kind = SelectField(
+        "Kind",
+        choices=[
+            SelectChoice("position_above", "Position above threshold"),
+            SelectChoice("position_below", "Position below threshold"),
+            SelectChoice("notional_above", "Absolute notional above threshold"),
+            SelectChoice("change_over_window", "Change over a window"),
+            SelectChoice("gross_exposure_above", "Gross exposure of an account above"),
+            SelectChoice("stale_feed", "Stale feed: no snapshot for N seconds"),
+        ],
+    )
+    asset = StringField(
+        "Asset (* for every asset)", default="*", validators=[DataRequired(), Length(max=64)]
+    )
+    account = StringField(
+        "Account (* for every account)", default="*", validators=[DataRequired(), Length(max=64)]
+    )
+    threshold = DecimalField(
+        "Threshold (seconds for a stale feed)", places=None, validators=[InputRequired()]
+    )
+    clear_threshold = DecimalField(
+        "Clear threshold (optional, hysteresis)", places=None, validators=[Optional()]
+    )
+    window_seconds = IntegerField(
+        "Window, seconds (change over a window)", validators=[Optional(), NumberRange(min=1)]
+    )
+    change_percent = BooleanField("Change in percent")
+    pending_seconds = IntegerField(
+        "Pending period, seconds", default=0, validators=[InputRequired(), NumberRange(min=0)]
+    )
+    severity = SelectField(
+        "Severity", choices=[SelectChoice(s, s) for s in Severity.ALL], default=Severity.WARNING
+    )
+    description = TextAreaField("Description", validators=[Length(max=2000)])
+    runbook_url = URLField("Runbook link", validators=[Optional(), Length(max=500)])
+    repeat_interval_seconds = IntegerField(
+        "Repeat every, seconds (0: never)",
+        default=3600,
+        validators=[InputRequired(), NumberRange(min=0)],
+    )
+    send_resolved = BooleanField("Notify when resolved", default=True)
+    enabled = BooleanField("Enabled", default=True)
+    channels = SelectMultipleField(
+        "Notify", coerce=int, option_widget=CheckboxInput(), widget=ListWidget(prefix_label=False)
+    )
+    submit = SubmitField("Save rule")
+
+
+class ChannelForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    kind = SelectField("Kind", choices=[SelectChoice(k, k) for k in ChannelKind.ALL])
+    target = StringField("URL or e-mail address", validators=[DataRequired(), Length(max=500)])
+    submit = SubmitField("Add channel")

@@ -1,0 +1,189 @@
+"""Rule and channel pages: list, create, edit, enable, delete; channels for admins."""
+
+import logging
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from app.alerts.cli import rule_problem
+from app.alerts.delivery import DeliveryError, send
+from app.alerts.forms import ChannelForm, RuleForm
+from app.alerts.models import ANY, AlertRule, Channel
+from app.alerts.validation import target_problem
+from app.auth.access import requires_role
+from app.auth.models import Role
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+# Mounted at /alerts beside the alerts list: /alerts/rules, /alerts/channels.
+bp = Blueprint("alert_rules", __name__)
+
+RULE_FIELDS = [
+    "name",
+    "kind",
+    "asset",
+    "account",
+    "threshold",
+    "clear_threshold",
+    "window_seconds",
+    "change_percent",
+    "pending_seconds",
+    "severity",
+    "description",
+    "runbook_url",
+    "repeat_interval_seconds",
+    "send_resolved",
+    "enabled",
+]
+
+
+def _rule_form(rule: AlertRule | None = None) -> RuleForm:
+    form = RuleForm(obj=rule) if rule is not None and request.method == "GET" else RuleForm()
+    channels = db.session.execute(db.select(Channel).order_by(Channel.name)).scalars()
+    form.channels.choices = [(c.id, f"{c.name} ({c.kind})") for c in channels]
+    if rule is not None and request.method == "GET":
+        form.channels.data = [c.id for c in rule.channels]
+    return form
+
+
+def _apply(form: RuleForm, rule: AlertRule) -> str | None:
+    """Copy the form into the rule; return what is wrong with it, if anything."""
+    for name in RULE_FIELDS:
+        setattr(rule, name, getattr(form, name).data)
+    rule.name = rule.name.strip()
+    rule.asset = (rule.asset or ANY).strip()
+    rule.account = (rule.account or ANY).strip()
+    rule.description = rule.description or ""
+    rule.runbook_url = rule.runbook_url or None
+    if rule.runbook_url and target_problem("webhook", rule.runbook_url):
+        return "The runbook link must be an http:// or https:// URL."
+    for value in (rule.threshold, rule.clear_threshold):
+        if value is not None and not value.is_finite():
+            return "Thresholds must be finite numbers."
+    rule.channels = [db.session.get(Channel, i) for i in form.channels.data or []]
+    return rule_problem(rule)
+
+
+@bp.route("/rules")
+@requires_role(Role.VIEWER)
+def rules():
+    """List alert rules."""
+    rows = db.session.execute(db.select(AlertRule).order_by(AlertRule.name)).scalars().all()
+    return render_template(
+        "alerts/rules.html", rules=rows, can_act=current_user.has_role(Role.OPERATOR)
+    )
+
+
+@bp.route("/rules/new", methods=["GET", "POST"])
+@bp.route("/rules/<int:rule_id>/edit", methods=["GET", "POST"])
+@requires_role(Role.OPERATOR)
+def edit_rule(rule_id: int | None = None):
+    """Create or change a rule."""
+    rule = db.session.get(AlertRule, rule_id) if rule_id else None
+    if rule_id and rule is None:
+        abort(404)
+    form = _rule_form(rule)
+    if form.validate_on_submit():
+        target = rule or AlertRule(created_by_id=current_user.id)
+        with db.session.no_autoflush:
+            problem = _apply(form, target)
+        if problem is None:
+            db.session.add(target)
+            db.session.commit()
+            log.info("rule saved: user=%s rule=%s", current_user.username, target.id)
+            flash(f"Rule {target.name!r} saved.", "success")
+            return redirect(url_for("alert_rules.rules"))
+        db.session.rollback()
+        flash(problem, "error")
+    status = 400 if form.is_submitted() else 200
+    return render_template("alerts/rule_form.html", form=form, rule=rule), status
+
+
+@bp.route("/rules/<int:rule_id>/toggle", methods=["POST"])
+@requires_role(Role.OPERATOR)
+def toggle_rule(rule_id: int):
+    """Enable or disable a rule."""
+    rule = db.session.get(AlertRule, rule_id) or abort(404)
+    rule.enabled = not rule.enabled
+    db.session.commit()
+    log.info(
+        "rule %s: user=%s rule=%s",
+        "enabled" if rule.enabled else "disabled",
+        current_user.username,
+        rule.id,
+    )
+    flash(f"Rule {rule.name!r} {'enabled' if rule.enabled else 'disabled'}.", "success")
+    return redirect(url_for("alert_rules.rules"))
+
+
+@bp.route("/rules/<int:rule_id>/delete", methods=["POST"])
+@requires_role(Role.OPERATOR)
+def delete_rule(rule_id: int):
+    """Delete a rule with its alerts and their history."""
+    rule = db.session.get(AlertRule, rule_id) or abort(404)
+    db.session.delete(rule)
+    db.session.commit()
+    log.info("rule deleted: user=%s rule=%s", current_user.username, rule_id)
+    flash(f"Rule {rule.name!r} deleted.", "success")
+    return redirect(url_for("alert_rules.rules"))
+
+
+@bp.route("/channels", methods=["GET", "POST"])
+@requires_role(Role.ADMIN)
+def channels():
+    """List notification channels and add one (admins)."""
+    form = ChannelForm()
+    status = 200
+    if form.validate_on_submit():
+        problem = target_problem(form.kind.data, form.target.data)
+        exists = db.session.execute(
+            db.select(Channel.id).where(Channel.name == form.name.data.strip())
+        ).first()
+        if problem or exists:
+            form.target.errors.append(problem or "A channel with this name exists.")
+            status = 400
+        else:
+            channel = Channel(
+                name=form.name.data.strip(), kind=form.kind.data, target=form.target.data.strip()
+            )
+            db.session.add(channel)
+            db.session.commit()
+            log.info("channel added: user=%s channel=%s", current_user.username, channel.id)
+            flash(f"Channel {channel.name!r} added.", "success")
+            return redirect(url_for("alert_rules.channels"))
+    elif form.is_submitted():
+        status = 400
+    rows = db.session.execute(db.select(Channel).order_by(Channel.name)).scalars().all()
+    return render_template("alerts/channels.html", form=form, channels=rows), status
+
+
+@bp.route("/channels/<int:channel_id>/test", methods=["POST"])
+@requires_role(Role.ADMIN)
+def test_channel(channel_id: int):
+    """Send a test notification to a channel now."""
+    channel = db.session.get(Channel, channel_id) or abort(404)
+    payload = {
+        "version": "4",
+        "groupKey": f"test/channel:{channel.id}",
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": channel.name,
+        "groupLabels": {"alertname": "TradingMonitor test"},
+        "commonLabels": {
+            "alertname": "TradingMonitor test",
+            "severity": "info",
+            "account": "-",
+            "asset": "-",
+        },
+        "commonAnnotations": {"description": "A test notification.", "value": "", "threshold": ""},
+        "externalURL": "",
+        "alerts": [],
+        "tradingmonitor": {"kind": "test"},
+    }
+    try:
+        detail = send(channel, payload)
+        flash(f"Test notification sent to {channel.name!r}: {detail}.", "success")
+    except DeliveryError as exc:
+        flash(f"Test notification to {channel.name!r} failed: {exc}.", "error")
+    return redirect(url_for("alert_rules.channels"))

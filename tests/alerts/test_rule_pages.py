@@ -1,0 +1,153 @@
+"""Rule and channel pages: who may change what, and what the forms refuse."""
+
+from decimal import Decimal
+
+import pytest
+
+from app.alerts.models import AlertRule, Channel
+from app.auth.models import Role
+from app.extensions import db
+from tests.alerts.receivers import WebhookReceiver
+from tests.conftest import Auth, csrf_token_from, make_user
+
+GOOD = {
+    "name": "BTC cap",
+    "kind": "position_above",
+    "asset": "BTC",
+    "account": "*",
+    "threshold": "2.5",
+    "clear_threshold": "2",
+    "window_seconds": "",
+    "pending_seconds": "0",
+    "severity": "critical",
+    "description": "Desk limit",
+    "runbook_url": "https://wiki.example/btc",
+    "repeat_interval_seconds": "3600",
+    "send_resolved": "y",
+    "enabled": "y",
+}
+
+
+def login(app, role):
+    make_user(app, role, role=role)
+    client = app.test_client()
+    Auth(client).login(username=role)
+    return client
+
+
+def rules(app):
+    with app.app_context():
+        return db.session.execute(db.select(AlertRule)).scalars().all()
+
+
+def post_rule(client, path="/alerts/rules/new", **changes):
+    token = csrf_token_from(client, "/alerts/rules/new")
+    return client.post(path, data={"csrf_token": token, **GOOD, **changes})
+
+
+def test_operator_creates_edits_disables_and_deletes_a_rule(app):
+    client = login(app, Role.OPERATOR)
+    assert post_rule(client).status_code == 302
+    (rule,) = rules(app)
+    assert (rule.threshold, rule.clear_threshold, rule.severity) == (
+        Decimal("2.5"),
+        Decimal("2"),
+        "critical",
+    )
+    assert "BTC cap" in client.get("/alerts/rules").get_data(as_text=True)
+    edit = client.get(f"/alerts/rules/{rule.id}/edit").get_data(as_text=True)
+    assert 'value="2.5"' in edit
+    assert post_rule(client, f"/alerts/rules/{rule.id}/edit", threshold="3").status_code == 302
+    assert rules(app)[0].threshold == Decimal("3")
+    token = csrf_token_from(client, "/alerts/rules")
+    client.post(f"/alerts/rules/{rule.id}/toggle", data={"csrf_token": token})
+    assert rules(app)[0].enabled is False
+    client.post(f"/alerts/rules/{rule.id}/delete", data={"csrf_token": token})
+    assert rules(app) == []
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"threshold": "abc"}, "Not a valid decimal"),
+        ({"threshold": ""}, "This field is required"),
+        ({"clear_threshold": "3"}, "at or below the threshold"),
+        ({"kind": "change_over_window"}, "needs --window"),
+        ({"runbook_url": "javascript:alert(1)"}, "http:// or https://"),
+        ({"name": ""}, "This field is required"),
+        ({"pending_seconds": "-1"}, "at least 0"),
+        ({"kind": "teleport"}, "Not a valid choice"),
+        ({"threshold": "NaN"}, "finite"),
+    ],
+)
+def test_rule_form_rejects_bad_input_with_a_clear_message(app, changes, message):
+    client = login(app, Role.OPERATOR)
+    response = post_rule(client, **changes)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert rules(app) == []
+
+
+def test_viewers_see_rules_but_cannot_change_them(app):
+    with app.app_context():
+        db.session.add(AlertRule(name="r", kind="position_above", threshold=Decimal("1")))
+        db.session.commit()
+    client = login(app, Role.VIEWER)
+    html = client.get("/alerts/rules").get_data(as_text=True)
+    assert ">r<" in html and "Edit" not in html
+    assert client.get("/alerts/rules/new").status_code == 403
+    token = csrf_token_from(client, "/alerts/rules")
+    assert client.post("/alerts/rules/1/toggle", data={"csrf_token": token}).status_code == 403
+    assert client.post("/alerts/rules/1/delete", data={"csrf_token": token}).status_code == 403
+    assert rules(app)[0].enabled is True
+
+
+def test_channels_are_admin_only_and_secrets_are_masked(app):
+    operator = login(app, Role.OPERATOR)
+    assert operator.get("/alerts/channels").status_code == 403
+    admin = login(app, Role.ADMIN)
+    token = csrf_token_from(admin, "/alerts/channels")
+    secret_url = "https://hooks.example.com/services/T000/B000/very-secret-token"
+    response = admin.post(
+        "/alerts/channels",
+        data={"csrf_token": token, "name": "slack", "kind": "slack", "target": secret_url},
+    )
+    assert response.status_code == 302
+    html = admin.get("/alerts/channels").get_data(as_text=True)
+    assert "https://hooks.example.com/…" in html and "very-secret-token" not in html
+    bad = admin.post(
+        "/alerts/channels",
+        data={"csrf_token": token, "name": "x", "kind": "webhook", "target": "file:///etc"},
+    )
+    assert bad.status_code == 400 and "http:// or https://" in bad.get_data(as_text=True)
+    bad = admin.post(
+        "/alerts/channels",
+        data={"csrf_token": token, "name": "m", "kind": "email", "target": "nobody"},
+    )
+    assert bad.status_code == 400 and "not an e-mail address" in bad.get_data(as_text=True)
+
+
+def test_send_test_notification_reaches_the_receiver_or_says_why_not(app):
+    admin = login(app, Role.ADMIN)
+    with WebhookReceiver() as receiver:
+        with app.app_context():
+            db.session.add(Channel(name="hook", kind="webhook", target=receiver.url))
+            db.session.commit()
+        token = csrf_token_from(admin, "/alerts/channels")
+        admin.post("/alerts/channels/1/test", data={"csrf_token": token})
+        assert receiver.received[0]["tradingmonitor"]["kind"] == "test"
+        receiver.status = 500
+        admin.post("/alerts/channels/1/test", data={"csrf_token": token})
+    html = admin.get("/alerts/channels").get_data(as_text=True)
+    assert "failed: HTTP 500" in html
+
+
+def test_rule_with_channel_selected(app):
+    with app.app_context():
+        db.session.add(Channel(name="hook", kind="webhook", target="https://h.example/x"))
+        db.session.commit()
+    client = login(app, Role.OPERATOR)
+    assert post_rule(client, channels="1").status_code == 302
+    with app.app_context():
+        rule = db.session.execute(db.select(AlertRule)).scalar_one()
+        assert [c.name for c in rule.channels] == ["hook"]
