@@ -63,6 +63,9 @@ class Config:
     # Public base URL, for links in notifications.
     EXTERNAL_URL = "http://127.0.0.1:5000"
 
+    # How often the alerts page refreshes its table.
+    ALERTS_REFRESH_SECONDS = 5
+
     STALE_AFTER_SECONDS = 5 * 60
     HISTORY_PAGE_SIZE = 100
     DEFAULT_TIMEZONE = "UTC"

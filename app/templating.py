@@ -22,6 +22,27 @@ def viewer_timezone() -> zoneinfo.ZoneInfo:
     return g.viewer_timezone
 
 
+DATETIME_INPUT_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
+
+
+class FilterError(ValueError):
+    """A filter a person typed that we cannot read; the message says how to fix it."""
+
+
+def parse_local_datetime(text: str, field: str) -> datetime | None:
+    """Read a from/to filter typed in the viewer's timezone."""
+    text = text.strip()
+    if not text:
+        return None
+    for fmt in DATETIME_INPUT_FORMATS:
+        try:
+            naive = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        return naive.replace(tzinfo=viewer_timezone())
+    raise FilterError(f"'{field}' must look like 2026-01-31T14:00 (got {text[:40]!r}).")
+
+
 def local_time(moment: datetime | None) -> str:
     if moment is None:
         return ""

@@ -1,9 +1,21 @@
 """The alerts page: what is firing or pending, and acknowledging it."""
 
+import csv
+import io
 import logging
 from datetime import timedelta
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 
 from app.alerts import queries
@@ -14,10 +26,15 @@ from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import utcnow
 from app.extensions import db
+from app.positions.csv_io import spreadsheet_safe
+from app.templating import parse_local_datetime, utc_iso
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("alerts", __name__)
+
+HISTORY_PAGE = 200
+HISTORY_ARGS = ("rule", "asset", "state", "from", "to")
 
 
 @bp.route("/")
@@ -26,8 +43,10 @@ def index():
     """Show firing and pending alerts, firing first."""
     open_alerts = queries.open_alerts()
     now = utcnow()
+    # htmx polls for the table alone; a normal visit gets the whole page.
+    template = "alerts/_table.html" if request.headers.get("HX-Request") else "alerts/index.html"
     return render_template(
-        "alerts/index.html",
+        template,
         alerts=open_alerts,
         form=AcknowledgeForm(),
         silence_form=QuickSilenceForm(),
@@ -157,3 +176,84 @@ def expire_silence(silence_id: int):
         log.info("silence expired: user=%s silence=%s", current_user.username, silence.id)
     flash("Silence ended.", "success")
     return redirect(url_for("alerts.silences"))
+
+
+def _history_filters():
+    """Read the history filters from the query string; raise ValueError if bad."""
+    args = request.args
+    filters = {
+        "rule_id": args.get("rule", type=int),
+        "asset": args.get("asset", "").strip() or None,
+        "state": args.get("state", "").strip() or None,
+        "start": None,
+        "end": None,
+    }
+    if filters["state"] and filters["state"] not in AlertState.ALL:
+        raise ValueError(f"state must be one of {', '.join(AlertState.ALL)}")
+    for key, name in (("start", "from"), ("end", "to")):
+        if args.get(name):
+            filters[key] = parse_local_datetime(args[name], name)
+    return filters
+
+
+@bp.route("/history")
+@requires_role(Role.VIEWER)
+def history():
+    """Every transition, newest first, filterable by rule, asset, state and time."""
+    status = 200
+    try:
+        filters = _history_filters()
+    except ValueError as exc:
+        flash(str(exc), "error")
+        filters, status = {}, 400
+    before = request.args.get("before", type=int)
+    rows = list(queries.transitions(**filters, before_id=before, limit=HISTORY_PAGE + 1))
+    older = rows[HISTORY_PAGE - 1][0].id if len(rows) > HISTORY_PAGE else None
+    rules = db.session.execute(db.select(AlertRule).order_by(AlertRule.name)).scalars().all()
+    args = {k: v for k, v in request.args.items() if k in HISTORY_ARGS and v}
+    return (
+        render_template(
+            "alerts/history.html",
+            rows=rows[:HISTORY_PAGE],
+            rules=rules,
+            states=AlertState.ALL,
+            args=args,
+            older=older,
+        ),
+        status,
+    )
+
+
+@bp.route("/history.csv")
+@requires_role(Role.VIEWER)
+def history_csv():
+    """Download the filtered transitions as CSV."""
+    try:
+        filters = _history_filters()
+    except ValueError as exc:
+        abort(400, description=str(exc))
+
+    def lines():
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["at", "rule", "severity", "account", "asset", "from", "to", "value"])
+        for transition, alert, rule in queries.transitions(**filters, limit=None):
+            writer.writerow(
+                [
+                    utc_iso(transition.at),
+                    spreadsheet_safe(rule.name),
+                    rule.severity,
+                    spreadsheet_safe(alert.account),
+                    spreadsheet_safe(alert.asset),
+                    transition.from_state,
+                    transition.to_state,
+                    "" if transition.value is None else format(transition.value, "f"),
+                ]
+            )
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+
+    response = Response(stream_with_context(lines()), mimetype="text/csv")
+    response.headers.set("Content-Disposition", "attachment", filename="alert-history.csv")
+    return response

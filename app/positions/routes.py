@@ -15,24 +15,19 @@ from flask import (
     stream_with_context,
 )
 
-from app.alerts.queries import firing_series
+from app.alerts.queries import alerts_for_asset, firing_series
 from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import utcnow
 from app.positions import csv_io, queries
-from app.templating import viewer_timezone
+from app.templating import FilterError, parse_local_datetime
 
 bp = Blueprint("positions", __name__)
 # Enough digits that amount * price is never rounded.
 EXACT = Context(prec=200)
 
-DATETIME_INPUT_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
 # What may appear of a name in a download's file name; anything else becomes "_".
 UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class FilterError(ValueError):
-    pass
 
 
 def notional(amount: Decimal, price: Decimal | None) -> Decimal | None:
@@ -63,24 +58,10 @@ def overview():
     return render_template("positions/overview.html", rows=rows, stale_after=stale_after, now=now)
 
 
-def _parse_local_datetime(text: str, field: str) -> datetime | None:
-    """Read a from/to filter typed in the viewer's timezone."""
-    text = text.strip()
-    if not text:
-        return None
-    for fmt in DATETIME_INPUT_FORMATS:
-        try:
-            naive = datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-        return naive.replace(tzinfo=viewer_timezone())
-    raise FilterError(f"'{field}' must look like 2026-01-31T14:00 (got {text[:40]!r}).")
-
-
 def _time_range(args) -> tuple[datetime | None, datetime | None]:
     """The page's from/to filters, read in the viewer's timezone."""
-    start = _parse_local_datetime(args.get("from", ""), "from")
-    end = _parse_local_datetime(args.get("to", ""), "to")
+    start = parse_local_datetime(args.get("from", ""), "from")
+    end = parse_local_datetime(args.get("to", ""), "to")
     if start and end and start >= end:
         raise FilterError("'from' must be before 'to'.")
     return start, end
@@ -120,6 +101,7 @@ def history(asset: str):
             page=page,
             rows=[(p, notional(p.amount, p.price)) for p in page.rows],
             accounts=accounts,
+            alerts=alerts_for_asset(asset),
             account=account,
             filters=filters,
             is_first_page=cursor is None,

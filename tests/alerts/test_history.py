@@ -1,0 +1,78 @@
+"""Alert history page and CSV; the asset page lists its alerts; the live table."""
+
+import csv
+import io
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from app.alerts.models import AlertRule, RuleKind
+from app.db_types import utcnow
+from app.extensions import db
+from tests.positions.helpers import snap, store
+
+
+@pytest.fixture
+def transitions(app):
+    with app.app_context():
+        db.session.add_all(
+            [
+                AlertRule(
+                    name="BTC cap",
+                    kind=RuleKind.POSITION_ABOVE,
+                    asset="BTC",
+                    threshold=Decimal("10"),
+                ),
+                AlertRule(
+                    name="=cmd|' /C calc'!A0",
+                    kind=RuleKind.POSITION_BELOW,
+                    asset="ETH",
+                    threshold=Decimal("0"),
+                ),
+            ]
+        )
+        db.session.commit()
+    now = utcnow()
+    store(app, [snap(asset="BTC", at=now, amount="11"), snap(asset="ETH", at=now, amount="-1")])
+    store(app, [snap(asset="BTC", at=now + timedelta(seconds=1), amount="1")])
+
+
+def test_history_lists_every_transition_newest_first(logged_in, transitions):
+    html = logged_in.get("/alerts/history").get_data(as_text=True)
+    assert html.index("firing</span>") > html.index("resolved</span>")
+    assert html.count("<tr>") == 4  # header + 3 transitions
+
+
+def test_history_filters(logged_in, transitions):
+    by_state = logged_in.get("/alerts/history?state=resolved").get_data(as_text=True)
+    assert by_state.count("<tr>") == 2
+    by_asset = logged_in.get("/alerts/history?asset=ETH").get_data(as_text=True)
+    assert by_asset.count("<tr>") == 2 and "main/ETH" in by_asset
+    assert logged_in.get("/alerts/history?state=exploded").status_code == 400
+    assert logged_in.get("/alerts/history?from=soon").status_code == 400
+    later = (utcnow() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    assert "No transitions match" in logged_in.get(f"/alerts/history?from={later}").text
+
+
+def test_history_csv_is_filtered_and_safe_for_spreadsheets(logged_in, transitions):
+    response = logged_in.get("/alerts/history.csv?asset=ETH")
+    assert response.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0] == ["at", "rule", "severity", "account", "asset", "from", "to", "value"]
+    assert len(rows) == 2 and rows[1][1].startswith("'=") and rows[1][7] == "-1"
+
+
+def test_asset_page_lists_its_alerts(logged_in, transitions):
+    html = logged_in.get("/positions/ETH").get_data(as_text=True)
+    assert 'id="asset-alerts"' in html and "firing</span>" in html
+    btc = logged_in.get("/positions/BTC").get_data(as_text=True)
+    assert "resolved</span> BTC cap" in btc
+
+
+def test_htmx_poll_gets_only_the_table(logged_in, transitions):
+    page = logged_in.get("/alerts/").get_data(as_text=True)
+    assert 'hx-trigger="every 5s"' in page and "<html" in page
+    fragment = logged_in.get("/alerts/", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert fragment.startswith('<div id="alerts-live"') and "<html" not in fragment
+    assert "main/ETH" in fragment
