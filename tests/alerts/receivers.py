@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -11,11 +12,16 @@ class WebhookReceiver:
     def __init__(self):
         self.received: list[dict] = []
         self.status = 200
+        self.delay = 0.0  # seconds to hold each request, to play a slow receiver
+        self.requests = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests += 1
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 if receiver.status == 200:
                     receiver.received.append(json.loads(body))
                 self.send_response(receiver.status)
