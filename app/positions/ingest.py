@@ -117,25 +117,26 @@ def _insert_new(chunk: list[Snapshot]) -> set[Key]:
     if not chunk:
         return set()
     now = utcnow()
+    # One statement with the rows as parameters: SQLAlchemy compiles and caches it
+    # once and batches the rows itself ("insertmanyvalues"), RETURNING included.
+    table = Position.__table__
     stmt = (
-        _dialect_insert(Position)
-        .values(
-            [
-                {
-                    "account": s.account,
-                    "asset": s.asset,
-                    "timestamp": s.timestamp,
-                    "amount": s.amount,
-                    "price": s.price,
-                    "received_at": now,
-                }
-                for s in chunk
-            ]
-        )
+        _dialect_insert(table)
         .on_conflict_do_nothing(index_elements=["account", "asset", "timestamp"])
-        .returning(Position.account, Position.asset, Position.timestamp)
+        .returning(table.c.account, table.c.asset, table.c.timestamp)
     )
-    return {tuple(row) for row in db.session.execute(stmt)}
+    rows = [
+        {
+            "account": s.account,
+            "asset": s.asset,
+            "timestamp": s.timestamp,
+            "amount": s.amount,
+            "price": s.price,
+            "received_at": now,
+        }
+        for s in chunk
+    ]
+    return {tuple(row) for row in db.session.execute(stmt, rows)}
 
 
 def _classify_existing(skipped: list[Snapshot], result: IngestResult) -> None:
@@ -169,7 +170,8 @@ def _update_latest(inserted: list[Snapshot]) -> None:
             newest[(s.account, s.asset)] = s
     if not newest:
         return
-    stmt = _dialect_insert(LatestPosition)
+    table = LatestPosition.__table__
+    stmt = _dialect_insert(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["account", "asset"],
         set_={
@@ -179,21 +181,20 @@ def _update_latest(inserted: list[Snapshot]) -> None:
             "updated_at": stmt.excluded.updated_at,
         },
         # An older snapshot arriving late never moves the latest row backwards.
-        where=stmt.excluded.timestamp > LatestPosition.timestamp,
+        where=stmt.excluded.timestamp > table.c.timestamp,
     )
     now = utcnow()
     db.session.execute(
-        stmt.values(
-            [
-                {
-                    "account": s.account,
-                    "asset": s.asset,
-                    "timestamp": s.timestamp,
-                    "amount": s.amount,
-                    "price": s.price,
-                    "updated_at": now,
-                }
-                for s in newest.values()
-            ]
-        )
+        stmt,
+        [
+            {
+                "account": s.account,
+                "asset": s.asset,
+                "timestamp": s.timestamp,
+                "amount": s.amount,
+                "price": s.price,
+                "updated_at": now,
+            }
+            for s in newest.values()
+        ],
     )

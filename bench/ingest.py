@@ -1,0 +1,918 @@
+"""Ingest benchmark: POST /api/v1/positions against a plain executemany of the same rows.
+
+    .venv/bin/python bench/ingest.py                                  # SQLite only
+    .venv/bin/python bench/ingest.py --postgres-url \\
+        postgresql+psycopg://postgres@127.0.0.1:5432/test             # SQLite and PostgreSQL
+    .venv/bin/python bench/ingest.py --batches 20 --batch-size 500    # a quick one
+
+For each backend (SQLite always; PostgreSQL when --postgres-url or BENCH_POSTGRES_URL
+is set), it:
+
+1. creates scratch databases with the real migrations: one for the app, one per
+   reference run (SQLite files in a temporary directory; PostgreSQL databases named
+   bench_<random>_app / _raw<n>, created through the given URL, dropped at the end);
+2. creates a user and an `ingest` token through the app's own code;
+3. serves the real app (`wsgi:app`, production config, rate limit raised out of the
+   way) with gunicorn --workers sync workers on a free loopback port;
+4. posts --batches batches of --batch-size snapshots (10 assets x 2 accounts, 1-second
+   spacing, exact decimal strings), JSON bodies serialised before the clock starts,
+   from --clients threads, each with its own keep-alive requests.Session (the sync
+   workers close the connection after every answer anyway); every answer must be a
+   200 with inserted == --batch-size;
+5. inserts the same rows into the reference database with the driver's executemany
+   (sqlite3 / psycopg 3, which pipelines executemany), one transaction per batch, the
+   values as the app stores them, with the app's SQLite settings (WAL,
+   synchronous=NORMAL); --raw-runs times, each into its own fresh database, and the
+   fastest run counts (it takes a second or two, so one hiccup would swing it);
+6. checks every database now holds exactly the same rows, then prints rows/s, the
+   ratio app/raw, per-batch latency and PASS/FAIL against the target (ratio >= 25%).
+
+A few warm-up batches (another account, same size) go to both databases untimed, so
+the first requests' imports and statement compilation are not measured.
+
+The exit status is 0 when every backend passes, 1 when one fails, 2 on error.
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import random
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+ASSETS = ("BTC", "ETH", "SOL", "ADA", "AVAX", "DOGE", "DOT", "LINK", "LTC", "XRP")
+ACCOUNTS = ("main", "hedge")
+WARMUP_ACCOUNT = "warmup"
+# Price, the decimals it is quoted with: every value is sent as an exact string.
+PRICES = {
+    "BTC": (62_000, 2),
+    "ETH": (3_100, 2),
+    "SOL": (150, 3),
+    "ADA": (0.45, 5),
+    "AVAX": (35, 3),
+    "DOGE": (0.12, 6),
+    "DOT": (7, 4),
+    "LINK": (14, 4),
+    "LTC": (80, 3),
+    "XRP": (0.55, 5),
+}
+START = datetime(2026, 1, 1, tzinfo=UTC)
+# SQLAlchemy's storage format for DateTime on SQLite: naive UTC with microseconds.
+SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+INSERT_SQLITE = (
+    "INSERT INTO position (account, asset, timestamp, amount, price, received_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+INSERT_POSTGRES = (
+    "INSERT INTO position (account, asset, timestamp, amount, price, received_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s)"
+)
+# Text for the decimals, so a lost scale ("1.50" stored as "1.5") shows as a mismatch.
+SELECT_SQLITE = (
+    "SELECT account, asset, timestamp, amount, price FROM position "
+    "ORDER BY account, asset, timestamp"
+)
+SELECT_POSTGRES = (
+    "SELECT account, asset, timestamp, amount::text, price::text FROM position "
+    "ORDER BY account, asset, timestamp"
+)
+
+MIN_RATIO = 0.25
+MAX_BATCH = 10_000  # app.api.schemas.MAX_BATCH
+REQUEST_TIMEOUT = (5, 120)  # connect, read seconds
+READY_TIMEOUT_S = 60
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------- data
+
+# One snapshot: account, asset, aware UTC timestamp, amount text, price text.
+Row = tuple[str, str, datetime, str, str]
+
+
+def make_rows(accounts, count: int, first: datetime, seed: int) -> list[Row]:
+    """`count` snapshots cycling through every series, one second apart per series."""
+    rng = random.Random(seed)
+    series = [(account, asset) for account in accounts for asset in ASSETS]
+    walk = {
+        key: [PRICES[key[1]][0] * rng.uniform(0.9, 1.1), rng.uniform(-5_000, 50_000)]
+        for key in series
+    }
+    rows: list[Row] = []
+    for n in range(count):
+        step, index = divmod(n, len(series))
+        account, asset = series[index]
+        state = walk[(account, asset)]
+        state[0] *= 1 + rng.gauss(0, 0.0005)
+        if rng.random() < 0.02:
+            state[1] = rng.uniform(-5_000, 50_000)  # a trade; some positions are short
+        decimals = PRICES[asset][1]
+        rows.append(
+            (
+                account,
+                asset,
+                first + timedelta(seconds=step),
+                f"{state[1]:.8f}",
+                f"{state[0]:.{decimals}f}",
+            )
+        )
+    return rows
+
+
+def chunks(rows: list[Row], size: int) -> list[list[Row]]:
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+
+def iso_z(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def json_body(batch: list[Row]) -> bytes:
+    return json.dumps(
+        {
+            "positions": [
+                {"account": a, "asset": s, "timestamp": iso_z(t), "amount": m, "price": p}
+                for a, s, t, m, p in batch
+            ]
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def sqlite_params(batch: list[Row]) -> list[tuple]:
+    """As the app binds them on SQLite: decimals via format(d, "f"), naive UTC text."""
+    return [
+        (
+            a,
+            s,
+            t.astimezone(UTC).replace(tzinfo=None).strftime(SQLITE_DATETIME),
+            format(Decimal(m), "f"),
+            format(Decimal(p), "f"),
+        )
+        for a, s, t, m, p in batch
+    ]
+
+
+def postgres_params(batch: list[Row]) -> list[tuple]:
+    """As the app binds them on PostgreSQL: Decimal and aware datetime."""
+    return [(a, s, t, Decimal(m), Decimal(p)) for a, s, t, m, p in batch]
+
+
+def sqlite_now() -> str:
+    return datetime.now(UTC).replace(tzinfo=None).strftime(SQLITE_DATETIME)
+
+
+def postgres_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -------------------------------------------------------------------- databases
+
+
+def app_env(database_url: str, secret_key: str) -> dict:
+    """The server's environment: production config on our database, no rate limit."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADINGMONITOR_")}
+    env.update(
+        TRADINGMONITOR_CONFIG="production",
+        # JSON: the app reads TRADINGMONITOR_* values as JSON.
+        TRADINGMONITOR_API_RATE_LIMIT='"1000000/minute"',
+        SECRET_KEY=secret_key,
+        DATABASE_URL=database_url,
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+@contextlib.contextmanager
+def environment(env: dict):
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def migrate_database(env: dict, *, token: bool) -> str | None:
+    """Run the migrations; with token=True add a user and an ingest token, return its secret."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.auth.models import Role, Scope, User
+    from app.auth.passwords import hash_password
+    from app.auth.tokens import create_token
+    from app.extensions import db
+
+    with environment(env):
+        app = create_app()
+    with app.app_context():
+        try:
+            # Alembic logs every step to stderr; show it only when the upgrade fails.
+            alembic_log = io.StringIO()
+            try:
+                with contextlib.redirect_stderr(alembic_log):
+                    upgrade(directory=str(ROOT / "migrations"))
+            except BaseException:
+                sys.stderr.write(alembic_log.getvalue())
+                raise
+            if not token:
+                return None
+            user = User(
+                username="bench-ingest",
+                password_hash=hash_password(secrets.token_urlsafe(24)),
+                role=Role.OPERATOR,
+            )
+            db.session.add(user)
+            _, secret = create_token(user, "bench ingest", [Scope.INGEST])
+            db.session.commit()
+            return secret
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+def postgres_urls(url: str, name: str) -> tuple[str, str]:
+    """(SQLAlchemy URL for the app, libpq URI for psycopg) of database `name`."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url).set(database=name)
+    return (
+        parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False),
+        parsed.set(drivername="postgresql").render_as_string(hide_password=False),
+    )
+
+
+class ScratchDatabases:
+    """PostgreSQL databases created through an admin URL and dropped with FORCE."""
+
+    def __init__(self, admin_url: str):
+        self.admin_conninfo = postgres_urls(admin_url, postgres_database(admin_url))[1]
+        self.names: list[str] = []
+
+    def _execute(self, statement) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin_conninfo, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(statement)
+
+    def check(self) -> str:
+        """Fail early, before the SQLite run, when the server cannot be reached."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self.admin_conninfo, connect_timeout=10) as conn:
+                return conn.execute("SHOW server_version").fetchone()[0]
+        except psycopg.Error as exc:
+            raise BenchError(f"PostgreSQL: {exc}") from None
+
+    def create(self, name: str) -> None:
+        from psycopg import sql
+
+        self._execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self.names.append(name)
+
+    def drop_all(self) -> None:
+        from psycopg import sql
+
+        for name in reversed(self.names):
+            try:
+                self._execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+            except Exception as exc:  # cleanup goes on; say what is left behind
+                print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
+        self.names.clear()
+
+
+def postgres_database(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).database or "postgres"
+
+
+# ------------------------------------------------------------------------ servers
+
+
+class Servers:
+    """The gunicorn masters we start, each in its own process group with its workers."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, args: list[str], env: dict) -> subprocess.Popen:
+        log_path = self.workdir / f"{name}.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                args,
+                cwd=str(ROOT),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.procs.append((name, proc))
+        return proc
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.workdir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        self.procs = [(n, p) for n, p in self.procs if p is not proc]
+
+    def stop_all(self) -> None:
+        for _, proc in list(self.procs):
+            self.stop(proc)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_app(servers: Servers, name: str, env: dict, workers: int) -> tuple:
+    port = free_port()
+    args = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "-w",
+        str(workers),
+        "-b",
+        f"127.0.0.1:{port}",
+        "--timeout",
+        "120",
+        "--log-level",
+        "warning",
+        "wsgi:app",
+    ]
+    proc = servers.start(name, args, env)
+    import requests
+
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{name} exited ({proc.returncode}):\n{servers.log_tail(name)}")
+        try:
+            response = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            if response.status_code == 200:
+                return proc, port
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise BenchError(f"{name} not ready after {READY_TIMEOUT_S} s:\n{servers.log_tail(name)}")
+
+
+def process_cpu(pgid: int | None) -> tuple[float, float] | None:
+    """CPU seconds so far of the live processes in group `pgid`, and of PostgreSQL's."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    group = postgres = 0
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                comm, rest = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        fields = rest.split()  # [2] pgrp, [11] utime, [12] stime
+        ticks = int(fields[11]) + int(fields[12])
+        if pgid is not None and int(fields[2]) == pgid:
+            group += ticks
+        elif comm.endswith("(postgres"):
+            postgres += ticks
+    hz = os.sysconf("SC_CLK_TCK")
+    return group / hz, postgres / hz
+
+
+def machine_busy() -> float | None:
+    """CPU seconds all CPUs spent busy since boot (everything but idle and iowait)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # the client threads, or the raw loop
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """CPU used during a measurement: by the server, PostgreSQL, us, and everything else.
+
+    "Other" is what the rest of the machine kept busy meanwhile: when it is well
+    above zero, someone else's work competed for the CPUs and rows/s is unreliable.
+    """
+
+    def __init__(self, server_pgid: int | None = None):
+        self.pgid = server_pgid
+        self.server_s: float | None = None
+        self.other_cpus: float | None = None
+
+    def _sample(self):
+        return process_cpu(self.pgid), own_cpu(), machine_busy(), time.monotonic()
+
+    def __enter__(self):
+        self.before = self._sample()
+        return self
+
+    def __exit__(self, *exc):
+        (procs0, own0, busy0, t0), (procs1, own1, busy1, t1) = self.before, self._sample()
+        if procs0 is None or procs1 is None or busy0 is None or busy1 is None:
+            return
+        server, postgres = procs1[0] - procs0[0], procs1[1] - procs0[1]
+        self.server_s = server
+        accounted = server + postgres + own1 - own0
+        self.other_cpus = max(0.0, (busy1 - busy0) - accounted) / max(t1 - t0, 1e-9)
+
+
+# ------------------------------------------------------------------------- client
+
+
+@dataclass
+class Timing:
+    rows: int
+    seconds: float
+    latencies: list[float]  # per batch, seconds
+    server_cpu_s: float | None = None
+    other_cpus: float | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    def percentile_ms(self, fraction: float) -> float:
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return float("nan")
+        index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
+        return ordered[index] * 1000
+
+
+def post_batches(
+    port: int, secret: str, bodies: list[bytes], batch_size: int, clients: int, timeout: float
+) -> Timing:
+    """POST every body from `clients` threads; each answer must insert the whole batch."""
+    import requests
+
+    url = f"http://127.0.0.1:{port}/api/v1/positions"
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    lock = threading.Lock()
+    stop = threading.Event()
+    pending = list(range(len(bodies)))
+    pending.reverse()
+    latencies: list[float] = []
+    errors: list[str] = []
+    deadline = time.monotonic() + timeout
+
+    def client() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                with lock:
+                    if not pending:
+                        return
+                    index = pending.pop()
+                if time.monotonic() > deadline:
+                    errors.append(f"not finished within {timeout:.0f} s")
+                    stop.set()
+                    return
+                started = time.perf_counter()
+                try:
+                    response = session.post(
+                        url, data=bodies[index], headers=headers, timeout=REQUEST_TIMEOUT
+                    )
+                    elapsed = time.perf_counter() - started
+                    answer = response.json() if response.status_code == 200 else None
+                except (requests.RequestException, ValueError) as exc:
+                    errors.append(f"batch {index}: {type(exc).__name__}: {exc}")
+                    stop.set()
+                    return
+                if answer is None or answer.get("inserted") != batch_size:
+                    errors.append(
+                        f"batch {index}: HTTP {response.status_code} {response.text[:300]!r}"
+                    )
+                    stop.set()
+                    return
+                with lock:
+                    latencies.append(elapsed)
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    started = time.perf_counter()
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.5)
+    finally:
+        stop.set()
+    seconds = time.perf_counter() - started
+    if errors:
+        raise BenchError("ingest failed: " + "; ".join(errors[:3]))
+    return Timing(len(bodies) * batch_size, seconds, latencies)
+
+
+def run_app(
+    servers: Servers, name: str, env: dict, secret: str, bodies, warmup_bodies, args
+) -> Timing:
+    proc, port = start_app(servers, name, env, args.workers)
+    try:
+        post_batches(port, secret, warmup_bodies, args.batch_size, args.clients, args.timeout)
+        with CpuMeter(proc.pid) as cpu:
+            timing = post_batches(
+                port, secret, bodies, args.batch_size, args.clients, args.timeout
+            )
+        timing.server_cpu_s, timing.other_cpus = cpu.server_s, cpu.other_cpus
+        if proc.poll() is not None:
+            raise BenchError(f"{name} died during the run:\n{servers.log_tail(name)}")
+        return timing
+    finally:
+        servers.stop(proc)
+
+
+# ---------------------------------------------------------------------- raw runs
+
+
+def raw_sqlite(path: Path, warmup: list[list[tuple]], batches: list[list[tuple]]) -> Timing:
+    """executemany, one transaction per batch, with the app's connection settings."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=15)
+    try:
+        conn.execute("PRAGMA busy_timeout = 15000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+
+        def insert(params: list[tuple]) -> None:
+            received_at = sqlite_now()
+            conn.execute("BEGIN")
+            try:
+                conn.executemany(INSERT_SQLITE, [(*row, received_at) for row in params])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        for params in warmup:
+            insert(params)
+        return timed(insert, batches)
+    finally:
+        conn.close()
+
+
+def raw_postgres(conninfo: str, warmup: list[list[tuple]], batches: list[list[tuple]]) -> Timing:
+    """psycopg 3 executemany (pipelined), one transaction per batch."""
+    import psycopg
+
+    with psycopg.connect(conninfo, connect_timeout=10) as conn, conn.cursor() as cursor:
+
+        def insert(params: list[tuple]) -> None:
+            received_at = postgres_now()
+            with conn.transaction():
+                cursor.executemany(INSERT_POSTGRES, [(*row, received_at) for row in params])
+
+        for params in warmup:
+            insert(params)
+        return timed(insert, batches)
+
+
+def timed(insert, batches: list[list[tuple]]) -> Timing:
+    latencies = []
+    with CpuMeter() as cpu:
+        started = time.perf_counter()
+        for params in batches:
+            begun = time.perf_counter()
+            insert(params)
+            latencies.append(time.perf_counter() - begun)
+        seconds = time.perf_counter() - started
+    timing = Timing(sum(len(b) for b in batches), seconds, latencies)
+    timing.other_cpus = cpu.other_cpus
+    return timing
+
+
+# ------------------------------------------------------------------ verification
+
+
+def same_rows(app_rows: list[tuple], raw_rows: list[tuple], expected: int, backend: str) -> None:
+    if len(app_rows) != expected or len(raw_rows) != expected:
+        raise BenchError(
+            f"{backend}: expected {expected:,} rows, app has {len(app_rows):,}, "
+            f"raw has {len(raw_rows):,}"
+        )
+    for app_row, raw_row in zip(app_rows, raw_rows, strict=True):
+        if app_row != raw_row:
+            raise BenchError(f"{backend}: app stored {app_row!r}, raw stored {raw_row!r}")
+
+
+def sqlite_rows(path: Path) -> list[tuple]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(SELECT_SQLITE).fetchall()
+    finally:
+        conn.close()
+
+
+def postgres_rows(conninfo: str) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(conninfo, connect_timeout=10) as conn:
+        return conn.execute(SELECT_POSTGRES).fetchall()
+
+
+# ------------------------------------------------------------------------ backends
+
+
+@dataclass
+class Result:
+    backend: str
+    app: Timing
+    raw: Timing
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.app.rate / self.raw.rate if self.raw.rate else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.ratio >= MIN_RATIO
+
+
+@dataclass
+class Workload:
+    rows: list[Row]
+    warmup_rows: list[Row]
+    bodies: list[bytes]
+    warmup_bodies: list[bytes]
+
+
+def build_workload(args) -> Workload:
+    rows = make_rows(ACCOUNTS, args.batches * args.batch_size, START, seed=1)
+    warmup_rows = make_rows(
+        (WARMUP_ACCOUNT,), args.warmup_batches * args.batch_size, START, seed=2
+    )
+    return Workload(
+        rows,
+        warmup_rows,
+        [json_body(b) for b in chunks(rows, args.batch_size)],
+        [json_body(b) for b in chunks(warmup_rows, args.batch_size)],
+    )
+
+
+def best_raw(backend: str, runs: list[Timing]) -> Timing:
+    """The fastest reference run: the target is then measured against the best case."""
+    print(
+        f"{backend}: raw runs "
+        + " / ".join(f"{t.rate:,.0f}" for t in runs)
+        + " rows/s, the best one counts"
+    )
+    return max(runs, key=lambda t: t.rate)
+
+
+def bench_sqlite(args, work: Workload, workdir: Path, servers: Servers) -> Result:
+    secret_key = secrets.token_hex(32)
+    app_db = workdir / "app.sqlite3"
+    raw_dbs = [workdir / f"raw{n}.sqlite3" for n in range(args.raw_runs)]
+    app_environment = app_env(f"sqlite:///{app_db}", secret_key)
+    secret = migrate_database(app_environment, token=True)
+    for raw_db in raw_dbs:
+        migrate_database(app_env(f"sqlite:///{raw_db}", secret_key), token=False)
+
+    print(f"sqlite: app on {app_db.name}, raw on {', '.join(p.name for p in raw_dbs)}")
+    app = run_app(
+        servers, "sqlite-app", app_environment, secret, work.bodies, work.warmup_bodies, args
+    )
+    warmup = [sqlite_params(b) for b in chunks(work.warmup_rows, args.batch_size)]
+    batches = [sqlite_params(b) for b in chunks(work.rows, args.batch_size)]
+    runs = [raw_sqlite(raw_db, warmup, batches) for raw_db in raw_dbs]
+    expected = len(work.rows) + len(work.warmup_rows)
+    stored = sqlite_rows(app_db)
+    for raw_db in raw_dbs:
+        same_rows(stored, sqlite_rows(raw_db), expected, "sqlite")
+    return Result("sqlite", app, best_raw("sqlite", runs))
+
+
+def bench_postgres(args, work: Workload, servers: Servers, scratch: ScratchDatabases) -> Result:
+    import psycopg
+
+    base = f"bench_{secrets.token_hex(4)}"
+    app_name = f"{base}_app"
+    raw_names = [f"{base}_raw{n}" for n in range(args.raw_runs)]
+    secret_key = secrets.token_hex(32)
+    scratch.create(app_name)
+    app_url, app_conninfo = postgres_urls(args.postgres_url, app_name)
+    app_environment = app_env(app_url, secret_key)
+    secret = migrate_database(app_environment, token=True)
+    raw_conninfos = []
+    for name in raw_names:
+        scratch.create(name)
+        raw_url, raw_conninfo = postgres_urls(args.postgres_url, name)
+        migrate_database(app_env(raw_url, secret_key), token=False)
+        raw_conninfos.append(raw_conninfo)
+
+    pipelined = psycopg.Pipeline.is_supported()
+    print(
+        f"postgresql: app on {app_name}, raw on {', '.join(raw_names)} "
+        f"(libpq {psycopg.pq.version()}, executemany pipelined: {pipelined})"
+    )
+    app = run_app(
+        servers, "postgres-app", app_environment, secret, work.bodies, work.warmup_bodies, args
+    )
+    warmup = [postgres_params(b) for b in chunks(work.warmup_rows, args.batch_size)]
+    batches = [postgres_params(b) for b in chunks(work.rows, args.batch_size)]
+    runs = [raw_postgres(conninfo, warmup, batches) for conninfo in raw_conninfos]
+    expected = len(work.rows) + len(work.warmup_rows)
+    stored = postgres_rows(app_conninfo)
+    for conninfo in raw_conninfos:
+        same_rows(stored, postgres_rows(conninfo), expected, "postgresql")
+    return Result(
+        "postgresql", app, best_raw("postgresql", runs), "" if pipelined else "no pipeline"
+    )
+
+
+# -------------------------------------------------------------------------- report
+
+
+OTHER_LOAD_WARNING = 0.15  # CPUs busy with other work above which a run is noisy
+
+
+def report(results: list[Result], args) -> bool:
+    print()
+    print(
+        f"{args.batches} batches x {args.batch_size:,} snapshots; app: gunicorn -w "
+        f"{args.workers} (sync), {args.clients} client thread(s); raw: executemany, "
+        f"1 transaction per batch; {os.cpu_count()} CPUs"
+    )
+    header = (
+        f"{'backend':<11} {'app rows/s':>11} {'raw rows/s':>11} {'app/raw':>8} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'raw p50 ms':>10} {'srv CPU ms/batch':>16} "
+        f"{'other CPUs app/raw':>18}  result"
+    )
+    print(header)
+    print("-" * len(header))
+    ok = True
+    noisy = []
+    for r in results:
+        cpu = (
+            "n/a"
+            if r.app.server_cpu_s is None
+            else f"{r.app.server_cpu_s * 1000 / max(len(r.app.latencies), 1):.1f}"
+        )
+        other = "/".join(
+            "n/a" if t.other_cpus is None else f"{t.other_cpus:.2f}" for t in (r.app, r.raw)
+        )
+        if any((t.other_cpus or 0) > OTHER_LOAD_WARNING for t in (r.app, r.raw)):
+            noisy.append(r.backend)
+        verdict = "PASS" if r.passed else "FAIL"
+        print(
+            f"{r.backend:<11} {r.app.rate:>11,.0f} {r.raw.rate:>11,.0f} {r.ratio:>8.1%} "
+            f"{r.app.percentile_ms(0.50):>7.1f} {r.app.percentile_ms(0.99):>7.1f} "
+            f"{r.raw.percentile_ms(0.50):>10.1f} {cpu:>16} {other:>18}  {verdict}"
+            + (f" ({r.note})" if r.note else "")
+        )
+        ok = ok and r.passed
+    print()
+    print(
+        "p50/p99: app latency per batch, POST to answer; srv CPU: gunicorn master and\n"
+        "workers; other CPUs: cores kept busy by processes other than the server,\n"
+        "PostgreSQL and this one (the client threads, or the raw loop)"
+    )
+    if noisy:
+        print(
+            f"note: other work competed for the CPUs during {', '.join(noisy)}; "
+            "rows/s are then unreliable (srv CPU ms/batch much less so)"
+        )
+    print(f"target: app rows/s >= {MIN_RATIO:.0%} of raw executemany rows/s")
+    return ok
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, default=200, help="timed batches")
+    parser.add_argument("--batch-size", type=int, default=1000, help="snapshots per batch")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("BENCH_POSTGRES_URL"),
+        help="a PostgreSQL database on loopback to create scratch databases from "
+        "(default: $BENCH_POSTGRES_URL; PostgreSQL is skipped without one)",
+    )
+    parser.add_argument("--clients", type=int, default=2, help="concurrent client threads")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--warmup-batches", type=int, default=4, help="untimed batches first")
+    parser.add_argument(
+        "--raw-runs",
+        type=int,
+        default=3,
+        help="reference runs, each into a fresh database; the fastest counts",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds allowed for one app run"
+    )
+    args = parser.parse_args(argv)
+    if not 1 <= args.batch_size <= MAX_BATCH:
+        parser.error(f"--batch-size must be 1 to {MAX_BATCH:,}")
+    if min(args.batches, args.clients, args.workers, args.raw_runs) < 1:
+        parser.error("--batches, --clients, --workers and --raw-runs must be >= 1")
+    if args.warmup_batches < 0:
+        parser.error("--warmup-batches must be >= 0")
+    if args.batches * args.batch_size > 10_000_000:
+        parser.error("at most 10,000,000 snapshots")
+    if args.postgres_url:
+        from sqlalchemy.engine import make_url
+
+        host = make_url(args.postgres_url).host or ""
+        if host not in LOOPBACK:
+            parser.error(f"--postgres-url must point at loopback, not {host or 'a socket'!r}")
+    return args
+
+
+def _terminate(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    workdir = Path(tempfile.mkdtemp(prefix="tm-bench-ingest-"))
+    servers = Servers(workdir)
+    scratch = ScratchDatabases(args.postgres_url) if args.postgres_url else None
+    try:
+        started = time.perf_counter()
+        work = build_workload(args)
+        print(
+            f"workload: {len(work.bodies)} bodies, {sum(map(len, work.bodies)) / 1e6:.1f} MB "
+            f"JSON, built in {time.perf_counter() - started:.1f} s (not timed)"
+        )
+        if scratch is not None:
+            print(f"postgresql: server {scratch.check()} reachable")
+        results = [bench_sqlite(args, work, workdir, servers)]
+        if scratch is not None:
+            results.append(bench_postgres(args, work, servers, scratch))
+        else:
+            print("postgresql: skipped (no --postgres-url or BENCH_POSTGRES_URL)")
+        return 0 if report(results, args) else 1
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception:  # exit status 2, not Python's 1, which would read as FAIL
+        traceback.print_exc()
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        servers.stop_all()
+        if scratch is not None:
+            scratch.drop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
