@@ -159,45 +159,53 @@ def _locked_alert(rule: AlertRule, series: Series, create: bool, now: datetime) 
     return alert
 
 
+def next_state(
+    rule: AlertRule, state: str, state_since: datetime, value: Decimal | None, now: datetime
+) -> str | None:
+    """The state an alert moves to for this value now, or None to stay.
+
+    The one state machine: live evaluation and rule preview both call it.
+    """
+    breached = value is not None and is_breached(rule, value, state in AlertState.ACTIVE)
+    if breached and state in (AlertState.NORMAL, AlertState.RESOLVED):
+        return AlertState.PENDING if rule.pending_seconds else AlertState.FIRING
+    if breached and state == AlertState.PENDING:
+        waited = now - state_since >= timedelta(seconds=rule.pending_seconds)
+        return AlertState.FIRING if waited else None
+    if not breached and state == AlertState.PENDING:
+        return AlertState.NORMAL
+    if not breached and state == AlertState.FIRING:
+        return AlertState.RESOLVED
+    return None
+
+
 def advance(
     alert: Alert, rule: AlertRule, value: Decimal | None, now: datetime
 ) -> list[tuple[str, str]]:
-    """Move the alert through the state machine for this value; return (from, to) pairs."""
-    state = alert.state
-    breached = value is not None and is_breached(rule, value, state in AlertState.ACTIVE)
-    pending_for = timedelta(seconds=rule.pending_seconds)
-    entered = []
-    if breached and state in (AlertState.NORMAL, AlertState.RESOLVED):
-        entered.append(AlertState.PENDING if rule.pending_seconds else AlertState.FIRING)
-    elif breached and state == AlertState.PENDING and now - alert.state_since >= pending_for:
-        entered.append(AlertState.FIRING)
-    elif not breached and state == AlertState.PENDING:
-        entered.append(AlertState.NORMAL)
-    elif not breached and state == AlertState.FIRING:
-        entered.append(AlertState.RESOLVED)
+    """Move the alert through the state machine, record the transition, queue notices."""
+    new_state = next_state(rule, alert.state, alert.state_since, value, now)
     alert.evaluated_at = now
     alert.value = value
-    changes = []
-    for new_state in entered:
-        changes.append((alert.state, new_state))
-        db.session.add(
-            AlertTransition(
-                alert_id=alert.id, from_state=alert.state, to_state=new_state, value=value, at=now
-            )
-        )
-        alert.state = new_state
-        alert.state_since = now
-        if new_state == AlertState.FIRING:
-            alert.fired_at = now
-            alert.resolved_at = None
-            # A new firing needs a new acknowledgement.
-            alert.acknowledged_by_id = alert.acknowledged_at = alert.acknowledgement = None
-        elif new_state == AlertState.RESOLVED:
-            alert.resolved_at = now
-        notify.on_transition(alert, rule, new_state, now)
-    if not changes:
+    if new_state is None:
         notify.queue_repeat(alert, rule, now)
-    return changes
+        return []
+    old_state = alert.state
+    db.session.add(
+        AlertTransition(
+            alert_id=alert.id, from_state=old_state, to_state=new_state, value=value, at=now
+        )
+    )
+    alert.state = new_state
+    alert.state_since = now
+    if new_state == AlertState.FIRING:
+        alert.fired_at = now
+        alert.resolved_at = None
+        # A new firing needs a new acknowledgement.
+        alert.acknowledged_by_id = alert.acknowledged_at = alert.acknowledgement = None
+    elif new_state == AlertState.RESOLVED:
+        alert.resolved_at = now
+    notify.on_transition(alert, rule, new_state, now)
+    return [(old_state, new_state)]
 
 
 def _evaluate_rule(rule: AlertRule, now: datetime, only: set[Series] | None) -> list[Transition]:

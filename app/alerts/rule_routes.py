@@ -9,9 +9,11 @@ from app.alerts.cli import rule_problem
 from app.alerts.delivery import DeliveryError, send
 from app.alerts.forms import ChannelForm, RuleForm
 from app.alerts.models import ANY, AlertRule, Channel
+from app.alerts.preview import preview_rule
 from app.alerts.validation import target_problem
 from app.auth.access import requires_role
 from app.auth.models import Role
+from app.db_types import utcnow
 from app.extensions import db
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,8 @@ def edit_rule(rule_id: int | None = None):
     if rule_id and rule is None:
         abort(404)
     form = _rule_form(rule)
+    if form.validate_on_submit() and request.form.get("action") == "preview":
+        return _render_preview(form, rule)
     if form.validate_on_submit():
         target = rule or AlertRule(created_by_id=current_user.id)
         with db.session.no_autoflush:
@@ -98,6 +102,29 @@ def edit_rule(rule_id: int | None = None):
         flash(problem, "error")
     status = 400 if form.is_submitted() else 200
     return render_template("alerts/rule_form.html", form=form, rule=rule), status
+
+
+def _render_preview(form: RuleForm, rule: AlertRule | None):
+    """Replay the rule as typed (unsaved) over the last days of history."""
+    candidate = AlertRule()
+    with db.session.no_autoflush:
+        problem = _apply(form, candidate)
+    days = request.form.get("preview_days", type=int) or 7
+    days = max(1, min(days, 90))
+    result = None
+    if problem is None:
+        try:
+            result = preview_rule(candidate, days, utcnow())
+        except ValueError as exc:
+            problem = str(exc)
+    db.session.rollback()
+    if problem:
+        flash(problem, "error")
+    status = 200 if result is not None else 400
+    page = render_template(
+        "alerts/rule_form.html", form=form, rule=rule, preview=result, preview_days=days
+    )
+    return page, status
 
 
 @bp.route("/rules/<int:rule_id>/toggle", methods=["POST"])
