@@ -68,3 +68,20 @@ class UTCDateTime(TypeDecorator):
 def utcnow() -> datetime:
     """Now, aware, in UTC."""
     return datetime.now(UTC)
+
+
+def sqlite_datetime_text(moment: datetime) -> str:
+    """The text SQLAlchemy's SQLite DATETIME stores for a UTCDateTime value.
+
+    For bulk writes that skip SQLAlchemy's per-value processing; a test pins it to
+    what SQLAlchemy itself writes.
+    """
+    m = moment.astimezone(UTC)
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d} "
+        f"{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond:06d}"
+    )
+
+
+def parse_sqlite_datetime(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)

@@ -1,5 +1,6 @@
 """The one write path for position snapshots: API, CSV import and the seeder use it."""
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -9,7 +10,12 @@ from sqlalchemy import tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.alerts.engine import evaluate_series
-from app.db_types import utcnow
+from app.db_types import (
+    format_decimal,
+    parse_sqlite_datetime,
+    sqlite_datetime_text,
+    utcnow,
+)
 from app.extensions import db
 from app.positions.models import LatestPosition, Position
 
@@ -117,6 +123,8 @@ def _insert_new(chunk: list[Snapshot]) -> set[Key]:
     if not chunk:
         return set()
     now = utcnow()
+    if db.session.get_bind().dialect.name == "sqlite":
+        return _insert_new_sqlite(chunk, now)
     # One statement with the rows as parameters: SQLAlchemy compiles and caches it
     # once and batches the rows itself ("insertmanyvalues"), RETURNING included.
     table = Position.__table__
@@ -137,6 +145,41 @@ def _insert_new(chunk: list[Snapshot]) -> set[Key]:
         for s in chunk
     ]
     return {tuple(row) for row in db.session.execute(stmt, rows)}
+
+
+@functools.cache
+def _sqlite_insert_sql(rows: int) -> str:
+    # Only placeholders are interpolated; every value travels as a parameter.
+    values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * rows)
+    head = "INSERT INTO position (account, asset, timestamp, amount, price, received_at) VALUES "
+    tail = (
+        " ON CONFLICT (account, asset, timestamp) DO NOTHING RETURNING account, asset, timestamp"
+    )
+    return head + values + tail
+
+
+def _insert_new_sqlite(chunk: list[Snapshot], now) -> set[Key]:
+    """The same insert on SQLite, with values already in their stored text form.
+
+    SQLAlchemy's per-value processing was most of an ingest request's time there;
+    the text forms come from app.db_types, where the column types define them.
+    """
+    received = sqlite_datetime_text(now)
+    params = []
+    for s in chunk:
+        params.extend(
+            (
+                s.account,
+                s.asset,
+                sqlite_datetime_text(s.timestamp),
+                format_decimal(s.amount),
+                None if s.price is None else format_decimal(s.price),
+                received,
+            )
+        )
+    connection = db.session.connection()
+    rows = connection.exec_driver_sql(_sqlite_insert_sql(len(chunk)), tuple(params))
+    return {(account, asset, parse_sqlite_datetime(at)) for account, asset, at in rows}
 
 
 def _classify_existing(skipped: list[Snapshot], result: IngestResult) -> None:
