@@ -1,0 +1,81 @@
+"""An operator creates a rule, a snapshot breaks it, the alert appears by itself, ack."""
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from app.auth.models import Role, User
+from app.auth.tokens import create_token
+from app.db_types import utcnow
+from app.extensions import db
+from tests.browser.test_walkthrough import log_in
+from tests.conftest import PASSWORD, make_user
+from tests.positions.helpers import snap, store
+
+pytestmark = pytest.mark.browser
+
+
+def test_operator_sees_a_new_alert_without_reloading_and_acknowledges_it(
+    live_server, browser_page, artifacts_dir
+):
+    app, base, page = live_server.app, live_server.url, browser_page
+    app.config["ALERTS_REFRESH_SECONDS"] = 1
+    make_user(app, "olivia", role=Role.OPERATOR)
+    store(app, [snap(asset="BTC", at=utcnow(), amount="1")])
+    with app.app_context():
+        user = db.session.execute(db.select(User).filter_by(username="olivia")).scalar_one()
+        _, secret = create_token(user, "feeder", ["ingest"])
+        db.session.commit()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+    page.goto(f"{base}/alerts/rules/new")
+    log_in(page, "olivia", PASSWORD)
+    expect(page).to_have_url(f"{base}/alerts/rules/new")
+    page.fill("input[name=name]", "BTC over 2")
+    page.select_option("select[name=kind]", "position_above")
+    page.fill("input[name=asset]", "BTC")
+    page.fill("input[name=threshold]", "2")
+    page.select_option("select[name=severity]", "critical")
+    page.click("button[value=save]")
+    expect(page).to_have_url(f"{base}/alerts/rules")
+    expect(page.locator("#rules")).to_contain_text("BTC over 2")
+
+    page.goto(f"{base}/alerts/")
+    expect(page.get_by_text("Nothing is firing or pending")).to_be_visible()
+    page.screenshot(path=artifacts_dir / "10-alerts-empty.png", full_page=True)
+    marker = page.evaluate("() => { window.__sameDocument = true; return 1; }")
+    assert marker == 1
+
+    response = requests.post(
+        f"{base}/api/v1/positions",
+        json={
+            "positions": [
+                {
+                    "account": "main",
+                    "asset": "BTC",
+                    "timestamp": utcnow().isoformat(),
+                    "amount": "2.5",
+                }
+            ]
+        },
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+
+    row = page.locator("#alerts tbody tr")
+    expect(row).to_have_count(1, timeout=10_000)
+    expect(row).to_contain_text("BTC over 2")
+    expect(row).to_contain_text("2.5")
+    # Same document: the table refreshed itself, the page was not reloaded.
+    assert page.evaluate("() => window.__sameDocument === true")
+    page.screenshot(path=artifacts_dir / "11-alert-firing.png", full_page=True)
+
+    row.locator("input[name=comment]").fill("reducing now")
+    row.get_by_role("button", name="Acknowledge").click()
+    expect(page.get_by_role("status")).to_contain_text("Acknowledged BTC over 2")
+    expect(page.locator("#alerts tbody tr")).to_contain_text("reducing now")
+    page.screenshot(path=artifacts_dir / "12-alert-acknowledged.png", full_page=True)
+    assert not [e for e in errors if "Content Security Policy" in e or "Refused" in e], errors
