@@ -124,12 +124,16 @@ def on_transition(alert: Alert, rule: AlertRule, to_state: str, now: datetime) -
 
 
 def queue_repeat(alert: Alert, rule: AlertRule, now: datetime) -> None:
-    """While firing and unacknowledged, remind every repeat interval."""
+    """While firing and unacknowledged: announce it if it never was, then remind."""
     if alert.state != AlertState.FIRING or alert.acknowledged_at or not rule.channels:
         return
+    episode = f"alert:{alert.id}/fired:{_iso(alert.fired_at)}"
+    if alert.last_notified_at is None:
+        # It fired during a silence: announce it now that nothing mutes it.
+        queue(alert, rule, NotificationKind.FIRING, now, f"{episode}/firing")
+        return
     interval = timedelta(seconds=rule.repeat_interval_seconds)
-    if interval <= timedelta(0) or now - (alert.last_notified_at or alert.fired_at) < interval:
+    if interval <= timedelta(0) or now - alert.last_notified_at < interval:
         return
     number = int((now - alert.fired_at) / interval)
-    episode = f"alert:{alert.id}/fired:{_iso(alert.fired_at)}"
     queue(alert, rule, NotificationKind.REPEAT, now, f"{episode}/repeat:{number}")

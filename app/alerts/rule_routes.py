@@ -8,7 +8,7 @@ from flask_login import current_user
 from app.alerts.cli import rule_problem
 from app.alerts.delivery import DeliveryError, send
 from app.alerts.forms import ChannelForm, RuleForm
-from app.alerts.models import ANY, AlertRule, Channel
+from app.alerts.models import ANY, AlertRule, Channel, Notification
 from app.alerts.preview import preview_rule
 from app.alerts.validation import target_problem
 from app.auth.access import requires_role
@@ -182,7 +182,14 @@ def channels():
     elif form.is_submitted():
         status = 400
     rows = db.session.execute(db.select(Channel).order_by(Channel.name)).scalars().all()
-    return render_template("alerts/channels.html", form=form, channels=rows), status
+    recent = (
+        db.session.execute(db.select(Notification).order_by(Notification.id.desc()).limit(50))
+        .scalars()
+        .all()
+    )
+    return render_template(
+        "alerts/channels.html", form=form, channels=rows, notifications=recent
+    ), status
 
 
 @bp.route("/channels/<int:channel_id>/test", methods=["POST"])

@@ -151,3 +151,28 @@ def test_rule_with_channel_selected(app):
     with app.app_context():
         rule = db.session.execute(db.select(AlertRule)).scalar_one()
         assert [c.name for c in rule.channels] == ["hook"]
+
+
+def test_channels_page_shows_the_delivery_log(app):
+    from app.alerts.delivery import deliver_due
+    from app.db_types import utcnow
+    from tests.positions.helpers import snap, store
+
+    admin = login(app, Role.ADMIN)
+    with WebhookReceiver() as receiver:
+        receiver.status = 500
+        with app.app_context():
+            db.session.add(
+                AlertRule(
+                    name="cap",
+                    kind="position_above",
+                    threshold=Decimal("1"),
+                    channels=[Channel(name="hook", kind="webhook", target=receiver.url)],
+                )
+            )
+            db.session.commit()
+        store(app, [snap(at=utcnow(), amount="5")])
+        with app.app_context():
+            deliver_due()
+    html = admin.get("/alerts/channels").get_data(as_text=True)
+    assert 'id="deliveries"' in html and "HTTP 500" in html and ">pending<" in html

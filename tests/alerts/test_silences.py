@@ -195,3 +195,23 @@ def test_viewers_see_silences_but_cannot_create_or_end_them(app, rule_id):
     assert response.status_code == 403
     assert client.post("/alerts/silences/1/expire", data={"csrf_token": token}).status_code == 403
     assert client.post("/alerts/1/silence", data={"csrf_token": token}).status_code == 403
+
+
+def test_alert_that_fired_while_silenced_is_announced_once_the_silence_ends(app, rule_id):
+    from app.alerts.engine import evaluate_all
+
+    add_silence(app)
+    store(app, [snap(at=utcnow(), amount="11")])
+    assert counts(app) == (["firing"], 0)
+    with app.app_context():
+        evaluate_all()
+        db.session.commit()
+    assert counts(app)[1] == 0
+    with app.app_context():
+        db.session.execute(db.update(Silence).values(ends_at=utcnow()))
+        db.session.commit()
+        evaluate_all()
+        evaluate_all()
+        db.session.commit()
+        kinds = db.session.execute(db.select(Notification.kind)).scalars().all()
+    assert kinds == ["firing"]
