@@ -30,3 +30,10 @@ csrf = CSRFProtect()
 # Limits are declared where they apply (the API blueprint); storage comes from
 # RATELIMIT_STORAGE_URI so several workers or hosts can share counters.
 limiter = Limiter(key_func=lambda: request.remote_addr or "unknown")
+
+
+@limiter.request_filter
+def _outside_the_api() -> bool:
+    """Only the API is rate limited (logins are throttled in the database): pages
+    skip the limiter's per-request bookkeeping."""
+    return not request.path.startswith("/api/")
