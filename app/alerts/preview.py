@@ -18,13 +18,6 @@ from app.extensions import db
 from app.positions.models import Position
 
 EXACT = Context(prec=200)
-PREVIEWABLE = (
-    RuleKind.POSITION_ABOVE,
-    RuleKind.POSITION_BELOW,
-    RuleKind.NOTIONAL_ABOVE,
-    RuleKind.CHANGE_OVER_WINDOW,
-    RuleKind.GROSS_EXPOSURE_ABOVE,
-)
 
 
 @dataclass
@@ -56,10 +49,12 @@ def _snapshots(rule: AlertRule, start: datetime):
     query = select(
         Position.account, Position.asset, Position.timestamp, Position.amount, Position.price
     ).where(Position.timestamp >= start)
-    if rule.account != ANY:
-        query = query.where(Position.account == rule.account)
-    if rule.asset != ANY and rule.kind != RuleKind.GROSS_EXPOSURE_ABOVE:
-        query = query.where(Position.asset == rule.asset)
+    # An unsaved rule has no column defaults yet: empty scope means every one.
+    account, asset = rule.account or ANY, rule.asset or ANY
+    if account != ANY:
+        query = query.where(Position.account == account)
+    if asset != ANY and rule.kind != RuleKind.GROSS_EXPOSURE_ABOVE:
+        query = query.where(Position.asset == asset)
     return db.session.execute(
         query.order_by(Position.timestamp, Position.id).execution_options(yield_per=5000)
     )
@@ -67,8 +62,8 @@ def _snapshots(rule: AlertRule, start: datetime):
 
 def preview_rule(rule: AlertRule, days: int, now: datetime) -> Preview:
     """Transitions and notifications the rule would have produced over the last days."""
-    if rule.kind not in PREVIEWABLE:
-        raise ValueError("Preview replays snapshots; a stale-feed rule depends on gaps.")
+    if rule.kind == RuleKind.STALE_FEED:
+        return _preview_stale(rule, days, now)
     result = Preview()
     states: dict[tuple[str, str], _SeriesState] = defaultdict(_SeriesState)
     history: dict[tuple[str, str], tuple[list[datetime], list[Decimal]]] = defaultdict(
@@ -134,3 +129,60 @@ def _repeat(rule: AlertRule, state: _SeriesState, at: datetime) -> int:
         return 0
     state.last_notified = at
     return 1
+
+
+def _preview_stale(rule: AlertRule, days: int, now: datetime) -> Preview:
+    """A stale feed fires in the gaps: threshold seconds after a snapshot with no next one.
+
+    Times are those of a worker evaluating continuously; a real worker fires at its
+    first pass after them (every --interval seconds).
+    """
+    result = Preview()
+    channels = max(1, len(rule.channels))
+    threshold = timedelta(seconds=float(rule.threshold))
+    pending = timedelta(seconds=rule.pending_seconds or 0)
+    repeat = timedelta(seconds=rule.repeat_interval_seconds or 0)
+    last_seen: dict[tuple[str, str], datetime] = {}
+
+    def gap(series, since, until, closed):
+        quiet_at = since + threshold
+        if until <= quiet_at:
+            return
+        account, asset = series
+        age = lambda at: Decimal((at - since).total_seconds()).quantize(Decimal("0.001"))  # noqa: E731
+        fire_at = quiet_at + pending
+        if pending:
+            result.transitions.append(
+                PreviewTransition(quiet_at, account, asset, "normal", "pending", age(quiet_at))
+            )
+            if until <= fire_at:
+                if closed:
+                    result.transitions.append(
+                        PreviewTransition(until, account, asset, "pending", "normal", age(until))
+                    )
+                return
+        result.transitions.append(
+            PreviewTransition(
+                fire_at, account, asset, "pending" if pending else "normal", "firing", age(fire_at)
+            )
+        )
+        result.notifications += channels
+        if repeat > timedelta(0):
+            result.notifications += int((until - fire_at) / repeat) * channels
+        if closed:
+            result.transitions.append(
+                PreviewTransition(until, account, asset, "firing", "resolved", Decimal(0))
+            )
+            if rule.send_resolved:
+                result.notifications += channels
+
+    for account, asset, at, _amount, _price in _snapshots(rule, now - timedelta(days=days)):
+        result.snapshots += 1
+        series = (account, asset)
+        if series in last_seen:
+            gap(series, last_seen[series], at, closed=True)
+        last_seen[series] = at
+    for series, since in last_seen.items():
+        gap(series, since, now, closed=False)
+    result.transitions.sort(key=lambda t: (t.at, t.account, t.asset))
+    return result

@@ -11,6 +11,7 @@ from app.alerts.preview import preview_rule
 from app.db_types import utcnow
 from app.extensions import db
 from app.positions.ingest import record
+from app.positions.models import LatestPosition, Position
 from tests.conftest import Auth, csrf_token_from, make_user
 from tests.positions.helpers import snap
 
@@ -110,9 +111,77 @@ def test_preview_counts_notifications_per_channel(app):
     assert result.notifications == 4
 
 
-def test_stale_feed_cannot_be_previewed(app):
-    with app.app_context(), pytest.raises(ValueError, match="stale"):
-        preview_rule(AlertRule(kind=RuleKind.STALE_FEED, threshold=Decimal("60")), 1, utcnow())
+@pytest.mark.parametrize("pending", [0, 30])
+def test_stale_feed_preview_fires_in_the_gaps(app, pending):
+    gaps = [0, 60, 120, 400, 460, 1000]  # quiet from 120 to 400 and from 460 to 1000
+    with app.app_context():
+        record([snap(at=START + timedelta(seconds=s)) for s in gaps])
+        db.session.commit()
+        rule = AlertRule(
+            kind=RuleKind.STALE_FEED,
+            threshold=Decimal("200"),
+            pending_seconds=pending,
+            repeat_interval_seconds=0,
+            send_resolved=True,
+        )
+        result = preview_rule(rule, days=1, now=START + timedelta(seconds=1100))
+    at = [(int((t.at - START).total_seconds()), t.to_state) for t in result.transitions]
+    if pending:
+        assert at == [
+            (320, "pending"),
+            (350, "firing"),
+            (400, "resolved"),
+            (660, "pending"),
+            (690, "firing"),
+            (1000, "resolved"),
+        ]
+    else:
+        assert at == [(320, "firing"), (400, "resolved"), (660, "firing"), (1000, "resolved")]
+    assert result.notifications == 4
+
+
+def test_stale_feed_preview_matches_a_worker_that_evaluates_every_second(app, monkeypatch):
+    from app.alerts.engine import evaluate_all
+
+    with app.app_context():
+        record([snap(at=START + timedelta(seconds=s)) for s in (0, 30, 200, 230)])
+        db.session.commit()
+        rule = AlertRule(
+            name="quiet",
+            kind=RuleKind.STALE_FEED,
+            threshold=Decimal("60"),
+            repeat_interval_seconds=0,
+            enabled=False,
+        )
+        db.session.add(rule)
+        db.session.commit()
+        previewed = [
+            (t.at, t.to_state)
+            for t in preview_rule(rule, 1, START + timedelta(seconds=300)).transitions
+        ]
+        # Live: replay the same data with a worker pass every second.
+        db.session.execute(db.delete(Position))
+        db.session.execute(db.delete(LatestPosition))
+        rule.enabled = True
+        db.session.commit()
+        pending = [START + timedelta(seconds=s) for s in (0, 30, 200, 230)]
+        for second in range(0, 301):
+            now = START + timedelta(seconds=second)
+            monkeypatch.setattr("app.alerts.engine.utcnow", lambda now=now: now)
+            while pending and pending[0] <= now:
+                record([snap(at=pending.pop(0))])
+            evaluate_all(now=now)
+            db.session.commit()
+        live = [
+            (t.at, t.to_state)
+            for t in db.session.execute(
+                db.select(AlertTransition).order_by(AlertTransition.id)
+            ).scalars()
+        ]
+    # The worker fires at its first pass strictly after the threshold: one second later.
+    assert [
+        (at + timedelta(seconds=1), s) if s == "firing" else (at, s) for at, s in previewed
+    ] == live
 
 
 def test_rule_form_preview_shows_results_without_saving(app):
