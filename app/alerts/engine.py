@@ -257,21 +257,29 @@ def evaluate_series(changed: set[Series], now: datetime | None = None) -> list[T
 
 
 def _take_write_lock() -> None:
-    """On SQLite, hold the write lock for the whole pass.
+    """On SQLite, take the write lock before reading the alerts a rule will change.
 
     SQLite has no SELECT … FOR UPDATE: two workers could both read "pending" and both
-    record "firing". A write statement that changes nothing takes the lock up front,
-    so passes run one after the other. PostgreSQL locks the alert rows instead.
+    record "firing". A write statement that changes nothing takes the lock up front.
+    PostgreSQL locks the alert rows instead.
     """
     if db.session.get_bind().dialect.name == "sqlite":
         db.session.execute(text("UPDATE alert_rule SET id = id WHERE 1 = 0"))
 
 
 def evaluate_all(now: datetime | None = None) -> list[Transition]:
-    """One worker pass: every enabled rule over every series it matches."""
+    """One worker pass: every enabled rule over every series it matches.
+
+    Commits after each rule, so a long pass never holds SQLite's write lock for more
+    than one rule: ingest requests slip in between (holding it for the whole pass made
+    them wait seconds).
+    """
     now = now or utcnow()
-    _take_write_lock()
     transitions = []
-    for rule in enabled_rules():
-        transitions.extend(_evaluate_rule(rule, now, None))
+    for rule_id in [rule.id for rule in enabled_rules()]:
+        _take_write_lock()
+        rule = db.session.get(AlertRule, rule_id)
+        if rule is not None and rule.enabled:
+            transitions.extend(_evaluate_rule(rule, now, None))
+        db.session.commit()
     return transitions
