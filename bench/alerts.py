@@ -827,6 +827,7 @@ class Throughput:
     record_ms: list[float]
     statements: int = 0  # SQL statements in one pass
     in_sqlite_s: float = 0.0  # of which time inside the driver's execute
+    other_cpu: float = 0.0  # CPUs other processes used meanwhile
     profile: str = ""
 
     @property
@@ -1013,7 +1014,10 @@ def report(
             f"the worker, {busy[0]} without"
         )
     print()
-    print(f"worker pass ({EXPECTED_RULES} rules x {len(SERIES)} series, in-process, median):")
+    print(
+        f"worker pass ({EXPECTED_RULES} rules x {len(SERIES)} series, in-process, median; "
+        f"other processes {throughput.other_cpu:.2f} CPU meanwhile):"
+    )
     print(
         f"  with {EXPECTED_RULES} rules enabled     {throughput.with_rules * 1000:>8.1f} ms"
         f"   {rate:>10,.0f} series x rules / s"
@@ -1034,8 +1038,8 @@ def report(
     )
     if throughput.with_rules >= WORKER_INTERVAL_S:
         print(
-            f"  note: a pass takes longer than --interval {WORKER_INTERVAL_S}, so the worker "
-            "starts the next one at once and holds SQLite's write lock almost all the time"
+            f"  note: a pass takes longer than --interval {WORKER_INTERVAL_S}: the worker never "
+            "sleeps, it evaluates (taking SQLite's write lock) back to back"
         )
     states = ", ".join(f"{n} {s}" for s, n in sorted(throughput.alerts.items())) or "none"
     print(
@@ -1148,9 +1152,11 @@ def run(args, workdir: Path, procs: Processes, receiver: Receiver) -> bool:
 
     copy = workdir / "passes.sqlite3"
     copy_database(db_path, copy)
-    throughput = measure_throughput(
-        app_env(f"sqlite:///{copy}", env["SECRET_KEY"]), setup, args.repeats, args.profile
-    )
+    with CpuMeter([]) as pass_cpu:
+        throughput = measure_throughput(
+            app_env(f"sqlite:///{copy}", env["SECRET_KEY"]), setup, args.repeats, args.profile
+        )
+    throughput.other_cpu = pass_cpu.other
     if throughput.profile:
         print(throughput.profile)
     return report(

@@ -158,7 +158,8 @@ def run(interval, passes):
             click.echo(
                 f"pass {done}: {len(transitions)} transition(s), sent {sent}, failed {failed}"
             )
-        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+        # Always pause a little: back-to-back passes would starve ingest of SQLite's lock.
+        time.sleep(max(interval / 2, interval - (time.monotonic() - started)))
 
 
 @alerts_cli.command("list")

@@ -211,11 +211,14 @@ def advance(
 def _evaluate_rule(rule: AlertRule, now: datetime, only: set[Series] | None) -> list[Transition]:
     values = rule_values(rule, now, only)
     # Series that have an alert must be re-evaluated even if they have no value now.
+    # Only pending and firing alerts can move without a breach (clear, promote, remind).
     existing = {
-        (a.account, a.asset)
-        for a in db.session.execute(
-            select(Alert).where(Alert.rule_id == rule.id, Alert.state != AlertState.NORMAL)
-        ).scalars()
+        (account, asset)
+        for account, asset in db.session.execute(
+            select(Alert.account, Alert.asset).where(
+                Alert.rule_id == rule.id, Alert.state.in_(AlertState.ACTIVE)
+            )
+        )
     }
     if only is not None:
         accounts = {account for account, _ in only}
@@ -224,6 +227,8 @@ def _evaluate_rule(rule: AlertRule, now: datetime, only: set[Series] | None) -> 
     for series in sorted(set(values) | existing):
         value = values.get(series)
         breached = value is not None and is_breached(rule, value, False)
+        if not breached and series not in existing:
+            continue  # quiet series: nothing can change, so nothing to lock or write
         alert = _locked_alert(rule, series, create=breached, now=now)
         if alert is None:
             continue
