@@ -198,3 +198,15 @@ def test_users_cannot_revoke_others_tokens_but_admins_can(app, tokens, logged_in
     admin_csrf = csrf_token_from(admin, "/account")
     response = admin.post(f"/account/tokens/{bots.id}/revoke", data={"csrf_token": admin_csrf})
     assert response.status_code == 302 and token_rows(app)[0].revoked_at is not None
+
+
+def test_new_secret_is_shown_once_in_the_page_body_never_in_the_title(app, logged_in):
+    token = csrf_token_from(logged_in, "/account")
+    response = logged_in.post(
+        "/account/tokens",
+        data={"csrf_token": token, "tok-name": "feeder", "tok-scopes": ["read"]},
+    )
+    html = response.get_data(as_text=True)
+    secret = re.search(r'data-testid="new-token-secret">(tm_[^<]+)<', html).group(1)
+    assert html.count(secret) == 1
+    assert "<title>Account · TradingMonitor</title>" in html
