@@ -1,10 +1,14 @@
 """Column types that keep decimals exact and times in UTC on SQLite and PostgreSQL."""
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from sqlalchemy import DateTime, Numeric, String
 from sqlalchemy.types import TypeDecorator
+
+# Arithmetic on stored decimals (notional, exposure, changes) with enough digits that
+# nothing is ever rounded; the default context keeps only 28.
+EXACT = Context(prec=200)
 
 
 def format_decimal(value: Decimal) -> str:

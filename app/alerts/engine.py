@@ -9,14 +9,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, localcontext
+from decimal import Decimal
 
 from sqlalchemy import select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.alerts import notify
 from app.alerts.models import ANY, Alert, AlertRule, AlertState, AlertTransition, RuleKind
-from app.db_types import utcnow
+from app.db_types import EXACT, utcnow
 from app.extensions import db
 from app.positions.models import LatestPosition, Position
 
@@ -37,10 +37,8 @@ class Transition:
 
 
 def _notional(latest: LatestPosition) -> Decimal | None:
-    if latest.price is None:
-        return None
-    with localcontext(prec=200):
-        return abs(latest.amount * latest.price)
+    value = latest.notional
+    return None if value is None else abs(value)
 
 
 def _amount_before(account: str, asset: str, moment: datetime) -> Decimal | None:
@@ -73,8 +71,7 @@ def rule_values(
         for latest in rows:
             notional = _notional(latest)
             if notional is not None and (accounts is None or latest.account in accounts):
-                with localcontext(prec=200):
-                    exposure[latest.account] += notional
+                exposure[latest.account] = EXACT.add(exposure[latest.account], notional)
         return {(account, ANY): total for account, total in exposure.items()}
     for latest in rows:
         series = (latest.account, latest.asset)
@@ -98,16 +95,18 @@ def _series_value(rule: AlertRule, latest: LatestPosition, now: datetime) -> Dec
         before = _amount_before(
             latest.account, latest.asset, latest.timestamp - timedelta(seconds=rule.window_seconds)
         )
-        if before is None:
-            return None
-        with localcontext(prec=200):
-            change = latest.amount - before
-            if not rule.change_percent:
-                return change
-            if before == 0:
-                return None
-            return (change / abs(before) * 100).quantize(PERCENT_PLACES)
+        return None if before is None else window_change(rule, latest.amount, before)
     raise ValueError(f"unknown rule kind {kind!r}")
+
+
+def window_change(rule: AlertRule, amount: Decimal, before: Decimal) -> Decimal | None:
+    """The change since a window ago, absolute or in percent (None from zero)."""
+    change = EXACT.subtract(amount, before)
+    if not rule.change_percent:
+        return change
+    if before == 0:
+        return None
+    return EXACT.multiply(EXACT.divide(change, abs(before)), 100).quantize(PERCENT_PLACES)
 
 
 def is_breached(rule: AlertRule, value: Decimal, active: bool) -> bool:

@@ -8,16 +8,15 @@ import bisect
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Context, Decimal
+from decimal import Decimal
 
 from sqlalchemy import select
 
-from app.alerts.engine import PERCENT_PLACES, next_state
+from app.alerts.engine import next_state, window_change
 from app.alerts.models import ANY, AlertRule, AlertState, RuleKind
+from app.db_types import EXACT
 from app.extensions import db
 from app.positions.models import Position
-
-EXACT = Context(prec=200)
 
 
 @dataclass
@@ -111,13 +110,7 @@ def _value(rule, amount, price, at, history) -> Decimal | None:
     index = bisect.bisect_right(times, at - timedelta(seconds=rule.window_seconds)) - 1
     if index < 0:
         return None
-    before = amounts[index]
-    change = EXACT.subtract(amount, before)
-    if not rule.change_percent:
-        return change
-    if before == 0:
-        return None
-    return EXACT.multiply(EXACT.divide(change, abs(before)), 100).quantize(PERCENT_PLACES)
+    return window_change(rule, amount, amounts[index])
 
 
 def _repeat(rule: AlertRule, state: _SeriesState, at: datetime) -> int:

@@ -1,7 +1,6 @@
 """The JSON API: parse, call the positions room, serialise."""
 
 import hashlib
-from decimal import localcontext
 
 from flask import Blueprint, current_app, g, jsonify, request
 
@@ -109,8 +108,6 @@ def get_assets():
     now = utcnow()
     assets = []
     for latest in queries.latest_positions():
-        with localcontext(prec=200):
-            notional = None if latest.price is None else latest.amount * latest.price
         assets.append(
             AssetOut(
                 account=latest.account,
@@ -118,7 +115,7 @@ def get_assets():
                 timestamp=iso_utc(latest.timestamp),
                 amount=_text(latest.amount),
                 price=_text(latest.price),
-                notional=_text(notional),
+                notional=_text(latest.notional),
                 age_seconds=round((now - latest.timestamp).total_seconds(), 3),
             ).model_dump()
         )

@@ -13,6 +13,7 @@ from app.db_types import format_decimal
 from app.extensions import db
 from app.positions.ingest import Key, Snapshot
 from app.positions.models import Position
+from app.positions.queries import SNAPSHOT_COLUMNS
 
 COLUMNS = ("account", "asset", "timestamp", "amount", "price")
 # Rows per keyset query of an export: bounds memory whatever the table holds.
@@ -239,14 +240,7 @@ def _all_assets() -> Iterator[str]:
 
 
 def _asset_rows(asset, *, account, start, end, page_size) -> Iterator:
-    columns = (
-        Position.id,
-        Position.account,
-        Position.asset,
-        Position.timestamp,
-        Position.amount,
-        Position.price,
-    )
+    columns = SNAPSHOT_COLUMNS
     last = None
     while True:
         query = select(*columns).where(Position.asset == asset)

@@ -6,7 +6,7 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db_types import ExactDecimal, UTCDateTime, utcnow
+from app.db_types import EXACT, ExactDecimal, UTCDateTime, utcnow
 from app.extensions import db
 
 # SQLite only auto-increments a column declared exactly INTEGER.
@@ -43,4 +43,9 @@ class LatestPosition(db.Model):
 
     @property
     def notional(self) -> Decimal | None:
-        return None if self.price is None else self.amount * self.price
+        return notional(self.amount, self.price)
+
+
+def notional(amount: Decimal, price: Decimal | None) -> Decimal | None:
+    """amount * price, exactly; None without a price."""
+    return None if price is None else EXACT.multiply(amount, price)

@@ -14,6 +14,17 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 
 
+# What a history page or an export reads of a snapshot.
+SNAPSHOT_COLUMNS = (
+    Position.id,
+    Position.account,
+    Position.asset,
+    Position.timestamp,
+    Position.amount,
+    Position.price,
+)
+
+
 class BadCursor(ValueError):
     """A pagination cursor that was not made by us."""
 
@@ -83,14 +94,7 @@ def history_page(
 ) -> HistoryPage:
     """One page of an asset's snapshots, newest first, keyset-paginated on (timestamp, id)."""
     # Plain rows, not ORM objects: a page is read, never changed.
-    query = select(
-        Position.id,
-        Position.account,
-        Position.asset,
-        Position.timestamp,
-        Position.amount,
-        Position.price,
-    ).where(Position.asset == asset)
+    query = select(*SNAPSHOT_COLUMNS).where(Position.asset == asset)
     if account:
         query = query.where(Position.account == account)
     if start is not None:

@@ -2,7 +2,6 @@
 
 import re
 from datetime import datetime, timedelta
-from decimal import Context, Decimal
 
 from flask import (
     Blueprint,
@@ -20,21 +19,13 @@ from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import utcnow
 from app.positions import csv_io, queries
+from app.positions.models import notional
 from app.templating import FilterError, parse_local_datetime
 
 bp = Blueprint("positions", __name__)
-# Enough digits that amount * price is never rounded.
-EXACT = Context(prec=200)
 
 # What may appear of a name in a download's file name; anything else becomes "_".
 UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def notional(amount: Decimal, price: Decimal | None) -> Decimal | None:
-    """amount * price with enough precision that nothing is rounded."""
-    if price is None:
-        return None
-    return EXACT.multiply(amount, price)
 
 
 @bp.route("/")
