@@ -6,8 +6,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.auth.access import public
 from app.extensions import db
+from app.ops.assets import add_static_version
 
 bp = Blueprint("ops", __name__)
+bp.app_url_defaults(add_static_version)
 
 
 @bp.route("/healthz")

@@ -1,0 +1,179 @@
+"""Real gunicorn (deploy/gunicorn.conf.py) behind real nginx (deploy/nginx.conf)."""
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# Debian's Chromium, found (or required) the same way as for the browser tests.
+from tests.browser.conftest import chromium_path  # noqa: F401
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = PROJECT_ROOT / "deploy"
+FLASK = [sys.executable, "-m", "flask", "--app", "app"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {port} after {seconds}s")
+
+
+@pytest.fixture(scope="session")
+def nginx_path() -> str:
+    """Debian's nginx, or skip (fail when REQUIRE_NGINX=1)."""
+    path = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
+    )
+    if not path:
+        message = "deployment tests need nginx (apt-get install nginx)"
+        if os.environ.get("REQUIRE_NGINX") == "1":
+            pytest.fail(f"REQUIRE_NGINX=1 but {message}")
+        pytest.skip(message)
+    return path
+
+
+def render_site(upstream_port: int, listen_port: int, server_name: str) -> str:
+    """deploy/nginx.conf with this machine's ports, paths and name: nothing else changes."""
+    site = (DEPLOY / "nginx.conf").read_text()
+    replacements = {
+        "server 127.0.0.1:8000;": f"server 127.0.0.1:{upstream_port};",
+        "listen 80 default_server;": f"listen 127.0.0.1:{listen_port} default_server;",
+        "listen 80;": f"listen 127.0.0.1:{listen_port};",
+        "server_name tradingmonitor.example.com;": f"server_name {server_name};",
+        "root /srv/tradingmonitor/app;": f"root {PROJECT_ROOT / 'app'};",
+    }
+    for old, new in replacements.items():
+        assert old in site, f"deploy/nginx.conf no longer contains {old!r}"
+        site = site.replace(old, new)
+    return site
+
+
+def main_config(tmp: Path, site: Path) -> str:
+    """The http{} wrapper that Debian's /etc/nginx/nginx.conf would provide."""
+    user = "user root;" if os.geteuid() == 0 else ""
+    temp = "\n".join(
+        f"    {kind}_temp_path {tmp / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"""
+{user}
+worker_processes 1;
+daemon off;
+pid {tmp / "nginx.pid"};
+error_log {tmp / "nginx-error.log"} warn;
+events {{ worker_connections 128; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log {tmp / "nginx-access.log"};
+{temp}
+    include {site};
+}}
+"""
+
+
+@dataclass
+class Deployment:
+    url: str
+    env: dict
+    tmp: Path
+    database: Path
+
+    def flask(self, *args: str, stdin: str | None = None) -> str:
+        """Run a `flask` command against the deployment's database."""
+        done = subprocess.run(
+            [*FLASK, *args],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def gunicorn_access_log(self) -> str:
+        """gunicorn's access log, once every request sent before this call is in it."""
+        # gunicorn writes the line after answering: send a marker and wait for it.
+        marker = secrets.token_hex(8)
+        urllib.request.urlopen(f"{self.url}/healthz?m={marker}", timeout=10).close()
+        log = self.tmp / "gunicorn-access.log"
+        deadline = time.monotonic() + 10
+        while marker not in (text := log.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return text
+
+
+@pytest.fixture(scope="module")
+def deployment(nginx_path, tmp_path_factory):
+    """Migrated SQLite database, gunicorn on loopback, nginx in front; torn down after."""
+    tmp = tmp_path_factory.mktemp("deploy")
+    tmp.chmod(0o755)
+    database = tmp / "tradingmonitor.sqlite3"
+    app_port, web_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "TRADINGMONITOR_CONFIG": "production",
+        "SECRET_KEY": secrets.token_hex(32),
+        "DATABASE_URL": f"sqlite:///{database}",
+        "GUNICORN_BIND": f"127.0.0.1:{app_port}",
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_ACCESS_LOG": str(tmp / "gunicorn-access.log"),
+        "GUNICORN_ERROR_LOG": str(tmp / "gunicorn-error.log"),
+        "TRADINGMONITOR_EXTERNAL_URL": f"http://127.0.0.1:{web_port}",
+    }
+    env.pop("TEST_DATABASE_URL", None)
+    site = tmp / "site.conf"
+    site.write_text(render_site(app_port, web_port, "127.0.0.1"))
+    nginx_conf = tmp / "nginx.conf"
+    nginx_conf.write_text(main_config(tmp, site))
+
+    deployment = Deployment(f"http://127.0.0.1:{web_port}", env, tmp, database)
+    deployment.flask("db", "upgrade")
+    check = subprocess.run(
+        [nginx_path, "-t", "-c", str(nginx_conf), "-p", str(tmp)], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr
+
+    gunicorn = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(DEPLOY / "gunicorn.conf.py"), "wsgi:app"],
+        cwd=PROJECT_ROOT,
+        env=env,
+    )
+    nginx = subprocess.Popen([nginx_path, "-c", str(nginx_conf), "-p", str(tmp)], env=env)
+    try:
+        wait_for_port(app_port, gunicorn)
+        wait_for_port(web_port, nginx)
+        urllib.request.urlopen(f"{deployment.url}/healthz", timeout=10).close()
+        yield deployment
+    finally:
+        for proc in (nginx, gunicorn):
+            proc.terminate()
+        for proc in (nginx, gunicorn):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
