@@ -148,11 +148,23 @@ def register_commands(app: Flask) -> None:
     from app.auth.token_cli import tokens_cli
     from app.positions.cli import positions_cli, seed_cli
 
+    register_backup_command()
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(seed_cli)
     app.cli.add_command(positions_cli)
     app.cli.add_command(alerts_cli)
+
+
+def register_backup_command() -> None:
+    """Add `backup` to Flask-Migrate's `flask db` group."""
+    # `flask db` comes from Flask-Migrate's plugin entry point, which the flask
+    # command looks up before app.cli, so the command joins that group itself.
+    from flask_migrate.cli import db as db_group
+
+    from app.ops.cli import backup_command
+
+    db_group.add_command(backup_command)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -11,7 +11,7 @@ import os
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 
 # Sync workers: requests are short and database-bound. With SQLite keep it to a few
-# (one writer at a time); with PostgreSQL the usual 2 × cores + 1.
+# (one writer at a time); with PostgreSQL the usual 2 * cores + 1.
 workers = int(os.environ.get("GUNICORN_WORKERS", "4"))
 worker_class = "sync"
 

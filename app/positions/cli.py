@@ -3,7 +3,7 @@
 import secrets
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -16,10 +16,11 @@ from app.extensions import db
 from app.positions import csv_io
 from app.positions.ingest import IngestResult, Key, Snapshot, record
 from app.positions.models import Position
+from app.positions.retention import count_before, prune_before
 from app.positions.seed import demo_snapshots, parse_interval, snapshot_count
 
 seed_cli = AppGroup("seed", help="Load demo data.")
-positions_cli = AppGroup("positions", help="Import and export position snapshots as CSV.")
+positions_cli = AppGroup("positions", help="Import, export and prune position snapshots.")
 
 # Snapshots per transaction, for the seeder and CSV import alike.
 BATCH_SIZE = 5_000
@@ -130,6 +131,20 @@ class AwareDateTime(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+class Moment(AwareDateTime):
+    """A date (midnight UTC) or an ISO 8601 moment with a timezone."""
+
+    name = "DATE"
+
+    def convert(self, value, param, ctx) -> datetime:
+        if isinstance(value, str) and len(value) == 10:
+            try:
+                return datetime.fromisoformat(value).replace(tzinfo=UTC)
+            except ValueError:
+                self.fail(f"{value!r} is not a date (YYYY-MM-DD)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class ConflictingLines(Exception):
     """A batch of the import holds snapshots that differ from stored ones."""
 
@@ -217,3 +232,27 @@ def export_positions(asset, account, start, end):
     for chunk in csv_io.csv_chunks(rows):
         # As bytes: click.echo strips what looks like terminal codes from text.
         click.echo(chunk.encode(), nl=False)
+
+
+@positions_cli.command("prune")
+@click.option("--before", required=True, type=Moment(), help="Delete snapshots older than this.")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def prune_positions(before: datetime, dry_run: bool, yes: bool):
+    """Delete snapshots older than --before (latest positions are kept)."""
+    if before > datetime.now(UTC):
+        raise click.BadParameter(
+            "is in the future; that would delete current data", param_hint="--before"
+        )
+    counts = count_before(before)
+    total = sum(count for _, _, count in counts)
+    for account, asset, count in counts:
+        click.echo(f"{account}\t{asset}\t{count}")
+    click.echo(f"{total} snapshots older than {before.isoformat()}.")
+    if dry_run or total == 0:
+        click.echo("Dry run: nothing deleted." if dry_run else "Nothing to delete.")
+        return
+    if not yes:
+        click.confirm(f"Delete {total} snapshots?", abort=True)
+    deleted = prune_before(before)
+    click.echo(f"Deleted {deleted} snapshots.")
