@@ -66,6 +66,11 @@ class Config:
     # How often the alerts page refreshes its table.
     ALERTS_REFRESH_SECONDS = 5
 
+    # /metrics answers a bearer token equal to METRICS_TOKEN, or a client address in
+    # one of these networks (e.g. ["127.0.0.1/32"] for a local Prometheus); else 401.
+    METRICS_TOKEN: str | None = None
+    METRICS_ALLOWED_NETWORKS: list[str] = []
+
     STALE_AFTER_SECONDS = 5 * 60
     HISTORY_PAGE_SIZE = 100
     DEFAULT_TIMEZONE = "UTC"

@@ -5,6 +5,7 @@ the same file serves one SQLite host and several PostgreSQL hosts.
 """
 
 import os
+import tempfile
 
 # Loopback only: nginx is the one way in. A unix socket works too
 # (GUNICORN_BIND=unix:/run/tradingmonitor/gunicorn.sock).
@@ -38,3 +39,18 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms id=%({x-request-id}i)s'
 # (TRADINGMONITOR_PROXY_FIX_X_FOR = number of proxies); gunicorn itself trusts none.
 forwarded_allow_ips = ""
 proc_name = "tradingmonitor"
+
+# /metrics under several workers: each writes its counters to files here and a
+# scrape adds them up (prometheus-client's multiprocess mode). Set before the app
+# is loaded; the systemd unit points it at a runtime directory emptied on stop.
+metrics_dir = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="tradingmonitor-metrics-")
+)
+os.makedirs(metrics_dir, exist_ok=True)
+
+
+def child_exit(server, worker):
+    """Fold a finished worker's gauges away; its counters stay in the totals."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

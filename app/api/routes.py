@@ -12,6 +12,7 @@ from app.auth.access import requires_token
 from app.auth.models import Scope
 from app.db_types import format_decimal, utcnow
 from app.extensions import db, limiter
+from app.ops.metrics import count_ingest
 from app.positions import queries
 from app.positions.ingest import Snapshot, record
 
@@ -57,6 +58,7 @@ def post_positions():
     )
     if result.conflicts:
         db.session.rollback()
+        count_ingest(conflicts=len(result.conflicts))
         return jsonify(
             error="conflict",
             message=f"{len(result.conflicts)} snapshot(s) differ from stored ones with the "
@@ -66,6 +68,7 @@ def post_positions():
             ],
         ), 409
     db.session.commit()
+    count_ingest(inserted=result.inserted, duplicates=result.duplicates)
     return jsonify(inserted=result.inserted, duplicates=result.duplicates, conflicts=0)
 
 

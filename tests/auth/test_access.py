@@ -11,7 +11,15 @@ from app.auth.models import Role
 from app.extensions import db
 from tests.conftest import Auth, build_app, make_user
 
-PUBLIC_ENDPOINTS = {"auth.login", "auth.logout", "ops.healthz", "ops.readyz", "static"}
+# ops.metrics needs no login but its own token or address: tests/ops/test_metrics.py.
+PUBLIC_ENDPOINTS = {
+    "auth.login",
+    "auth.logout",
+    "ops.healthz",
+    "ops.readyz",
+    "ops.metrics",
+    "static",
+}
 
 
 def concrete_url(rule) -> str:

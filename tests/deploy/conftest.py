@@ -19,6 +19,7 @@ from tests.browser.conftest import chromium_path  # noqa: F401
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = PROJECT_ROOT / "deploy"
 FLASK = [sys.executable, "-m", "flask", "--app", "app"]
+METRICS_TOKEN = secrets.token_hex(16)
 
 
 def free_port() -> int:
@@ -144,6 +145,8 @@ def deployment(nginx_path, tmp_path_factory):
         "GUNICORN_ACCESS_LOG": str(tmp / "gunicorn-access.log"),
         "GUNICORN_ERROR_LOG": str(tmp / "gunicorn-error.log"),
         "TRADINGMONITOR_EXTERNAL_URL": f"http://127.0.0.1:{web_port}",
+        "TRADINGMONITOR_METRICS_TOKEN": METRICS_TOKEN,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
     }
     env.pop("TEST_DATABASE_URL", None)
     site = tmp / "site.conf"

@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.browser.conftest import CHROMIUM_ARGS, TIMEOUT_MS
+from tests.deploy.conftest import METRICS_TOKEN
 
 PASSWORD = "correct horse battery staple"
 FORGED_ADDRESS = "203.0.113.7"
@@ -153,3 +155,31 @@ def test_browser_logs_in_sees_an_alert_fire_and_keeps_the_real_address(
     with sqlite3.connect(deployment.database) as conn:
         addresses = {row[0] for row in conn.execute("SELECT ip_address FROM user_session")}
     assert addresses == {"127.0.0.1"}
+
+
+def healthz_count(deployment) -> float:
+    status, _, body = request(
+        f"{deployment.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    assert status == 200
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            labels = sample.labels
+            if (
+                sample.name == "tradingmonitor_http_requests_total"
+                and labels["endpoint"] == "ops.healthz"
+                and labels["status"] == "200"
+            ):
+                return sample.value
+    return 0
+
+
+def test_metrics_through_nginx_add_up_every_worker(deployment):
+    assert request(f"{deployment.url}/metrics")[0] == 401
+    before = healthz_count(deployment)
+
+    for _ in range(40):
+        assert request(f"{deployment.url}/healthz")[0] == 200
+
+    # Whichever worker answers a scrape, it reports every worker's requests.
+    assert {healthz_count(deployment) for _ in range(6)} == {before + 40}
