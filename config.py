@@ -66,6 +66,10 @@ class Config:
     # How often the alerts page refreshes its table.
     ALERTS_REFRESH_SECONDS = 5
 
+    # "text" (one line per event) or "json" (one JSON object per line, for shippers).
+    LOG_FORMAT = "text"
+    LOG_LEVEL = "INFO"
+
     # /metrics answers a bearer token equal to METRICS_TOKEN, or a client address in
     # one of these networks (e.g. ["127.0.0.1/32"] for a local Prometheus); else 401.
     METRICS_TOKEN: str | None = None

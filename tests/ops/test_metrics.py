@@ -83,7 +83,9 @@ def test_metrics_report_snapshot_age_and_alerts_by_state(metrics_app):
     now = utcnow().replace(microsecond=0)
     store(metrics_app, [snap(asset="BTC", at=now - timedelta(minutes=10))])
     with metrics_app.app_context():
-        rule = AlertRule(name="big", kind="position_above", threshold=Decimal(1), severity="critical")
+        rule = AlertRule(
+            name="big", kind="position_above", threshold=Decimal(1), severity="critical"
+        )
         db.session.add(rule)
         db.session.flush()
         db.session.add(
