@@ -13,7 +13,7 @@ VENDOR_FILES := \
 	node_modules/uplot/dist/uPlot.iife.min.js \
 	node_modules/uplot/dist/uPlot.min.css
 
-.PHONY: run test setup install assets migrate lint format bench clean
+.PHONY: run test setup install assets migrate lint format bench screenshots clean
 
 run: migrate ## set up, migrate, seed on first run, serve on 127.0.0.1:5000
 	@$(BIN)/flask seed first-run
@@ -64,6 +64,13 @@ format: install
 
 bench: setup
 	$(BIN)/python bench/pages.py
+
+SCREENSHOTS := overview-light overview-dark history-light history-dark
+
+screenshots: setup ## browser screenshots (light and dark); the README's go to docs/screenshots/
+	REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q tests/browser/test_screenshots.py
+	mkdir -p docs/screenshots
+	cp $(SCREENSHOTS:%=test-artifacts/browser/%.png) docs/screenshots/
 
 clean:
 	rm -rf $(VENV) node_modules $(VENDOR) .pytest_cache .ruff_cache test-artifacts

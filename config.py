@@ -14,7 +14,11 @@ class Config:
     # Filled in by create_app: instance/tradingmonitor.sqlite3 unless DATABASE_URL is set.
     SQLALCHEMY_DATABASE_URI: str | None = None
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
-    SQLITE_BUSY_TIMEOUT_MS = 15_000
+    # How long a SQLite writer waits for another's lock. Writes take milliseconds, so
+    # 5 s absorbs any queue of concurrent writers (tests/faults prove 8 against 4
+    # workers), while a stuck lock becomes a 503 long before gunicorn's 30 s timeout
+    # would kill the worker.
+    SQLITE_BUSY_TIMEOUT_MS = 5_000
     DATABASE_RETRY_AFTER_SECONDS = 5
 
     # Read DATABASE_URL, SECRET_KEY and TRADINGMONITOR_* from the environment.
@@ -63,8 +67,17 @@ class Config:
     # Public base URL, for links in notifications.
     EXTERNAL_URL = "http://127.0.0.1:5000"
 
-    # How often the alerts page refreshes its table.
-    ALERTS_REFRESH_SECONDS = 5
+    # How often live pages (overview, alerts, the firing badge) refresh themselves
+    # while their tab is visible; TRADINGMONITOR_LIVE_REFRESH_SECONDS overrides it.
+    LIVE_REFRESH_SECONDS = 5
+
+    # /readyz fails and every page shows a banner when the alert worker
+    # (`flask alerts run`) has missed 3 passes plus this grace. Required: a
+    # database where no worker ever ran is a failure too (production).
+    ALERT_WORKER_GRACE_SECONDS = 30
+    ALERT_WORKER_REQUIRED = False
+    # /readyz compares the database's migration with the code's.
+    READYZ_CHECK_MIGRATIONS = True
 
     # "text" (one line per event) or "json" (one JSON object per line, for shippers).
     LOG_FORMAT = "text"
@@ -109,6 +122,9 @@ class TestingConfig(Config):
     PASSWORD_TIME_COST = 1
     PASSWORD_MEMORY_COST_KIB = 8
     PASSWORD_PARALLELISM = 1
+    # Test databases are made with create_all, not migrations; tests that check
+    # /readyz's migration check turn it on.
+    READYZ_CHECK_MIGRATIONS = False
 
 
 class ProductionConfig(Config):
@@ -121,6 +137,7 @@ class ProductionConfig(Config):
     PROXY_FIX_X_FOR = 1
     PROXY_FIX_X_PROTO = 1
     PROXY_FIX_X_HOST = 1
+    ALERT_WORKER_REQUIRED = True
 
 
 CONFIGS = {cls.NAME: cls for cls in (DevelopmentConfig, TestingConfig, ProductionConfig)}

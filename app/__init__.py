@@ -15,7 +15,9 @@ from app.ops.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
-VENDOR_ASSETS = ("pico.min.css", "htmx.min.js")
+# Copied from node_modules by `make assets`; without them pages lose styles, live
+# refresh and charts, so the factory warns (it still starts: the API needs none).
+VENDOR_ASSETS = ("pico.min.css", "htmx.min.js", "uPlot.iife.min.js", "uPlot.min.css")
 
 
 def create_app(config: type | str | Mapping | None = None) -> Flask:
@@ -123,6 +125,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.admin.routes import bp as admin_bp
     from app.alerts.routes import bp as alerts_bp
     from app.alerts.rule_routes import bp as alert_rules_bp
     from app.api.docs import docs_bp as api_docs_bp
@@ -136,6 +139,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(alerts_bp, url_prefix="/alerts")
     app.register_blueprint(alert_rules_bp, url_prefix="/alerts")
     app.register_blueprint(ops_bp, url_prefix="")
+    app.register_blueprint(admin_bp, url_prefix="/admin")
     # Token-only routes: a cookie never authorises them, so CSRF does not apply.
     csrf.exempt(api_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
@@ -180,7 +184,8 @@ def check_vendor_assets(app: Flask) -> None:
     missing = [name for name in VENDOR_ASSETS if not (vendor / name).exists()]
     if missing:
         log.warning(
-            "front-end assets missing from %s: %s — run `make assets`",
+            "front-end assets missing from %s: %s — run `make assets` "
+            "(pages will lack styles, live refresh and charts until then)",
             vendor,
             ", ".join(missing),
         )

@@ -1,25 +1,42 @@
 """Jinja filters shared by every room: times in the viewer's zone, exact decimals."""
 
 import zoneinfo
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request, session
 from flask_login import current_user
+from jinja2 import pass_context
 
 from app.alerts.queries import firing_count
 from app.db_types import format_decimal
+from app.ops.assets import static_version
+
+SHOW_UTC_KEY = "show_utc"
+# The template context entry holding the viewer's zone, for the localtime filter.
+VIEWER_TZ_KEY = "_viewer_timezone"
+
+
+def showing_utc() -> bool:
+    """True while this browser session has the quick UTC toggle on."""
+    return bool(session.get(SHOW_UTC_KEY))
 
 
 def viewer_timezone() -> zoneinfo.ZoneInfo:
     """The logged-in user's timezone, or the configured default (resolved once a request)."""
-    if "viewer_timezone" not in g:
+    # One lookup through the proxy: the time filters ask for it on every row.
+    tz = g.get("viewer_timezone")
+    if tz is None:
         name = getattr(current_user, "timezone", None) or current_app.config["DEFAULT_TIMEZONE"]
+        if showing_utc():
+            name = "UTC"
         try:
-            g.viewer_timezone = zoneinfo.ZoneInfo(name)
+            tz = zoneinfo.ZoneInfo(name)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            g.viewer_timezone = zoneinfo.ZoneInfo("UTC")
-    return g.viewer_timezone
+            tz = zoneinfo.ZoneInfo("UTC")
+        g.viewer_timezone = tz
+    return tz
 
 
 DATETIME_INPUT_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
@@ -43,20 +60,69 @@ def parse_local_datetime(text: str, field: str) -> datetime | None:
     raise FilterError(f"'{field}' must look like 2026-01-31T14:00 (got {text[:40]!r}).")
 
 
+# Formatted times, shared by the requests of this process: pages show the same
+# stored moments again on every visit and live refresh, and a dictionary lookup costs
+# a small part of a conversion and formatting. Only UTC moments (what the database
+# returns) are kept, so equal keys are always the same instant; cleared when full.
+TIME_TEXT_CACHE_SIZE = 20_000
+_local_texts: dict[tuple[datetime, tzinfo], str] = {}
+_utc_texts: dict[datetime, str] = {}
+
+
+def _remember(cache: dict, key, text: str) -> str:
+    if len(cache) >= TIME_TEXT_CACHE_SIZE:
+        cache.clear()
+    cache[key] = text
+    return text
+
+
 def local_time(moment: datetime | None) -> str:
+    """`2026-01-31 14:00:05 CET`: the moment in the viewer's timezone, to the second."""
+    return time_in_zone(moment, viewer_timezone())
+
+
+@pass_context
+def local_time_filter(context, moment: datetime | None) -> str:
+    """The localtime filter: the zone comes from the template's context when the page
+    has one (a dictionary lookup), not through the request proxies on every row."""
+    tz = context.get(VIEWER_TZ_KEY)
+    return time_in_zone(moment, tz if tz is not None else viewer_timezone())
+
+
+def time_in_zone(moment: datetime | None, tz: tzinfo) -> str:
     if moment is None:
         return ""
-    return moment.astimezone(viewer_timezone()).strftime("%Y-%m-%d %H:%M:%S %Z")
+    key = (moment, tz)
+    text = _local_texts.get(key)
+    if text is None:
+        local = moment.astimezone(tz)
+        # isoformat is several times faster than strftime and gives the same digits.
+        text = f"{local.isoformat(' ', 'seconds')[:19]} {local.tzname()}"
+        if moment.tzinfo is UTC:
+            _remember(_local_texts, key, text)
+    return text
 
 
 def utc_iso(moment: datetime | None) -> str:
+    """`2026-01-31T13:00:05.250000Z`: the moment in UTC, for title and datetime attributes."""
     if moment is None:
         return ""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+    text = _utc_texts.get(moment)
+    if text is None:
+        text = moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+        if moment.tzinfo is UTC:
+            _remember(_utc_texts, moment, text)
+    return text
 
 
 def exact(value: Decimal | None) -> str:
-    return "" if value is None else format_decimal(value)
+    """The decimal's digits as stored, in plain notation."""
+    if value is None:
+        return ""
+    # str() is several times faster than format() and identical unless it switches
+    # to exponent notation (exponent above 0 or below -6 digits), which has an "E".
+    text = str(value)
+    return format_decimal(value) if "E" in text else text
 
 
 def duration(delta: timedelta) -> str:
@@ -74,15 +140,60 @@ def duration(delta: timedelta) -> str:
 
 
 def firing_alerts_context() -> dict:
-    """Every logged-in page shows how many alerts are firing."""
+    """Every logged-in page shows how many alerts are firing, and which zone times are in."""
     if not getattr(current_user, "is_authenticated", False):
         return {}
-    return {"firing_alerts": firing_count()}
+    tz = viewer_timezone()
+    return {
+        "firing_alerts": firing_count(),
+        "display_timezone": tz.key,
+        "show_utc": showing_utc(),
+        VIEWER_TZ_KEY: tz,
+    }
+
+
+# A page builds a dozen URLs or more (navigation, forms, static files) and nearly all
+# repeat from request to request; building one through the routing map and the
+# url_defaults hooks costs many times a lookup. A URL is a function of the endpoint,
+# its arguments and the script root, plus, for a static file, its version: that is
+# part of the key, so a changed file still gets a new URL. Absolute URLs, anchors and
+# blueprint-relative names depend on more and are always built. A url_defaults hook
+# that read the request (none does) would have to become part of the key.
+URL_CACHE_SIZE = 4096
+
+
+def cached_url_for(build: Callable[..., str]) -> Callable[..., str]:
+    """Wrap the app's url_for with a bounded cache of the URLs it built."""
+    cache: dict[tuple, str] = {}
+
+    def url_for(endpoint: str, **values) -> str:
+        if (
+            endpoint.startswith(".")
+            or any(name.startswith("_") for name in values)
+            or not has_request_context()
+        ):
+            return build(endpoint, **values)
+        try:
+            key = (endpoint, request.script_root, frozenset(values.items()))
+        except TypeError:  # an unhashable argument (a list of query values)
+            return build(endpoint, **values)
+        if endpoint == "static":
+            key += (static_version(values.get("filename", "")),)
+        url = cache.get(key)
+        if url is None:
+            url = build(endpoint, **values)
+            if len(cache) >= URL_CACHE_SIZE:
+                cache.clear()
+            cache[key] = url
+        return url
+
+    return url_for
 
 
 def register_template_filters(app: Flask) -> None:
+    app.jinja_env.globals["url_for"] = cached_url_for(app.url_for)
     app.context_processor(firing_alerts_context)
-    app.add_template_filter(local_time, "localtime")
+    app.add_template_filter(local_time_filter, "localtime")
     app.add_template_filter(utc_iso, "utc")
     app.add_template_filter(exact, "exact")
     app.add_template_filter(duration, "duration")

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/pages.py                          # the full run
     .venv/bin/python bench/pages.py --rows 100000 --duration 3   # a quick one
+    .venv/bin/python bench/pages.py --profile 300                # where the time goes
 
 What it does, in a temporary directory that it removes afterwards:
 
@@ -79,6 +80,14 @@ MAX_P99_MS = 50.0
 # Hard bounds on any one measurement, whatever --duration says.
 MAX_REQUESTS_PER_RUN = 2_000_000
 RUN_TIMEOUT_EXTRA_S = 30
+
+# (name, path, what the page must contain): the endpoints measured.
+PAGES = (
+    ("/", "/", 'id="overview"'),
+    (f"/positions/{HISTORY_ASSET}", f"/positions/{HISTORY_ASSET}", 'id="history"'),
+)
+# How many functions of each page's profile --profile prints.
+PROFILE_LINES = 30
 
 CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*>')
 VALUE_ATTR = re.compile(r'value="([^"]*)"')
@@ -402,6 +411,74 @@ def check_page(port: int, path: str, cookie: str | None, must_contain: str) -> i
     return len(body.encode())
 
 
+# ------------------------------------------------------------------------ profile
+
+
+def cpu_per_request(client, path: str, requests: int, base_url: str) -> float:
+    """CPU milliseconds of one GET, the best of three rounds (other processes add noise)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        for _ in range(requests):
+            client.get(path, base_url=base_url)
+        best = min(best, (time.process_time() - started) / requests * 1000)
+    return best
+
+
+def profile_pages(db_path: Path, secret_key: str, requests: int) -> None:
+    """Serve each page `requests` times through Flask's test client and profile it.
+
+    No server and no network: the app's own work per request, comparable from run
+    to run on a busy machine (CPU time, calls per request), with the bare app's as
+    the reference.
+    """
+    import cProfile
+    import pstats
+
+    import bare_app
+
+    from app import create_app
+
+    base = "https://localhost"  # the production cookie is Secure and __Host-
+    app = create_app(bench_settings(f"sqlite:///{db_path}", secret_key))
+    client = app.test_client()
+    body = client.get("/login", base_url=base).get_data(as_text=True)
+    tag = CSRF_INPUT.search(body)
+    value = VALUE_ATTR.search(tag.group(0)) if tag else None
+    if value is None:
+        raise BenchError("no csrf_token input on /login")
+    response = client.post(
+        "/login",
+        base_url=base,
+        data={"username": USERNAME, "password": PASSWORD, "csrf_token": value.group(1)},
+        headers={"Referer": f"{base}/login"},  # CSRF's strict referrer check on HTTPS
+    )
+    if response.status_code != 302:
+        raise BenchError(f"POST /login answered {response.status_code}, not a redirect")
+
+    bare = bare_app.app.test_client()
+    bare.get("/")
+    bare_ms = cpu_per_request(bare, "/", requests, base)
+    print(f"profile: {requests} requests per page, in-process (Flask test client)")
+    print(f"  bare /: {bare_ms:.3f} CPU ms/request")
+    for name, path, mark in PAGES:
+        response = client.get(path, base_url=base)
+        if response.status_code != 200 or mark not in response.get_data(as_text=True):
+            raise BenchError(f"GET {path} answered {response.status_code} without {mark!r}")
+        ms = cpu_per_request(client, path, requests, base)
+        profiler = cProfile.Profile(time.process_time)
+        profiler.enable()
+        for _ in range(requests):
+            client.get(path, base_url=base)
+        profiler.disable()
+        stats = pstats.Stats(profiler)
+        print(
+            f"\n{name}: {ms:.3f} CPU ms/request ({ms / bare_ms:.1f}x bare), "
+            f"{stats.total_calls / requests:,.0f} function calls/request"
+        )
+        stats.sort_stats("cumulative").print_stats(PROFILE_LINES)
+
+
 # ---------------------------------------------------------------------- load runs
 
 
@@ -676,6 +753,13 @@ def parse_args(argv=None):
         help="load generator: wrk if installed (auto), or Python threads",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of serving: N requests per page in-process, CPU per request and a cProfile",
+    )
     args = parser.parse_args(argv)
     if args.rows < 40 or args.duration <= 0 or args.connections < 1 or args.workers < 1:
         parser.error("--rows >= 40, --duration > 0, --connections >= 1, --workers >= 1")
@@ -693,6 +777,9 @@ def run(args, workdir: Path, servers: Servers) -> bool:
     database_url = f"sqlite:///{db_path}"
     secret_key = secrets.token_hex(32)
     build_database(db_path, args.rows, secret_key)
+    if args.profile:
+        profile_pages(db_path, secret_key, args.profile)
+        return True
 
     app_port, bare_port = free_port(), free_port()
     app_proc = servers.start(
@@ -711,10 +798,7 @@ def run(args, workdir: Path, servers: Servers) -> bool:
     wait_ready(servers, "bare", bare_proc, bare_port, "/")
 
     cookie = log_in(app_port)
-    pages = [
-        ("/", "/", 'id="overview"'),
-        (f"/positions/{HISTORY_ASSET}", f"/positions/{HISTORY_ASSET}", 'id="history"'),
-    ]
+    pages = PAGES
     sizes = {name: check_page(app_port, path, cookie, mark) for name, path, mark in pages}
     sizes["bare /"] = check_page(bare_port, "/", None, "bare reference")
     print(

@@ -74,4 +74,30 @@ def test_sqlite_connections_use_wal_and_busy_timeout(app):
 
     with app.app_context(), db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15_000
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5_000
+
+
+def test_missing_front_end_assets_warn_to_run_make_assets_without_failing(
+    sqlite_url, monkeypatch, caplog
+):
+    import app as app_package
+
+    monkeypatch.setattr(app_package, "VENDOR_ASSETS", ("htmx.min.js", "not-copied-yet.js"))
+    with caplog.at_level("WARNING", logger="app"):
+        app = build_app(sqlite_url)
+
+    assert app is not None
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert "not-copied-yet.js" in warnings[0] and "htmx.min.js" not in warnings[0]
+    assert "run `make assets`" in warnings[0]
+
+
+def test_no_asset_warning_when_every_file_is_there(sqlite_url, monkeypatch, caplog):
+    import app as app_package
+
+    monkeypatch.setattr(app_package, "VENDOR_ASSETS", ("htmx.min.js",))
+    with caplog.at_level("WARNING", logger="app"):
+        build_app(sqlite_url)
+
+    assert "make assets" not in caplog.text

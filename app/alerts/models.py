@@ -233,3 +233,14 @@ class Silence(db.Model):
 
     def is_active(self, now: datetime) -> bool:
         return self.starts_at <= now < self.ends_at
+
+
+class WorkerHeartbeat(db.Model):
+    """The last pass of each `flask alerts run` worker: who watches the watcher."""
+
+    # host:pid, so two workers on two hosts each keep their own row.
+    worker: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_pass_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    interval_seconds: Mapped[float]
+    passes: Mapped[int] = mapped_column(default=0)

@@ -123,9 +123,25 @@ def on_transition(alert: Alert, rule: AlertRule, to_state: str, now: datetime) -
         queue(alert, rule, NotificationKind.RESOLVED, now, f"{episode}/resolved")
 
 
+def repeat_due(alert, rule: AlertRule, now: datetime) -> bool:
+    """Whether a firing, unacknowledged alert is owed its announcement or a reminder now.
+
+    Silences aside. Takes an Alert or a row with its columns, so a worker pass can
+    decide without locking the alert.
+    """
+    if alert.state != AlertState.FIRING or alert.acknowledged_at:
+        return False
+    if not any(channel.enabled for channel in rule.channels):
+        return False
+    if alert.last_notified_at is None:
+        return True
+    interval = timedelta(seconds=rule.repeat_interval_seconds)
+    return interval > timedelta(0) and now - alert.last_notified_at >= interval
+
+
 def queue_repeat(alert: Alert, rule: AlertRule, now: datetime) -> None:
     """While firing and unacknowledged: announce it if it never was, then remind."""
-    if alert.state != AlertState.FIRING or alert.acknowledged_at or not rule.channels:
+    if not repeat_due(alert, rule, now):
         return
     episode = f"alert:{alert.id}/fired:{_iso(alert.fired_at)}"
     if alert.last_notified_at is None:
@@ -133,7 +149,5 @@ def queue_repeat(alert: Alert, rule: AlertRule, now: datetime) -> None:
         queue(alert, rule, NotificationKind.FIRING, now, f"{episode}/firing")
         return
     interval = timedelta(seconds=rule.repeat_interval_seconds)
-    if interval <= timedelta(0) or now - alert.last_notified_at < interval:
-        return
     number = int((now - alert.fired_at) / interval)
     queue(alert, rule, NotificationKind.REPEAT, now, f"{episode}/repeat:{number}")

@@ -18,8 +18,10 @@ from flask import (
 )
 from flask_login import current_user
 
+from app.admin.audit import Action, record_event
 from app.alerts import queries
 from app.alerts.forms import AcknowledgeForm, QuickSilenceForm, SilenceForm
+from app.alerts.heartbeat import cached_worker_status
 from app.alerts.models import ANY, Alert, AlertRule, AlertState, Silence
 from app.alerts.silences import matching_alerts, silence_for
 from app.auth.access import requires_role
@@ -32,6 +34,15 @@ from app.templating import parse_local_datetime, utc_iso
 log = logging.getLogger(__name__)
 
 bp = Blueprint("alerts", __name__)
+
+
+@bp.app_context_processor
+def alert_worker_context() -> dict:
+    """Whether every page should warn that the alert worker is not running."""
+    if not current_user.is_authenticated:
+        return {"alert_worker": None}
+    return {"alert_worker": cached_worker_status()}
+
 
 HISTORY_PAGE = 200
 HISTORY_ARGS = ("rule", "asset", "state", "from", "to")
@@ -55,6 +66,13 @@ def index():
     )
 
 
+@bp.route("/badge")
+@requires_role(Role.VIEWER)
+def firing_badge():
+    """Render the navigation's firing-alerts badge alone, for its live refresh."""
+    return render_template("alerts/_badge.html")
+
+
 @bp.route("/<int:alert_id>/acknowledge", methods=["POST"])
 @requires_role(Role.OPERATOR)
 def acknowledge(alert_id: int):
@@ -71,6 +89,11 @@ def acknowledge(alert_id: int):
     alert.acknowledged_by_id = current_user.id
     alert.acknowledged_at = utcnow()
     alert.acknowledgement = (form.comment.data or "").strip() or None
+    record_event(
+        Action.ALERT_ACK,
+        target=f"alert:{alert.id}",
+        detail={"rule": alert.rule.name, "account": alert.account, "asset": alert.asset},
+    )
     db.session.commit()
     log.info("alert acknowledged: user=%s alert=%s", current_user.username, alert.id)
     flash(f"Acknowledged {alert.rule.name} on {alert.account}/{alert.asset}.", "success")
@@ -98,6 +121,12 @@ def silence_alert(alert_id: int):
         created_by_id=current_user.id,
     )
     db.session.add(silence)
+    db.session.flush()
+    record_event(
+        Action.SILENCE_CREATE,
+        target=f"silence:{silence.id}",
+        detail={"alert": alert.id, "hours": str(form.hours.data)},
+    )
     db.session.commit()
     log.info(
         "silence created: user=%s silence=%s alert=%s", current_user.username, silence.id, alert.id
@@ -138,6 +167,17 @@ def silences():
                 preview = matching_alerts(silence, queries.open_alerts())
             else:
                 db.session.add(silence)
+                db.session.flush()
+                record_event(
+                    Action.SILENCE_CREATE,
+                    target=f"silence:{silence.id}",
+                    detail={
+                        "rule_id": silence.rule_id,
+                        "account": silence.account,
+                        "asset": silence.asset,
+                        "hours": str(form.hours.data),
+                    },
+                )
                 db.session.commit()
                 log.info("silence created: user=%s silence=%s", current_user.username, silence.id)
                 flash("Silence created.", "success")
@@ -172,6 +212,7 @@ def expire_silence(silence_id: int):
     now = utcnow()
     if silence.ends_at > now:
         silence.ends_at = max(now, silence.starts_at)
+        record_event(Action.SILENCE_EXPIRE, target=f"silence:{silence.id}")
         db.session.commit()
         log.info("silence expired: user=%s silence=%s", current_user.username, silence.id)
     flash("Silence ended.", "success")

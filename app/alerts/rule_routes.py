@@ -5,6 +5,7 @@ import logging
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from app.admin.audit import Action, record_event
 from app.alerts.cli import rule_problem
 from app.alerts.delivery import DeliveryError, send
 from app.alerts.forms import ChannelForm, RuleForm
@@ -94,6 +95,12 @@ def edit_rule(rule_id: int | None = None):
             problem = _apply(form, target)
         if problem is None:
             db.session.add(target)
+            db.session.flush()
+            record_event(
+                Action.RULE_UPDATE if rule else Action.RULE_CREATE,
+                target=f"rule:{target.id}",
+                detail={"name": target.name, "kind": target.kind, "enabled": target.enabled},
+            )
             db.session.commit()
             log.info("rule saved: user=%s rule=%s", current_user.username, target.id)
             flash(f"Rule {target.name!r} saved.", "success")
@@ -133,6 +140,11 @@ def toggle_rule(rule_id: int):
     """Enable or disable a rule."""
     rule = db.session.get(AlertRule, rule_id) or abort(404)
     rule.enabled = not rule.enabled
+    record_event(
+        Action.RULE_ENABLE if rule.enabled else Action.RULE_DISABLE,
+        target=f"rule:{rule.id}",
+        detail={"name": rule.name},
+    )
     db.session.commit()
     log.info(
         "rule %s: user=%s rule=%s",
@@ -150,6 +162,7 @@ def delete_rule(rule_id: int):
     """Delete a rule with its alerts and their history."""
     rule = db.session.get(AlertRule, rule_id) or abort(404)
     db.session.delete(rule)
+    record_event(Action.RULE_DELETE, target=f"rule:{rule_id}", detail={"name": rule.name})
     db.session.commit()
     log.info("rule deleted: user=%s rule=%s", current_user.username, rule_id)
     flash(f"Rule {rule.name!r} deleted.", "success")
@@ -175,6 +188,13 @@ def channels():
                 name=form.name.data.strip(), kind=form.kind.data, target=form.target.data.strip()
             )
             db.session.add(channel)
+            db.session.flush()
+            # The target URL is left out: webhook URLs often carry a secret.
+            record_event(
+                Action.CHANNEL_CREATE,
+                target=f"channel:{channel.id}",
+                detail={"name": channel.name, "kind": channel.kind},
+            )
             db.session.commit()
             log.info("channel added: user=%s channel=%s", current_user.username, channel.id)
             flash(f"Channel {channel.name!r} added.", "success")

@@ -68,23 +68,26 @@ def requires_token(scope: str):
 
 def enforce_access():
     """before_request: apply the view's declared access; deny views that declare none."""
-    if request.endpoint is None or request.endpoint == "static":
+    # Each name below is a proxy lookup; this runs on every request, so once each.
+    endpoint = request.endpoint
+    if endpoint is None or endpoint == "static":
         return None
-    view = current_app.view_functions[request.endpoint]
+    view = current_app.view_functions[endpoint]
     access = getattr(view, "access", None)
     if access in (PUBLIC, TOKEN):
         return None
     if access is None:
-        log.error("route %s declares no access rule; denied", request.endpoint)
+        log.error("route %s declares no access rule; denied", endpoint)
         abort(403)
-    if not current_user.is_authenticated:
+    user = current_user._get_current_object()  # loads the session (a database read)
+    if not user.is_authenticated:
         return unauthorized()
-    if not current_user.has_role(access):
+    if not user.has_role(access):
         log.warning(
             "access denied: user=%s role=%s route=%s needs=%s",
-            current_user.username,
-            current_user.role,
-            request.endpoint,
+            user.username,
+            user.role,
+            endpoint,
             access,
         )
         abort(403)

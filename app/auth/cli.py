@@ -5,6 +5,7 @@ import sys
 import click
 from flask.cli import AppGroup
 
+from app.admin.audit import CLI_ACTOR, Action, record_event, user_target
 from app.auth import sessions
 from app.auth.models import Role, User
 from app.auth.passwords import PasswordPolicyError, hash_password
@@ -58,7 +59,11 @@ def create_user(username: str, role: str, password_stdin: bool):
     if db.session.execute(db.select(User.id).where(User.username == name)).first():
         raise click.ClickException(f"User {name!r} already exists.")
     password_hash = _hash_or_fail(_read_password(password_stdin))
-    db.session.add(User(username=name, password_hash=password_hash, role=role))
+    user = User(username=name, password_hash=password_hash, role=role)
+    db.session.add(user)
+    record_event(
+        Action.USER_CREATE, target=user_target(user), detail={"role": role}, actor=CLI_ACTOR
+    )
     db.session.commit()
     click.echo(f"Created {role} {name!r}.")
 
@@ -71,6 +76,12 @@ def set_password(username: str, password_stdin: bool):
     user = find_user(username)
     user.password_hash = _hash_or_fail(_read_password(password_stdin))
     ended = sessions.revoke_all(user, "password_reset")
+    record_event(
+        Action.PASSWORD_RESET,
+        target=user_target(user),
+        detail={"sessions_ended": ended},
+        actor=CLI_ACTOR,
+    )
     db.session.commit()
     click.echo(f"Password set for {user.username!r}; {ended} session(s) signed out.")
 
@@ -82,6 +93,12 @@ def disable_user(username: str):
     user = find_user(username)
     user.active = False
     ended = sessions.revoke_all(user, "user_disabled")
+    record_event(
+        Action.USER_DISABLE,
+        target=user_target(user),
+        detail={"sessions_ended": ended},
+        actor=CLI_ACTOR,
+    )
     db.session.commit()
     click.echo(f"Disabled {user.username!r}; {ended} session(s) signed out.")
 
@@ -92,6 +109,7 @@ def enable_user(username: str):
     """Let a disabled user log in again."""
     user = find_user(username)
     user.active = True
+    record_event(Action.USER_ENABLE, target=user_target(user), actor=CLI_ACTOR)
     db.session.commit()
     click.echo(f"Enabled {user.username!r}.")
 

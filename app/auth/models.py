@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy import JSON, ForeignKey, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db_types import UTCDateTime, utcnow
@@ -30,8 +30,14 @@ class User(db.Model):
     role: Mapped[str] = mapped_column(String(16), default=Role.VIEWER)
     active: Mapped[bool] = mapped_column(default=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # False until the user picks a zone on the account page; until then the
+    # browser's own zone, reported by the page, replaces `timezone`.
+    timezone_chosen: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set by an admin's password reset: every page but the password form is closed
+    # to the user's sessions until they choose a new password.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     sessions: Mapped[list["UserSession"]] = relationship(
         back_populates="user", cascade="all, delete-orphan"

@@ -1,14 +1,27 @@
 """Login, logout and the account page."""
 
+import functools
 import logging
 import zoneinfo
 from datetime import UTC, datetime, time
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_user, logout_user
 
+from app.admin.audit import Action, record_event, user_target
 from app.auth import sessions, throttle, tokens
-from app.auth.access import public, requires_role
+from app.auth.access import PUBLIC, TOKEN, public, requires_role
 from app.auth.forms import (
     ChangePasswordForm,
     ConfirmForm,
@@ -23,15 +36,41 @@ from app.auth.passwords import (
     hash_password,
     verify_password,
 )
-from app.auth.redirects import safe_next
+from app.auth.redirects import safe_next, wants_json
 from app.db_types import utcnow
 from app.extensions import db
+from app.templating import SHOW_UTC_KEY, showing_utc
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__)
 
 LOGIN_FAILED = "Invalid username or password, or too many failed attempts."
+
+# What a user whose password was reset may still reach before choosing a new one.
+PASSWORD_CHANGE_ENDPOINTS = frozenset(
+    {"auth.account", "auth.change_password", "auth.logout", "auth.report_browser_timezone"}
+)
+
+
+@bp.before_app_request
+def require_password_change():
+    """Keep a user with a reset password on the password form until they change it."""
+    if request.endpoint is None or request.endpoint in PASSWORD_CHANGE_ENDPOINTS:
+        return None
+    view = current_app.view_functions.get(request.endpoint)
+    # Public pages and token-only API routes do not depend on the browser session.
+    if getattr(view, "access", None) in (PUBLIC, TOKEN):
+        return None
+    if not getattr(current_user, "must_change_password", False):
+        return None
+    message = "Choose a new password before continuing."
+    if wants_json():
+        return jsonify(error="password_change_required", message=message), 403
+    if request.headers.get("HX-Request"):
+        return "", 204, {"HX-Redirect": url_for("auth.account")}
+    flash(message, "info")
+    return redirect(url_for("auth.account"))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -49,6 +88,12 @@ def login():
     retry_after = throttle.address_retry_after(address)
     if retry_after is not None:
         log.warning("login refused: too many failures from address %s", address)
+        record_event(
+            Action.LOGIN_LOCKED,
+            target=f"user:{form.username.data.strip().lower()[:64]}",
+            detail={"reason": "address_throttled"},
+        )
+        db.session.commit()
         flash("Too many failed logins from your address. Try again later.", "error")
         response = render_template("auth/login.html", form=form, next_url=next_url)
         return response, 429, {"Retry-After": str(retry_after)}
@@ -65,6 +110,18 @@ def login():
         ok = verify_password(user.password_hash, form.password.data)
     if not ok or locked or not user.active:
         throttle.note_failure(username, address)
+        if locked:
+            reason = "username_locked"
+        elif user is None:
+            reason = "unknown_user"
+        else:
+            reason = "wrong_password" if not ok else "disabled"
+        # Committed with the failure count, though the login itself fails.
+        record_event(
+            Action.LOGIN_LOCKED if locked else Action.LOGIN_FAILURE,
+            target=f"user:{username}",
+            detail={"reason": reason},
+        )
         db.session.commit()
         log.warning("login failed: username=%r address=%s locked=%s", username, address, locked)
         flash(LOGIN_FAILED, "error")
@@ -75,8 +132,12 @@ def login():
     session.clear()
     sessions.start_session(user)
     login_user(user)
+    record_event(Action.LOGIN_SUCCESS, target=user_target(user), actor=user)
     db.session.commit()
     log.info("login: user=%s address=%s", user.username, address)
+    if user.must_change_password:
+        flash("Your password was reset. Choose a new one to continue.", "info")
+        return redirect(url_for("auth.account"))
     return redirect(next_url or url_for("positions.overview"))
 
 
@@ -86,6 +147,7 @@ def logout():
     """End the current session, server-side and in the cookie."""
     if current_user.is_authenticated and current_user.current_session is not None:
         sessions.revoke(current_user.current_session, "logout")
+        record_event(Action.LOGOUT, target=user_target(current_user))
         db.session.commit()
         log.info("logout: user=%s", current_user.username)
     logout_user()
@@ -94,9 +156,15 @@ def logout():
     return redirect(url_for("auth.login"))
 
 
+@functools.cache
+def known_timezones() -> frozenset[str]:
+    """Every IANA name zoneinfo can load here (read once: it walks the tz database)."""
+    return frozenset(zoneinfo.available_timezones() | {"UTC"})
+
+
 def _timezone_form() -> TimezoneForm:
     form = TimezoneForm(prefix="tz")
-    form.timezone.choices = sorted(zoneinfo.available_timezones() | {"UTC"})
+    form.timezone.choices = sorted(known_timezones())
     return form
 
 
@@ -145,8 +213,14 @@ def change_password():
         form.new_password.errors.append(str(exc))
         return _render_account(password_form=form, status=400)
     current_user.password_changed_at = utcnow()
+    current_user.must_change_password = False
     ended = sessions.revoke_all(
         current_user, "password_changed", keep=current_user.current_session
+    )
+    record_event(
+        Action.PASSWORD_CHANGE,
+        target=user_target(current_user),
+        detail={"other_sessions_ended": ended},
     )
     db.session.commit()
     log.info("password changed: user=%s other_sessions_ended=%d", current_user.username, ended)
@@ -162,9 +236,36 @@ def change_timezone():
     if not form.validate_on_submit():
         return _render_account(timezone_form=form, status=400)
     current_user.timezone = form.timezone.data
+    current_user.timezone_chosen = True
     db.session.commit()
     flash(f"Times are now shown in {form.timezone.data}.", "success")
     return redirect(url_for("auth.account"))
+
+
+@bp.route("/account/timezone/browser", methods=["POST"])
+@requires_role(Role.VIEWER)
+def report_browser_timezone():
+    """Take the browser's timezone as mine, unless I chose one on the account page."""
+    payload = request.get_json(silent=True) or {}
+    name = payload.get("timezone")
+    if not isinstance(name, str) or name not in known_timezones():
+        return jsonify(error="bad_request", message="Not a known IANA timezone name."), 400
+    applied = not current_user.timezone_chosen
+    if applied and current_user.timezone != name:
+        current_user.timezone = name
+        db.session.commit()
+    return jsonify(timezone=current_user.timezone, applied=applied)
+
+
+@bp.route("/account/utc", methods=["POST"])
+@requires_role(Role.VIEWER)
+def toggle_utc():
+    """Switch every time shown in this browser session between my timezone and UTC."""
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400, description="The form expired; reload the page and try again.")
+    session[SHOW_UTC_KEY] = not showing_utc()
+    return redirect(safe_next(request.form.get("next")) or url_for("positions.overview"))
 
 
 @bp.route("/account/sessions/<int:session_id>/revoke", methods=["POST"])
@@ -175,6 +276,9 @@ def revoke_session(session_id: int):
     if row is None or row.user_id != current_user.id or row.revoked_at is not None:
         abort(404)
     sessions.revoke(row, "signed_out_by_user")
+    record_event(
+        Action.SESSION_REVOKE, target=f"session:{row.id}", detail={"user": current_user.username}
+    )
     db.session.commit()
     flash("Session signed out.", "success")
     if row.id == current_user.current_session.id:
@@ -190,6 +294,11 @@ def revoke_other_sessions():
     """Sign out every session of mine except this one."""
     ended = sessions.revoke_all(
         current_user, "signed_out_by_user", keep=current_user.current_session
+    )
+    record_event(
+        Action.SESSION_REVOKE,
+        target=user_target(current_user),
+        detail={"user": current_user.username, "other_sessions_ended": ended},
     )
     db.session.commit()
     flash(f"{ended} other session(s) signed out.", "success")
@@ -214,6 +323,12 @@ def create_token():
     except ValueError as exc:
         form.name.errors.append(str(exc))
         return _render_account(token_form=form, status=400)
+    db.session.flush()
+    record_event(
+        Action.TOKEN_CREATE,
+        target=f"token:{token.id}",
+        detail={"name": token.name, "owner": current_user.username, "scopes": token.scopes},
+    )
     db.session.commit()
     log.info(
         "token created: user=%s token=%s scopes=%s",
@@ -236,6 +351,11 @@ def revoke_token(token_id: int):
     if not allowed or token.revoked_at is not None:
         abort(404)
     tokens.revoke_token(token)
+    record_event(
+        Action.TOKEN_REVOKE,
+        target=f"token:{token.id}",
+        detail={"name": token.name, "owner": token.user.username},
+    )
     db.session.commit()
     log.info("token revoked: user=%s token=%s", current_user.username, token.id)
     flash(f"Token {token.name!r} revoked.", "success")

@@ -5,7 +5,7 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app, request
-from sqlalchemy.orm import joinedload
+from sqlalchemy import bindparam, select
 
 from app.auth.models import User, UserSession
 from app.db_types import utcnow
@@ -31,15 +31,23 @@ def start_session(user: User) -> str:
     return token
 
 
+# Runs on every request, so it is built once: SQLAlchemy then reuses the statement's
+# cache key and compiled form instead of rebuilding them. A plain inner join loads
+# both rows; joinedload's eager-loading machinery cost more than the query itself.
+SESSION_BY_TOKEN_HASH = (
+    select(UserSession, User)
+    .join(UserSession.user)
+    .where(UserSession.token_hash == bindparam("token_hash"))
+)
+
+
 def load_session_user(token: str) -> User | None:
     """Return the user of a live session, or None if it is revoked, expired or unknown."""
-    # One query for session and user: this runs on every request.
-    row = db.session.execute(
-        db.select(UserSession)
-        .options(joinedload(UserSession.user, innerjoin=True))
-        .where(UserSession.token_hash == hash_token(token))
-    ).scalar_one_or_none()
-    if row is None or row.revoked_at is not None or not row.user.active:
+    found = db.session.execute(SESSION_BY_TOKEN_HASH, {"token_hash": hash_token(token)}).first()
+    if found is None:
+        return None
+    row, user = found
+    if row.revoked_at is not None or not user.active:
         return None
     cfg = current_app.config
     now = utcnow()
@@ -53,10 +61,12 @@ def load_session_user(token: str) -> User | None:
         revoke(row, "expired")
         db.session.commit()
         return None
-    if now - row.last_seen_at > timedelta(seconds=cfg["SESSION_TOUCH_INTERVAL_SECONDS"]):
+    # The live pages' own refreshes do not count as activity: an unattended screen
+    # still reaches the idle limit.
+    touched = now - row.last_seen_at > timedelta(seconds=cfg["SESSION_TOUCH_INTERVAL_SECONDS"])
+    if touched and request.headers.get("X-Background-Refresh") != "1":
         row.last_seen_at = now
         db.session.commit()
-    user = row.user
     user.session_token = token
     user.current_session = row
     return user

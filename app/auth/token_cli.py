@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import click
 from flask.cli import AppGroup
 
+from app.admin.audit import CLI_ACTOR, Action, record_event
 from app.auth.cli import find_user
 from app.auth.models import ApiToken, Scope
 from app.auth.tokens import create_token, revoke_token
@@ -47,6 +48,13 @@ def create(username, name, scopes, accounts, expires):
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    db.session.flush()
+    record_event(
+        Action.TOKEN_CREATE,
+        target=f"token:{token.id}",
+        detail={"name": token.name, "owner": user.username, "scopes": token.scopes},
+        actor=CLI_ACTOR,
+    )
     db.session.commit()
     click.echo(
         f"Created token #{token.id} {name!r} for {user.username} ({', '.join(scopes)}).", err=True
@@ -88,5 +96,11 @@ def revoke(token_id):
     if token.revoked_at is not None:
         raise click.ClickException(f"Token #{token_id} is already revoked.")
     revoke_token(token)
+    record_event(
+        Action.TOKEN_REVOKE,
+        target=f"token:{token.id}",
+        detail={"name": token.name, "owner": token.user.username},
+        actor=CLI_ACTOR,
+    )
     db.session.commit()
     click.echo(f"Revoked token #{token_id} {token.name!r}.")

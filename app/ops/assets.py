@@ -2,24 +2,32 @@
 
 import hashlib
 import os
+import time
 
 from flask import current_app
+
+# A page writes several static URLs: look at each file on disk at most this often.
+RECHECK_SECONDS = 2.0
 
 
 def static_version(filename: str) -> str | None:
     """A short hash of the static file's content; recomputed when the file changes."""
+    cache = current_app.extensions.setdefault("static_versions", {})
+    known = cache.get(filename)
+    now = time.monotonic()
+    if known is not None and now - known[0] < RECHECK_SECONDS:
+        return known[2]
     path = os.path.join(current_app.static_folder, filename)
     try:
         mtime = os.stat(path).st_mtime_ns
     except OSError:
         return None
-    cache = current_app.extensions.setdefault("static_versions", {})
-    known = cache.get(filename)
-    if known is not None and known[0] == mtime:
-        return known[1]
-    with open(path, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:12]
-    cache[filename] = (mtime, digest)
+    if known is not None and known[1] == mtime:
+        digest = known[2]
+    else:
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    cache[filename] = (now, mtime, digest)
     return digest
 
 

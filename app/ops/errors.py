@@ -6,7 +6,8 @@ import time
 
 from flask import Flask, current_app, jsonify, render_template
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.auth.redirects import wants_json
@@ -57,9 +58,19 @@ def handle_csrf_error(error: CSRFError):
     )
 
 
-def handle_database_unavailable(error: OperationalError):
+def is_database_unavailable(error: BaseException) -> bool:
+    """A lock, a refused or lost connection, an exhausted pool: a wait, not a bug."""
+    if isinstance(error, OperationalError | PoolTimeoutError):
+        return True
+    # psycopg reports some disconnects under other classes (an idle-in-transaction
+    # timeout is an InternalError); SQLAlchemy marks every one it recognises.
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+def handle_database_unavailable(error: Exception):
     """A locked SQLite file or an unreachable PostgreSQL: try again shortly, not a 500."""
-    log.warning("database unavailable: %s", str(error.orig or error).splitlines()[0][:200])
+    detail = str(getattr(error, "orig", None) or error).splitlines() or [type(error).__name__]
+    log.warning("database unavailable: %s", detail[0][:200])
     db.session.rollback()
     message = "The database is busy or unreachable. Nothing was changed; try again shortly."
     headers = {"Retry-After": str(current_app.config["DATABASE_RETRY_AFTER_SECONDS"])}
@@ -72,7 +83,7 @@ def handle_unexpected_error(error: Exception):
     if isinstance(error, HTTPException) and not isinstance(error, InternalServerError):
         return handle_http_error(error)
     original = getattr(error, "original_exception", None) or error
-    if isinstance(original, OperationalError):
+    if is_database_unavailable(original):
         return handle_database_unavailable(original)
     reference = secrets.token_hex(6)
     log.error("unhandled error, reference %s", reference, exc_info=original)
@@ -88,6 +99,7 @@ def handle_unexpected_error(error: Exception):
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(PoolTimeoutError, handle_database_unavailable)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(InternalServerError, handle_unexpected_error)
     app.register_error_handler(Exception, handle_unexpected_error)

@@ -1,12 +1,13 @@
 """Health checks for load balancers and orchestration."""
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.alerts.heartbeat import worker_status
 from app.auth.access import public
 from app.extensions import db
-from app.ops import metrics
+from app.ops import metrics, readiness
 from app.ops.assets import add_static_version
 
 bp = Blueprint("ops", __name__)
@@ -25,13 +26,49 @@ def healthz():
 @bp.route("/readyz")
 @public
 def readyz():
-    """Answer 200 when the database answers, 503 otherwise."""
+    """Answer 200 when the database answers at the current migration and the worker beats."""
+    retry = {"Retry-After": str(current_app.config["DATABASE_RETRY_AFTER_SECONDS"])}
     try:
         db.session.execute(text("SELECT 1"))
     except SQLAlchemyError:
         db.session.rollback()
-        return jsonify(status="unavailable", database="unreachable"), 503, {"Retry-After": "5"}
-    return jsonify(status="ok", database="ok")
+        return jsonify(status="unavailable", database="unreachable"), 503, retry
+    try:
+        if current_app.config["READYZ_CHECK_MIGRATIONS"]:
+            at, expected = readiness.database_migration_heads(), readiness.code_migration_heads()
+            if at != expected:
+                db.session.rollback()
+                return (
+                    jsonify(
+                        status="unavailable",
+                        database="ok",
+                        migrations=f"database at {sorted(at)}, code expects {sorted(expected)}: "
+                        "run flask db upgrade",
+                    ),
+                    503,
+                    retry,
+                )
+        worker = worker_status()
+    except SQLAlchemyError:
+        db.session.rollback()
+        return (
+            jsonify(
+                status="unavailable",
+                database="ok",
+                migrations="schema missing: run flask db upgrade",
+            ),
+            503,
+            retry,
+        )
+    body = {
+        "database": "ok",
+        "migrations": "current" if current_app.config["READYZ_CHECK_MIGRATIONS"] else "unchecked",
+        "alert_worker": worker.reason,
+        "alert_worker_last_pass": worker.last_pass_at.isoformat() if worker.last_pass_at else None,
+    }
+    if not worker.healthy:
+        return jsonify(status="unavailable", **body), 503, retry
+    return jsonify(status="ok", **body)
 
 
 @bp.route("/metrics", endpoint="metrics")

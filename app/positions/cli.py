@@ -17,6 +17,7 @@ from app.positions import csv_io
 from app.positions.ingest import IngestResult, Key, Snapshot, record
 from app.positions.models import Position
 from app.positions.retention import count_before, prune_before
+from app.positions.rollup import catch_up, unfolded_count
 from app.positions.seed import demo_snapshots, parse_interval, snapshot_count
 
 seed_cli = AppGroup("seed", help="Load demo data.")
@@ -61,6 +62,16 @@ def seed_demo_data(*, assets, accounts, days, interval, seed) -> IngestResult:
     return total
 
 
+def bring_rollups_current() -> int:
+    """Fold every snapshot not yet in the hourly rollups, chunk by chunk, with a progress bar."""
+    folded = 0
+    with click.progressbar(length=unfolded_count(), label="Folding hourly rollups") as bar:
+        while done := catch_up(max_rows=BATCH_SIZE):
+            folded += done
+            bar.update(done)
+    return folded
+
+
 @seed_cli.command("demo")
 @click.option("--assets", default="BTC,ETH,SOL", show_default=True, help="Comma-separated.")
 @click.option("--accounts", default="main,hedge", show_default=True, help="Comma-separated.")
@@ -80,6 +91,7 @@ def seed_demo(assets, accounts, days, interval, seed_value):
         interval=seconds,
         seed=seed_value,
     )
+    bring_rollups_current()
     click.echo(
         f"Inserted {result.inserted}, already present {result.duplicates}, "
         f"conflicting {len(result.conflicts)}."
@@ -107,6 +119,7 @@ def first_run(days):
         interval=60,
         seed=42,
     )
+    bring_rollups_current()
     password = secrets.token_urlsafe(12)
     db.session.add(User(username="admin", password_hash=hash_password(password), role=Role.ADMIN))
     db.session.commit()
@@ -232,6 +245,13 @@ def export_positions(asset, account, start, end):
     for chunk in csv_io.csv_chunks(rows):
         # As bytes: click.echo strips what looks like terminal codes from text.
         click.echo(chunk.encode(), nl=False)
+
+
+@positions_cli.command("rollup")
+def rollup_positions():
+    """Fold every snapshot not yet in the hourly rollups (the alert worker keeps them current)."""
+    folded = bring_rollups_current()
+    click.echo(f"Folded {folded} snapshots into the hourly rollups.")
 
 
 @positions_cli.command("prune")

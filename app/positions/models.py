@@ -3,7 +3,7 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db_types import EXACT, ExactDecimal, UTCDateTime, utcnow
@@ -44,6 +44,51 @@ class LatestPosition(db.Model):
     @property
     def notional(self) -> Decimal | None:
         return notional(self.amount, self.price)
+
+
+class PositionRollup(db.Model):
+    """One UTC hour of one (account, asset): its first, last, lowest and highest snapshot.
+
+    Folded from the snapshots with id up to the watermark. Each pick is a copy of its
+    snapshot (id, time, amount, price), so a chart reads long ranges from here alone.
+    """
+
+    asset: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hour_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    first_id: Mapped[int] = mapped_column(BigInteger)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    first_amount: Mapped[Decimal] = mapped_column(ExactDecimal)
+    first_price: Mapped[Decimal | None] = mapped_column(ExactDecimal)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_amount: Mapped[Decimal] = mapped_column(ExactDecimal)
+    last_price: Mapped[Decimal | None] = mapped_column(ExactDecimal)
+    low_id: Mapped[int] = mapped_column(BigInteger)
+    low_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    low_amount: Mapped[Decimal] = mapped_column(ExactDecimal)
+    low_price: Mapped[Decimal | None] = mapped_column(ExactDecimal)
+    # SQLite keeps ExactDecimal as text: these rank the extremes across hours there.
+    low_rank: Mapped[float] = mapped_column(Float)
+    high_id: Mapped[int] = mapped_column(BigInteger)
+    high_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    high_amount: Mapped[Decimal] = mapped_column(ExactDecimal)
+    high_price: Mapped[Decimal | None] = mapped_column(ExactDecimal)
+    high_rank: Mapped[float] = mapped_column(Float)
+
+
+class RollupWatermark(db.Model):
+    """How far the rollups go: every snapshot with id <= folded_id is folded in.
+
+    On PostgreSQL ids can commit out of order; `pending_id` becomes safe to fold once
+    the transactions writing snapshots when it was read (`pending_writers`) have ended.
+    """
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    folded_id: Mapped[int] = mapped_column(BigInteger)
+    pending_id: Mapped[int | None] = mapped_column(BigInteger)
+    pending_writers: Mapped[str | None] = mapped_column(Text)
 
 
 def notional(amount: Decimal, price: Decimal | None) -> Decimal | None:

@@ -5,7 +5,7 @@ import binascii
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, bindparam, or_, select
 
 from app.extensions import db
 from app.positions.models import LatestPosition, Position
@@ -55,6 +55,22 @@ class HistoryPage:
     next_cursor: Cursor | None
 
 
+# The pages' statements are built once (per shape, for history) with bound
+# parameters: SQLAlchemy then skips rebuilding them and computing their cache key on
+# every request. They name table columns, not ORM attributes, so the rows come back
+# through Core alone; a page reads them and never changes them.
+_latest = LatestPosition.__table__.c
+_position = Position.__table__.c
+
+LATEST_ROWS = select(
+    _latest.account, _latest.asset, _latest.timestamp, _latest.amount, _latest.price
+).order_by(_latest.asset, _latest.account)
+ASSET_EXISTS = select(_latest.asset).where(_latest.asset == bindparam("asset")).limit(1)
+ACCOUNTS_FOR_ASSET = (
+    select(_latest.account).where(_latest.asset == bindparam("asset")).order_by(_latest.account)
+)
+
+
 def latest_positions() -> list[LatestPosition]:
     """Every (account, asset) with its newest snapshot, from the latest-position rows."""
     return list(
@@ -64,23 +80,52 @@ def latest_positions() -> list[LatestPosition]:
     )
 
 
+def latest_position_rows() -> list:
+    """The same as latest_positions, as read-only rows (account, asset, timestamp,
+    amount, price): the overview loads no objects it would never change."""
+    return list(db.session.execute(LATEST_ROWS))
+
+
 def asset_exists(asset: str) -> bool:
-    return (
-        db.session.execute(
-            select(LatestPosition.asset).where(LatestPosition.asset == asset).limit(1)
-        ).first()
-        is not None
-    )
+    return db.session.execute(ASSET_EXISTS, {"asset": asset}).first() is not None
 
 
 def accounts_for_asset(asset: str) -> list[str]:
-    return list(
-        db.session.execute(
-            select(LatestPosition.account)
-            .where(LatestPosition.asset == asset)
-            .order_by(LatestPosition.account)
-        ).scalars()
+    return list(db.session.execute(ACCOUNTS_FOR_ASSET, {"asset": asset}).scalars())
+
+
+_history_statements: dict[tuple[bool, bool, bool, bool], Select] = {}
+
+
+def _history_statement(account: bool, start: bool, end: bool, cursor: bool) -> Select:
+    """The history query for one combination of filters, built on first use."""
+    shape = (account, start, end, cursor)
+    query = _history_statements.get(shape)
+    if query is not None:
+        return query
+    c = _position
+    query = select(c.id, c.account, c.asset, c.timestamp, c.amount, c.price).where(
+        c.asset == bindparam("asset")
     )
+    if account:
+        query = query.where(c.account == bindparam("account"))
+    if start:
+        query = query.where(c.timestamp >= bindparam("start"))
+    if end:
+        query = query.where(c.timestamp < bindparam("end"))
+    if cursor:
+        # `timestamp <=` is a range the (asset, timestamp, id) index can seek to; the
+        # OR only steps past the rows of the cursor's moment already shown.
+        query = query.where(
+            c.timestamp <= bindparam("cursor_timestamp"),
+            or_(
+                c.timestamp < bindparam("cursor_timestamp"),
+                c.id < bindparam("cursor_id"),
+            ),
+        )
+    query = query.order_by(c.timestamp.desc(), c.id.desc()).limit(bindparam("limit"))
+    _history_statements[shape] = query
+    return query
 
 
 def history_page(
@@ -93,23 +138,14 @@ def history_page(
     limit: int = 100,
 ) -> HistoryPage:
     """One page of an asset's snapshots, newest first, keyset-paginated on (timestamp, id)."""
-    # Plain rows, not ORM objects: a page is read, never changed.
-    query = select(*SNAPSHOT_COLUMNS).where(Position.asset == asset)
-    if account:
-        query = query.where(Position.account == account)
-    if start is not None:
-        query = query.where(Position.timestamp >= start)
-    if end is not None:
-        query = query.where(Position.timestamp < end)
+    query = _history_statement(
+        bool(account), start is not None, end is not None, cursor is not None
+    )
+    params = {"asset": asset, "account": account, "start": start, "end": end, "limit": limit + 1}
     if cursor is not None:
-        query = query.where(
-            or_(
-                Position.timestamp < cursor.timestamp,
-                and_(Position.timestamp == cursor.timestamp, Position.id < cursor.id),
-            )
-        )
-    query = query.order_by(Position.timestamp.desc(), Position.id.desc()).limit(limit + 1)
-    rows = list(db.session.execute(query))
+        params["cursor_timestamp"] = cursor.timestamp
+        params["cursor_id"] = cursor.id
+    rows = list(db.session.execute(query, params))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

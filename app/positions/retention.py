@@ -6,6 +6,7 @@ from sqlalchemy import delete, func, select
 
 from app.extensions import db
 from app.positions.models import Position
+from app.positions.rollup import drop_hours_before, hour_floor, refold_hour
 
 # Rows per DELETE: each batch is its own short transaction, so ingest (and, on
 # SQLite, every other writer) waits for one batch at most, never for the whole prune.
@@ -27,7 +28,9 @@ def prune_before(before: datetime, *, batch_size: int = PRUNE_BATCH_SIZE) -> int
     """Delete snapshots older than `before`, committing batch by batch; return how many.
 
     The latest-position rows are kept: the overview still shows a position whose
-    history was pruned, with the time of its last snapshot.
+    history was pruned, with the time of its last snapshot. The hourly rollups follow:
+    hours that ended by `before` go, the hour it cuts through is folded again from
+    the snapshots left in it.
     """
     deleted = 0
     while True:
@@ -36,4 +39,8 @@ def prune_before(before: datetime, *, batch_size: int = PRUNE_BATCH_SIZE) -> int
         db.session.commit()
         deleted += result.rowcount
         if result.rowcount < batch_size:
-            return deleted
+            break
+    drop_hours_before(before)
+    if hour_floor(before) != before:
+        refold_hour(hour_floor(before))
+    return deleted

@@ -9,18 +9,20 @@ from flask import (
     abort,
     current_app,
     flash,
+    jsonify,
     render_template,
     request,
     stream_with_context,
+    url_for,
 )
 
 from app.alerts.queries import alerts_for_asset, firing_series
 from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import utcnow
-from app.positions import csv_io, queries
+from app.positions import csv_io, queries, series, sparklines
 from app.positions.models import notional
-from app.templating import FilterError, parse_local_datetime
+from app.templating import FilterError, parse_local_datetime, viewer_timezone
 
 bp = Blueprint("positions", __name__)
 
@@ -44,17 +46,39 @@ def overview():
             "alerting": (latest.account, latest.asset) in firing
             or (latest.account, "*") in firing,
         }
-        for latest in queries.latest_positions()
+        for latest in queries.latest_position_rows()
     ]
-    return render_template("positions/overview.html", rows=rows, stale_after=stale_after, now=now)
+    # The live refresh asks for the table alone; a normal visit gets the whole page.
+    template = (
+        "positions/_overview.html"
+        if request.headers.get("HX-Request")
+        else "positions/overview.html"
+    )
+    return render_template(template, rows=rows, stale_after=stale_after, now=now)
+
+
+# The history chart's range buttons: windows ending now, so a shared link always shows
+# the latest data. Table, chart and CSV read the same parameters.
+RANGES = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(days=1),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
 
 
 def _time_range(args) -> tuple[datetime | None, datetime | None]:
-    """The page's from/to filters, read in the viewer's timezone."""
+    """The page's from/to filters, read in the viewer's timezone, else its range."""
     start = parse_local_datetime(args.get("from", ""), "from")
     end = parse_local_datetime(args.get("to", ""), "to")
     if start and end and start >= end:
         raise FilterError("'from' must be before 'to'.")
+    span = args.get("range", "")
+    # An explicit from/to is more precise than a range and wins over it.
+    if span and span != "all" and start is None and end is None:
+        if span not in RANGES:
+            raise FilterError(f"'range' must be one of {', '.join(RANGES)} or all.")
+        start = utcnow() - RANGES[span]
     return start, end
 
 
@@ -84,7 +108,7 @@ def history(asset: str):
         cursor=cursor,
         limit=current_app.config["HISTORY_PAGE_SIZE"],
     )
-    filters = {k: v for k, v in args.items() if k in ("account", "from", "to") and v}
+    filters = {k: v for k, v in args.items() if k in ("account", "from", "to", "range") and v}
     return (
         render_template(
             "positions/history.html",
@@ -96,6 +120,8 @@ def history(asset: str):
             account=account,
             filters=filters,
             is_first_page=cursor is None,
+            series_url=url_for("positions.asset_series", asset=asset),
+            timezone=viewer_timezone().key,
         ),
         status,
     )
@@ -126,3 +152,32 @@ def export_csv():
     )
     response.headers.set("Content-Disposition", "attachment", filename=f"{filename}.csv")
     return response
+
+
+def _json_error(status: int, error: str, message: str, **extra):
+    response = jsonify(error=error, message=message, **extra)
+    response.status_code = status
+    return response
+
+
+# Werkzeug prefers this rule's static "/series" tail to the history route's bare path,
+# so "/positions/BTC/USD/series" is the series of "BTC/USD" (tests pin it).
+@bp.route("/positions/<path:asset>/series")
+@requires_role(Role.VIEWER)
+def asset_series(asset: str):
+    """Return one asset's chart series and alert markers as JSON."""
+    try:
+        start, end = series.parse_range(request.args)
+    except series.BadParameter as exc:
+        return _json_error(400, "bad_request", str(exc), parameter=exc.name)
+    if not queries.asset_exists(asset):
+        return _json_error(404, "not_found", f"No data for {asset}.")
+    account = request.args.get("account", "").strip() or None
+    return jsonify(series.chart_document(asset, account=account, start=start, end=end))
+
+
+@bp.route("/overview/sparklines")
+@requires_role(Role.VIEWER)
+def overview_sparklines():
+    """Return the last 24 hours of every position, a point per half hour, as JSON."""
+    return jsonify(series=sparklines.sparklines(utcnow()))

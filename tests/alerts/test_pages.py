@@ -53,8 +53,8 @@ def test_every_page_shows_the_firing_count_and_the_overview_marks_the_row(app, f
     html = client.get("/").get_data(as_text=True)
     assert re.search(r'data-testid="firing-count">1<', html)
     assert "<title>(1) Positions" in html
-    assert re.search(r'<tr class=" alerting" data-account="main" data-asset="BTC">', html)
-    assert re.search(r'<tr class="" data-account="main" data-asset="ETH">', html)
+    assert re.search(r'<tr class=" alerting" data-account="main" data-asset="BTC"[\s>]', html)
+    assert re.search(r'<tr class="" data-account="main" data-asset="ETH"[\s>]', html)
 
 
 def test_operator_acknowledges_with_a_comment(app, firing, caplog):
@@ -101,3 +101,32 @@ def test_acknowledge_needs_csrf_and_a_firing_alert(app, firing):
 def test_no_alerts_says_so(app):
     html = client_for(app, Role.VIEWER).get("/alerts/").get_data(as_text=True)
     assert "Nothing is firing or pending" in html and "firing-count" not in html
+
+
+def test_the_badge_refreshes_alone_with_the_firing_count(app, firing):
+    client = client_for(app, Role.VIEWER)
+
+    html = client.get("/alerts/badge").get_data(as_text=True)
+
+    assert re.fullmatch(
+        r'\s*<span id="firing-badge" data-live data-firing="1".*</span>\s*', html, re.S
+    )
+    assert 'data-testid="firing-count">1<' in html
+    assert "<nav" not in html
+
+
+def test_the_badge_is_empty_when_nothing_fires(app):
+    html = client_for(app, Role.VIEWER).get("/alerts/badge").get_data(as_text=True)
+
+    assert 'data-firing="0"' in html
+    assert "firing-count" not in html
+
+
+def test_live_refresh_of_the_alerts_page_gets_the_table_alone(app, firing):
+    client = client_for(app, Role.VIEWER)
+
+    html = client.get("/alerts/", headers={"HX-Request": "true"}).get_data(as_text=True)
+
+    assert "<nav" not in html
+    assert 'id="alerts-live" data-live' in html
+    assert re.search(r'data-live-key="\d+" data-live-values="firing 12.5 ', html)

@@ -2,6 +2,8 @@
 
 from datetime import timedelta
 
+from sqlalchemy import event
+
 from app.auth.models import Role, User, UserSession
 from app.auth.sessions import hash_token
 from app.db_types import utcnow
@@ -143,6 +145,21 @@ def test_active_session_within_idle_limit_stays(app, client, auth, viewer):
     assert utcnow() - session_rows(app)[0].last_seen_at < timedelta(minutes=1)
 
 
+def test_live_refreshes_do_not_keep_an_unattended_session_alive(app, client, auth, viewer):
+    auth.login()
+    seen = utcnow() - timedelta(minutes=29)
+    _age_session(app, last_seen_at=seen)
+    refresh = {"HX-Request": "true", "X-Background-Refresh": "1"}
+
+    assert client.get("/", headers=refresh).status_code == 200
+    assert session_rows(app)[0].last_seen_at == seen
+
+    _age_session(app, last_seen_at=utcnow() - timedelta(minutes=31))
+    ended = client.get("/", headers=refresh)
+    assert ended.status_code == 302 and ended.location.startswith("/login")
+    assert session_rows(app)[0].revoked_reason == "idle"
+
+
 def test_absolute_session_limit_ends_even_an_active_session(app, client, auth, viewer):
     auth.login()
     _age_session(app, created_at=utcnow() - timedelta(hours=12, minutes=1))
@@ -206,3 +223,38 @@ def test_session_cookie_is_secure_host_prefixed_in_production(sqlite_url):
     assert header.startswith("__Host-tm_session=")
     assert "Secure" in header and "HttpOnly" in header and "Path=/" in header
     assert "Domain" not in header
+
+
+def _writes_during(app, action) -> list[str]:
+    """The INSERT/UPDATE/DELETE statements the app sent while `action` ran."""
+    writes = []
+
+    def record(conn, cursor, statement, *args):
+        if statement.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            writes.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        action()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return writes
+
+
+def test_page_views_within_the_touch_interval_write_nothing(app, client, auth, viewer):
+    auth.login()
+    _age_session(app, last_seen_at=utcnow() - timedelta(seconds=10))
+    writes = _writes_during(app, lambda: [client.get("/") for _ in range(3)])
+    assert writes == []
+    _age_session(app, last_seen_at=utcnow() - timedelta(seconds=61))
+    writes = _writes_during(app, lambda: client.get("/"))
+    assert len(writes) == 1 and "user_session" in writes[0]
+
+
+def test_a_session_revoked_elsewhere_is_anonymous_on_its_next_request(app, client, auth, viewer):
+    auth.login()
+    assert client.get("/").status_code == 200
+    _age_session(app, revoked_at=utcnow(), revoked_reason="signed_out_by_user")
+    assert client.get("/").status_code == 302

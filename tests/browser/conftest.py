@@ -2,6 +2,9 @@
 
 Playwright never downloads a browser here (`playwright install` cannot reach the net):
 it drives the system Chromium through `executable_path`.
+
+Screenshots pass caret="initial": to hide the text caret Playwright would insert a
+<style> element, which our CSP refuses, and the tests fail on CSP violations.
 """
 
 import os
@@ -39,24 +42,40 @@ def chromium_path() -> str:
     return path
 
 
+# The browser's timezone is pinned: pages follow it until a user picks one, and
+# the host's own zone must not change what a test sees.
+DEFAULT_CONTEXT = {"viewport": {"width": 1280, "height": 800}, "timezone_id": "UTC"}
+
+
 @pytest.fixture
-def browser_page(chromium_path):
-    """A fresh Chromium page (own context: no cookies shared between tests)."""
+def open_page(chromium_path):
+    """Open pages in fresh contexts, each with its own options (viewport, color_scheme, …)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
         )
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
+        contexts = []
+
+        def open_(**options):
+            context = browser.new_context(**{**DEFAULT_CONTEXT, **options})
             context.set_default_timeout(TIMEOUT_MS)
-            try:
-                yield context.new_page()
-            finally:
-                context.close()
+            contexts.append(context)
+            return context.new_page()
+
+        try:
+            yield open_
         finally:
+            for context in contexts:
+                context.close()
             browser.close()
+
+
+@pytest.fixture
+def browser_page(open_page):
+    """A fresh Chromium page (own context: no cookies shared between tests)."""
+    return open_page()
 
 
 @pytest.fixture(scope="session")

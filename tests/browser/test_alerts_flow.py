@@ -19,7 +19,7 @@ def test_operator_sees_a_new_alert_without_reloading_and_acknowledges_it(
     live_server, browser_page, artifacts_dir
 ):
     app, base, page = live_server.app, live_server.url, browser_page
-    app.config["ALERTS_REFRESH_SECONDS"] = 1
+    app.config["LIVE_REFRESH_SECONDS"] = 1
     make_user(app, "olivia", role=Role.OPERATOR)
     store(app, [snap(asset="BTC", at=utcnow(), amount="1")])
     with app.app_context():
@@ -44,7 +44,7 @@ def test_operator_sees_a_new_alert_without_reloading_and_acknowledges_it(
 
     page.goto(f"{base}/alerts/")
     expect(page.get_by_text("Nothing is firing or pending")).to_be_visible()
-    page.screenshot(path=artifacts_dir / "10-alerts-empty.png", full_page=True)
+    page.screenshot(caret="initial", path=artifacts_dir / "10-alerts-empty.png", full_page=True)
     marker = page.evaluate("() => { window.__sameDocument = true; return 1; }")
     assert marker == 1
 
@@ -71,11 +71,13 @@ def test_operator_sees_a_new_alert_without_reloading_and_acknowledges_it(
     expect(row).to_contain_text("2.5")
     # Same document: the table refreshed itself, the page was not reloaded.
     assert page.evaluate("() => window.__sameDocument === true")
-    page.screenshot(path=artifacts_dir / "11-alert-firing.png", full_page=True)
+    page.screenshot(caret="initial", path=artifacts_dir / "11-alert-firing.png", full_page=True)
 
     row.locator("input[name=comment]").fill("reducing now")
     row.get_by_role("button", name="Acknowledge").click()
     expect(page.get_by_role("status")).to_contain_text("Acknowledged BTC over 2")
     expect(page.locator("#alerts tbody tr")).to_contain_text("reducing now")
-    page.screenshot(path=artifacts_dir / "12-alert-acknowledged.png", full_page=True)
+    page.screenshot(
+        caret="initial", path=artifacts_dir / "12-alert-acknowledged.png", full_page=True
+    )
     assert not [e for e in errors if "Content Security Policy" in e or "Refused" in e], errors

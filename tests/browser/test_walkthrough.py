@@ -78,7 +78,7 @@ def test_walkthrough_login_overview_history_pages_logout(
     assert (path, query) == ("/login", {"next": ["/"]})
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
     expect(page.locator("[data-testid=current-user]")).to_have_count(0)
-    page.screenshot(path=artifacts_dir / "01-login.png", full_page=True)
+    page.screenshot(caret="initial", path=artifacts_dir / "01-login.png", full_page=True)
 
     # Log in: back to the overview.
     log_in(page, "alice", PASSWORD)
@@ -94,7 +94,7 @@ def test_walkthrough_login_overview_history_pages_logout(
     assert series == [["BTC", "hedge", ""], ["BTC", "main", ""], ["ETH", "main", ""]]
     expect(rows.nth(2).locator("td").nth(2)).to_have_text("12.5")
     expect(rows.nth(2).locator("td").nth(4)).to_have_text("37500.0")
-    page.screenshot(path=artifacts_dir / "02-overview.png", full_page=True)
+    page.screenshot(caret="initial", path=artifacts_dir / "02-overview.png", full_page=True)
 
     # History of BTC, newest first, one page of 100.
     overview.get_by_role("link", name="BTC", exact=True).first.click()
@@ -106,7 +106,7 @@ def test_walkthrough_login_overview_history_pages_logout(
     accounts = page.locator("#history tbody tr td:nth-child(2)").all_inner_texts()
     assert set(accounts) == set(ACCOUNTS)
     expect(page.locator("a[rel=first]")).to_have_count(0)
-    page.screenshot(path=artifacts_dir / "03-history.png", full_page=True)
+    page.screenshot(caret="initial", path=artifacts_dir / "03-history.png", full_page=True)
 
     # Older »: the next 100, all older than anything on the first page. The pager
     # sits above and below the table; use the one at the bottom, as a reader would.
@@ -124,14 +124,14 @@ def test_walkthrough_login_overview_history_pages_logout(
     assert max(second_page) < min(first_page)
     expect(page.locator("a[rel=first]").first).to_have_text("« Newest")
     expect(page.locator("a[rel=next]")).to_have_count(2)  # 50 more on page three
-    page.screenshot(path=artifacts_dir / "04-history-page2.png", full_page=True)
+    page.screenshot(caret="initial", path=artifacts_dir / "04-history-page2.png", full_page=True)
 
     # Log out: the login page with a notice, and nothing private reachable any more.
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(f"{base}/login")
     expect(page.get_by_role("status")).to_contain_text("signed out")
     expect(page.locator("[data-testid=current-user]")).to_have_count(0)
-    page.screenshot(path=artifacts_dir / "05-logged-out.png", full_page=True)
+    page.screenshot(caret="initial", path=artifacts_dir / "05-logged-out.png", full_page=True)
 
     page.goto(f"{base}/")
     path, query = path_and_query(page.url)
@@ -151,7 +151,7 @@ def test_wrong_password_shows_the_error_and_stays_on_the_login_page(
     expect(page.get_by_role("alert")).to_have_text(LOGIN_FAILED)
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
     expect(page.locator("[data-testid=current-user]")).to_have_count(0)
-    page.screenshot(path=artifacts_dir / "06-login-failed.png", full_page=True)
+    page.screenshot(caret="initial", path=artifacts_dir / "06-login-failed.png", full_page=True)
 
     page.goto(f"{base}/")
     assert urlsplit(page.url).path == "/login"

@@ -41,6 +41,44 @@ def wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 20) -> Non
     raise RuntimeError(f"nothing listening on {port} after {seconds}s")
 
 
+def production_env(tmp: Path, database_url: str, app_port: int, workers: int = 2) -> dict:
+    """Environment of a production gunicorn on loopback, its logs and metrics in tmp."""
+    env = {
+        **os.environ,
+        "TRADINGMONITOR_CONFIG": "production",
+        "SECRET_KEY": secrets.token_hex(32),
+        "DATABASE_URL": database_url,
+        "GUNICORN_BIND": f"127.0.0.1:{app_port}",
+        "GUNICORN_WORKERS": str(workers),
+        "GUNICORN_ACCESS_LOG": str(tmp / "gunicorn-access.log"),
+        "GUNICORN_ERROR_LOG": str(tmp / "gunicorn-error.log"),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+    }
+    env.pop("TEST_DATABASE_URL", None)
+    return env
+
+
+def start_gunicorn(env: dict) -> subprocess.Popen:
+    """gunicorn as deployed: deploy/gunicorn.conf.py, settings from env."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(DEPLOY / "gunicorn.conf.py"), "wsgi:app"],
+        cwd=PROJECT_ROOT,
+        env=env,
+    )
+
+
+def stop_processes(*procs: subprocess.Popen) -> None:
+    """SIGTERM all, wait for each (gunicorn drains its workers), SIGKILL stragglers."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def nginx_path() -> str:
     """Debian's nginx, or skip (fail when REQUIRE_NGINX=1)."""
@@ -136,19 +174,10 @@ def deployment(nginx_path, tmp_path_factory):
     database = tmp / "tradingmonitor.sqlite3"
     app_port, web_port = free_port(), free_port()
     env = {
-        **os.environ,
-        "TRADINGMONITOR_CONFIG": "production",
-        "SECRET_KEY": secrets.token_hex(32),
-        "DATABASE_URL": f"sqlite:///{database}",
-        "GUNICORN_BIND": f"127.0.0.1:{app_port}",
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_ACCESS_LOG": str(tmp / "gunicorn-access.log"),
-        "GUNICORN_ERROR_LOG": str(tmp / "gunicorn-error.log"),
+        **production_env(tmp, f"sqlite:///{database}", app_port),
         "TRADINGMONITOR_EXTERNAL_URL": f"http://127.0.0.1:{web_port}",
         "TRADINGMONITOR_METRICS_TOKEN": METRICS_TOKEN,
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
     }
-    env.pop("TEST_DATABASE_URL", None)
     site = tmp / "site.conf"
     site.write_text(render_site(app_port, web_port, "127.0.0.1"))
     nginx_conf = tmp / "nginx.conf"
@@ -161,22 +190,16 @@ def deployment(nginx_path, tmp_path_factory):
     )
     assert check.returncode == 0, check.stderr
 
-    gunicorn = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(DEPLOY / "gunicorn.conf.py"), "wsgi:app"],
-        cwd=PROJECT_ROOT,
-        env=env,
-    )
+    gunicorn = start_gunicorn(env)
     nginx = subprocess.Popen([nginx_path, "-c", str(nginx_conf), "-p", str(tmp)], env=env)
+    # The alert worker, as its systemd unit runs it.
+    worker = subprocess.Popen(
+        [*FLASK, "alerts", "run", "--interval", "1"], cwd=PROJECT_ROOT, env=env
+    )
     try:
         wait_for_port(app_port, gunicorn)
         wait_for_port(web_port, nginx)
         urllib.request.urlopen(f"{deployment.url}/healthz", timeout=10).close()
         yield deployment
     finally:
-        for proc in (nginx, gunicorn):
-            proc.terminate()
-        for proc in (nginx, gunicorn):
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(worker, nginx, gunicorn)

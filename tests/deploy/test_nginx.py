@@ -4,6 +4,7 @@ import http.client
 import json
 import re
 import sqlite3
+import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -183,3 +184,16 @@ def test_metrics_through_nginx_add_up_every_worker(deployment):
 
     # Whichever worker answers a scrape, it reports every worker's requests.
     assert {healthz_count(deployment) for _ in range(6)} == {before + 40}
+
+
+def test_readyz_through_nginx_sees_database_migrations_and_worker(deployment):
+    deadline = time.monotonic() + 30
+    while True:
+        status, _, body = request(f"{deployment.url}/readyz")
+        if status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["migrations"] == "current"
+    assert answer["alert_worker"] == "ok"

@@ -65,8 +65,8 @@ def test_overview_marks_rows_older_than_the_limit_stale(any_app, viewer_client):
         ],
     )
     html = viewer_client.get("/").get_data(as_text=True)
-    assert re.search(r'<tr class="stale" data-account="main" data-asset="OLD">', html)
-    assert re.search(r'<tr class="" data-account="main" data-asset="NEW">', html)
+    assert re.search(r'<tr class="stale" data-account="main" data-asset="OLD"[\s>]', html)
+    assert re.search(r'<tr class="" data-account="main" data-asset="NEW"[\s>]', html)
 
 
 def test_overview_is_answered_from_latest_rows_not_history(any_app, viewer_client):
@@ -193,3 +193,91 @@ def test_history_rejects_viewing_without_login(any_app):
     response = any_app.test_client().get("/positions/BTC?account=main")
     assert response.status_code == 302
     assert response.location == "/login?next=/positions/BTC?account%3Dmain"
+
+
+def test_history_page_has_the_chart_and_loads_only_same_origin_scripts(any_app, viewer_client):
+    store(any_app, [snap(), snap(account="hedge")])
+    html = viewer_client.get("/positions/BTC?account=main").get_data(as_text=True)
+    chart = re.search(r'<section id="chart"[^>]*>', html)
+    assert chart, "no chart container"
+    assert 'data-series-url="/positions/BTC/series"' in chart.group(0)
+    assert 'data-timezone="UTC"' in chart.group(0)
+    # Range buttons are links that keep the account filter (they work without scripts).
+    assert re.search(r'data-range="24h" href="/positions/BTC\?account=main&amp;range=24h"', html)
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, re.S)
+    sources = [re.search(r'src="([^"]+)"', attrs) for attrs, _ in scripts]
+    assert all(sources), "a script without src"
+    paths = [s.group(1).split("?")[0] for s in sources]
+    assert all(p.startswith("/static/") for p in paths), paths
+    assert {"/static/vendor/uPlot.iife.min.js", "/static/js/chart.js"} <= set(paths)
+    assert all(not body.strip() for _, body in scripts), "inline script"
+    styles = re.findall(r'<link rel="stylesheet" href="([^"]+)"', html)
+    assert "/static/css/chart.css" in [s.split("?")[0] for s in styles]
+    assert all(s.startswith("/static/") for s in styles), styles
+
+
+def test_history_range_shows_the_window_ending_now_in_table_pager_and_csv_link(
+    any_app, viewer_client
+):
+    now = utcnow().replace(microsecond=0)
+    store(
+        any_app,
+        [
+            snap(at=now - timedelta(hours=2), amount="2"),
+            snap(at=now - timedelta(hours=30), amount="30"),
+            snap(at=now - timedelta(days=10), amount="240"),
+        ],
+    )
+    html = viewer_client.get("/positions/BTC?range=24h").get_data(as_text=True)
+    assert [r[2] for r in cells(html, "history")] == ["2"]
+    assert 'href="/positions.csv?asset=BTC&amp;range=24h"' in html
+    assert '<input type="hidden" name="range" value="24h">' in html
+    html = viewer_client.get("/positions/BTC?range=7d").get_data(as_text=True)
+    assert [r[2] for r in cells(html, "history")] == ["2", "30"]
+    html = viewer_client.get("/positions/BTC?range=all").get_data(as_text=True)
+    assert [r[2] for r in cells(html, "history")] == ["2", "30", "240"]
+
+
+def test_history_explicit_from_to_win_over_a_range(any_app, viewer_client):
+    store(any_app, [snap(minutes=m, amount=str(m)) for m in range(5)])
+    # T0 is 2026-03-01 12:00 UTC: far outside "the last hour", inside from/to.
+    response = viewer_client.get(
+        "/positions/BTC?range=1h&from=2026-03-01T12:01&to=2026-03-01T12:03"
+    )
+    assert response.status_code == 200
+    assert [r[2] for r in cells(response.get_data(as_text=True), "history")] == ["2", "1"]
+
+
+def test_history_unknown_range_is_explained(any_app, viewer_client):
+    store(any_app, [snap()])
+    response = viewer_client.get("/positions/BTC?range=5y")
+    assert response.status_code == 400
+    assert "must be one of 1h, 24h, 7d, 30d or all" in response.get_data(as_text=True)
+
+
+def test_live_refresh_of_the_overview_gets_the_table_alone(any_app, viewer_client):
+    store(any_app, [snap(at=utcnow(), amount="4.25")])
+
+    html = viewer_client.get("/", headers={"HX-Request": "true"}).get_data(as_text=True)
+
+    assert "<html" not in html and "<nav" not in html
+    assert re.match(r'\s*<div id="overview-live" data-live hx-get="/"', html)
+    assert cells(html, "overview")[0][:3] == ["BTC", "main", "4.25"]
+    assert 'data-live-key="main/BTC"' in html
+
+
+def test_overview_leaves_the_sparklines_to_their_own_request(any_app, viewer_client, monkeypatch):
+    from app.positions import sparklines
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the overview page queried the sparkline series")
+
+    monkeypatch.setattr(sparklines, "sparklines", refuse)
+    store(any_app, [snap(at=utcnow())])
+
+    response = viewer_client.get("/")
+
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert 'data-sparklines-url="/overview/sparklines"' in html
+    assert '<td class="spark"></td>' in html

@@ -1,0 +1,146 @@
+"""Time buckets computed in the database: first, last, lowest and highest per bucket."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    Text,
+    case,
+    cast,
+    literal,
+    literal_column,
+    select,
+    true,
+    union,
+)
+from sqlalchemy.orm import aliased
+
+from app.extensions import db
+from app.positions.models import LatestPosition, Position
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+# A bucket keeps its first, last, lowest and highest snapshot.
+ROLES_PER_BUCKET = 4
+
+
+def epoch_seconds(moment: datetime) -> float:
+    return (moment - EPOCH) / timedelta(seconds=1)
+
+
+def to_micros(moment: datetime) -> int:
+    return (moment - EPOCH) // MICROSECOND
+
+
+def micros_as_column_value(micros):
+    """SQL for a moment given as epoch microseconds, comparable with a stored timestamp.
+
+    SQLite stores a UTCDateTime as fixed-width text, so the bound is rendered in that
+    format and compared as text (the timestamp index stays usable); PostgreSQL gets a
+    timestamptz. Integer arithmetic throughout: no float rounding at bucket edges.
+    """
+    seconds, rest = micros // 1_000_000, micros % 1_000_000
+    if db.session.get_bind().dialect.name == "sqlite":
+        day_and_time = db.func.strftime("%Y-%m-%d %H:%M:%S", seconds, "unixepoch")
+        fraction = db.func.substr(literal("000000").concat(cast(rest, Text)), -6)
+        return day_and_time.concat(".").concat(fraction)
+    return db.func.to_timestamp(seconds) + rest * literal_column("interval '1 microsecond'")
+
+
+def numeric_amount(column):
+    """The amount as a number for ORDERING: SQLite keeps it as text."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        return cast(column, Float)
+    return column
+
+
+@dataclass
+class Downsampling:
+    buckets: int
+    start_us: int  # the selection's first timestamp
+    span_us: int  # last minus first
+
+
+def bucket_bounds(plan: Downsampling, index):
+    """SQL for [lo, hi) of bucket `index` (a column), in epoch microseconds.
+
+    A row at t belongs to bucket floor((t - first) * buckets / span), the last bucket
+    also holding t = last; so bucket i starts at first + ceil(i * span / buckets).
+    """
+    n, span = plan.buckets, plan.span_us
+
+    def start_of(i):
+        return plan.start_us + (i * span + n - 1) // n
+
+    return start_of(index), case(
+        (index == n - 1, plan.start_us + span + 1), else_=start_of(index + 1)
+    )
+
+
+def plan_downsampling(accounts: int, first: datetime, last: datetime, max_points: int):
+    buckets = max(1, max_points // (ROLES_PER_BUCKET * max(1, accounts)))
+    return Downsampling(buckets, to_micros(first), to_micros(last) - to_micros(first))
+
+
+def downsampled_rows(asset, accounts: list[str], plan: Downsampling):
+    """First, last, lowest and highest snapshot per (account, bucket), found by the database.
+
+    One index range per bucket and account: the first and last rows are seeks, the
+    lowest and highest a scan of that bucket only; a row playing several roles is
+    returned once (UNION). Ties on the amount go to the earliest snapshot.
+    """
+    held = bucket_accounts(asset, accounts, plan.buckets, lambda i: bucket_bounds(plan, i))
+    p = aliased(Position)
+    amount = numeric_amount(p.amount)
+
+    def pick(*order):
+        return (
+            select(p.id)
+            .where(
+                p.asset == asset,
+                p.account == held.c.account,
+                p.timestamp >= held.c.lo,
+                p.timestamp < held.c.hi,
+            )
+            .order_by(*order)
+            .limit(1)
+            .correlate(held)
+            .scalar_subquery()
+        )
+
+    picks = (
+        select(
+            pick(p.timestamp).label("first"),
+            pick(p.timestamp.desc()).label("last"),
+            pick(amount, p.timestamp).label("low"),
+            pick(amount.desc(), p.timestamp).label("high"),
+        )
+        .select_from(held)
+        .cte("pick")
+    )
+    ids = union(*(select(column) for column in picks.c))
+    query = (
+        select(Position.account, Position.timestamp, Position.amount, Position.price)
+        .where(Position.id.in_(select(ids.subquery())))
+        .order_by(Position.timestamp, Position.account)
+    )
+    return list(db.session.execute(query))
+
+
+def bucket_accounts(asset, accounts, buckets: int, bounds):
+    """(account, lo, hi) of every bucket as a CTE; `bounds(i)`: bucket i's [lo, hi) in µs."""
+    index = select(literal(0, BigInteger).label("i")).cte("bucket_index", recursive=True)
+    index = index.union_all(select(index.c.i + 1).where(index.c.i < buckets - 1))
+    lo, hi = bounds(index.c.i)
+    return (
+        select(
+            LatestPosition.account,
+            micros_as_column_value(lo).label("lo"),
+            micros_as_column_value(hi).label("hi"),
+        )
+        .where(LatestPosition.asset == asset, LatestPosition.account.in_(accounts))
+        .join(index, true())
+        .cte("bucket")
+    )

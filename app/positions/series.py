@@ -1,0 +1,192 @@
+"""Chart series of one asset: its snapshots, downsampled in the database past a cap."""
+
+import math
+import re
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from app.alerts.models import Alert, AlertRule, AlertTransition
+from app.db_types import format_decimal
+from app.extensions import db
+from app.positions.buckets import (
+    EPOCH,
+    downsampled_rows,
+    epoch_seconds,
+    plan_downsampling,
+)
+from app.positions.hourly import hourly_rows, plan_hourly
+from app.positions.models import LatestPosition, Position, notional
+from app.positions.rollup import far_behind
+
+MAX_POINTS = 2000
+MAX_MARKERS = 500
+
+# A "+01:00" offset sent unencoded in a query string arrives as " 01:00".
+UNENCODED_OFFSET = re.compile(r"(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d(?::?\d\d)?)$")
+
+
+class BadParameter(ValueError):
+    """A query parameter that cannot be used; names the parameter."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.name = name
+
+
+def parse_moment(text: str | None, name: str) -> datetime | None:
+    """ISO 8601 with an offset, or epoch seconds; empty means open-ended."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = None
+    if seconds is not None:
+        if not math.isfinite(seconds):
+            raise BadParameter(name, f"'{name}' must be a finite number of epoch seconds.")
+        try:
+            return EPOCH + timedelta(seconds=seconds)
+        except OverflowError:
+            raise BadParameter(name, f"'{name}' is out of range.") from None
+    try:
+        moment = datetime.fromisoformat(UNENCODED_OFFSET.sub(r"\1+\2", text))
+    except ValueError:
+        raise BadParameter(
+            name, f"'{name}' must be ISO 8601 with an offset, or epoch seconds."
+        ) from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise BadParameter(name, f"'{name}' needs a UTC offset, e.g. 2026-03-01T12:00:00Z.")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise BadParameter(name, f"'{name}' is out of range.") from None
+
+
+def parse_range(args) -> tuple[datetime | None, datetime | None]:
+    """The from/to query parameters; `from` inclusive, `to` exclusive."""
+    start = parse_moment(args.get("from"), "from")
+    end = parse_moment(args.get("to"), "to")
+    if start is not None and end is not None and start >= end:
+        raise BadParameter("from", "'from' must be before 'to'.")
+    return start, end
+
+
+def _selection(query, table, asset, account, start, end):
+    query = query.where(table.asset == asset)
+    if account:
+        query = query.where(table.account == account)
+    if start is not None:
+        query = query.where(table.timestamp >= start)
+    if end is not None:
+        query = query.where(table.timestamp < end)
+    return query
+
+
+def _count_up_to(asset, account, start, end, limit) -> int:
+    """How many rows the selection holds, counting no further than `limit` (index only)."""
+    some = _selection(select(Position.id), Position, asset, account, start, end).limit(limit)
+    return db.session.execute(select(func.count()).select_from(some.subquery())).scalar_one()
+
+
+def _raw_rows(asset, account, start, end, limit):
+    query = select(Position.account, Position.timestamp, Position.amount, Position.price)
+    query = _selection(query, Position, asset, account, start, end)
+    query = query.order_by(Position.timestamp, Position.account).limit(limit)
+    return list(db.session.execute(query))
+
+
+def _accounts_with_rows(asset, account, start, end) -> list[str]:
+    held = select(Position.id).where(Position.account == LatestPosition.account)
+    held = _selection(held, Position, asset, None, start, end)
+    query = select(LatestPosition.account).where(LatestPosition.asset == asset, held.exists())
+    if account:
+        query = query.where(LatestPosition.account == account)
+    return list(db.session.execute(query.order_by(LatestPosition.account)).scalars())
+
+
+def _time_extent(asset, account, start, end) -> tuple[datetime, datetime]:
+    edge = _selection(select(Position.timestamp), Position, asset, account, start, end)
+    first = db.session.execute(edge.order_by(Position.timestamp).limit(1)).scalar_one()
+    last = db.session.execute(edge.order_by(Position.timestamp.desc()).limit(1)).scalar_one()
+    return first, last
+
+
+def asset_series(asset, *, account=None, start=None, end=None, max_points=MAX_POINTS) -> dict:
+    """The series part of the chart document: raw rows up to the cap, else downsampled."""
+    bucket_seconds = rows = None
+    if _count_up_to(asset, account, start, end, max_points + 1) <= max_points:
+        rows = _raw_rows(asset, account, start, end, max_points + 1)
+    # Snapshots may land between the count and the read (PostgreSQL reads committed).
+    if rows is None or len(rows) > max_points:
+        accounts = _accounts_with_rows(asset, account, start, end)
+        first, last = _time_extent(asset, account, start, end)
+        plan = plan_downsampling(len(accounts), first, last, max_points)
+        # Buckets of an hour or more: whole UTC hours, mostly read from the rollups.
+        hourly = plan_hourly(plan)
+        if hourly is not None and far_behind():
+            hourly = None
+        if hourly is None:
+            bucket_seconds = plan.span_us / plan.buckets / 1e6
+            rows = downsampled_rows(asset, accounts, plan)
+        else:
+            bucket_seconds = hourly.width_us / 1e6
+            rows = hourly_rows(asset, accounts, hourly, start, end)
+    by_account: dict[str, list] = {}
+    for row in rows:
+        value = notional(row.amount, row.price)
+        by_account.setdefault(row.account, []).append(
+            [
+                epoch_seconds(row.timestamp),
+                format_decimal(row.amount),
+                None if value is None else format_decimal(value),
+            ]
+        )
+    return {
+        "downsampled": bucket_seconds is not None,
+        "bucket_seconds": bucket_seconds,
+        "point_count": len(rows),
+        "series": [{"account": name, "points": by_account[name]} for name in sorted(by_account)],
+    }
+
+
+def alert_markers(asset, *, account=None, start=None, end=None, limit=MAX_MARKERS) -> list:
+    """Stored alert transitions of the asset in the range: the newest `limit`, oldest first."""
+    query = (
+        select(AlertTransition, Alert.account, AlertRule.name, AlertRule.severity)
+        .join(Alert, AlertTransition.alert_id == Alert.id)
+        .join(AlertRule, Alert.rule_id == AlertRule.id)
+        .where(Alert.asset == asset)
+    )
+    if account:
+        query = query.where(Alert.account == account)
+    if start is not None:
+        query = query.where(AlertTransition.at >= start)
+    if end is not None:
+        query = query.where(AlertTransition.at < end)
+    query = query.order_by(AlertTransition.at.desc(), AlertTransition.id.desc()).limit(limit)
+    markers = [
+        {
+            "time": epoch_seconds(transition.at),
+            "state": transition.to_state,
+            "rule": rule,
+            "account": alert_account,
+            "value": None if transition.value is None else format_decimal(transition.value),
+            "severity": severity,
+        }
+        for transition, alert_account, rule, severity in db.session.execute(query)
+    ]
+    markers.reverse()
+    return markers
+
+
+def chart_document(asset, *, account=None, start=None, end=None) -> dict:
+    """Everything the chart of one asset needs, as the JSON contract describes it."""
+    return {
+        "asset": asset,
+        "from": None if start is None else start.isoformat(),
+        "to": None if end is None else end.isoformat(),
+        **asset_series(asset, account=account, start=start, end=end),
+        "markers": alert_markers(asset, account=account, start=start, end=end),
+    }

@@ -1,0 +1,267 @@
+"""record_event and the hooks: every audited action writes one row, never a secret."""
+
+from decimal import Decimal
+
+import pytest
+
+from app.admin.audit import Action, record_event
+from app.admin.models import AuditEvent
+from app.alerts.models import Alert, AlertRule, RuleKind, Silence
+from app.auth.models import Role
+from app.db_types import utcnow
+from app.extensions import db
+from tests.admin.helpers import events, only_event, post, user
+from tests.conftest import PASSWORD, Auth, csrf_token_from, make_user
+from tests.positions.helpers import snap, store
+
+NEW_PASSWORD = "another fine password 7"
+
+
+def test_record_event_adds_to_the_callers_unit_of_work(app):
+    with app.test_request_context("/", environ_base={"REMOTE_ADDR": "10.1.2.3"}):
+        record_event(Action.USER_ENABLE, target="user:x", actor="cli")
+        db.session.rollback()
+        assert db.session.execute(db.select(AuditEvent)).first() is None
+        event = record_event(Action.USER_ENABLE, target="user:x", actor="cli")
+        db.session.commit()
+        assert (event.actor_id, event.actor_name, event.ip_address) == (None, "cli", "10.1.2.3")
+
+
+def test_record_event_drops_detail_keys_that_could_hold_a_secret(app):
+    with app.app_context():
+        event = record_event(
+            Action.USER_CREATE,
+            detail={
+                "password": "hunter2hunter2",
+                "new_secret": "s",
+                "session_cookie": "c",
+                "k": 1,
+            },
+        )
+        assert event.detail == {"k": 1}
+        assert event.actor_name == "anonymous"
+
+
+def test_record_event_refuses_an_unknown_action(app):
+    with app.app_context(), pytest.raises(ValueError):
+        record_event("user.delete")
+
+
+def test_successful_login_and_logout_are_recorded(any_app):
+    make_user(any_app, "alice")
+    client = any_app.test_client()
+    auth = Auth(client)
+    auth.login(headers={"User-Agent": "probe/1.0"})
+    event = only_event(any_app, Action.LOGIN_SUCCESS, PASSWORD)
+    assert (event.actor_name, event.target, event.user_agent) == (
+        "alice",
+        "user:alice",
+        "probe/1.0",
+    )
+    assert event.actor_id == user(any_app, "alice").id
+    auth.logout()
+    assert only_event(any_app, Action.LOGOUT).actor_name == "alice"
+
+
+def test_failed_login_is_recorded_though_the_login_fails(any_app):
+    make_user(any_app, "alice")
+    response = Auth(any_app.test_client()).login(password="wrong password!!")
+    assert response.status_code == 200  # the form again
+    event = only_event(any_app, Action.LOGIN_FAILURE, "wrong password!!")
+    assert (event.actor_name, event.actor_id, event.target) == ("anonymous", None, "user:alice")
+    assert event.detail == {"reason": "wrong_password"}
+    Auth(any_app.test_client()).login(username="nobody")
+    assert events(any_app, Action.LOGIN_FAILURE)[-1].detail == {"reason": "unknown_user"}
+
+
+def test_login_refused_for_a_locked_username_is_recorded_as_locked(any_app):
+    any_app.config["LOGIN_MAX_FAILURES_PER_USER"] = 2
+    make_user(any_app, "alice")
+    for _ in range(2):
+        Auth(any_app.test_client()).login(password="wrong password!!")
+    Auth(any_app.test_client()).login()  # the right password, refused
+    assert len(events(any_app, Action.LOGIN_FAILURE)) == 2
+    event = only_event(any_app, Action.LOGIN_LOCKED, PASSWORD)
+    assert event.detail == {"reason": "username_locked"}
+    assert events(any_app, Action.LOGIN_SUCCESS) == []
+
+
+def test_password_change_is_recorded_without_the_passwords(any_app):
+    make_user(any_app, "alice")
+    client = any_app.test_client()
+    Auth(client).login()
+    response = client.post(
+        "/account/password",
+        data={
+            "csrf_token": csrf_token_from(client, "/account"),
+            "pw-current_password": PASSWORD,
+            "pw-new_password": NEW_PASSWORD,
+            "pw-confirm_password": NEW_PASSWORD,
+        },
+    )
+    assert response.status_code == 302
+    event = only_event(any_app, Action.PASSWORD_CHANGE, PASSWORD, NEW_PASSWORD)
+    assert (event.actor_name, event.target) == ("alice", "user:alice")
+
+
+def test_own_token_create_and_revoke_and_session_revoke_are_recorded(any_app):
+    make_user(any_app, "alice")
+    other = any_app.test_client()
+    Auth(other).login()
+    client = any_app.test_client()
+    Auth(client).login()
+    page = client.post(
+        "/account/tokens",
+        data={
+            "csrf_token": csrf_token_from(client, "/account"),
+            "tok-name": "feed",
+            "tok-scopes": ["read"],
+        },
+    ).get_data(as_text=True)
+    secret = page.split('data-testid="new-token-secret">')[1].split("<")[0]
+    created = only_event(any_app, Action.TOKEN_CREATE, secret)
+    assert created.actor_name == "alice" and created.detail["name"] == "feed"
+    token_id = int(created.target.split(":")[1])
+    client.post(
+        f"/account/tokens/{token_id}/revoke",
+        data={"csrf_token": csrf_token_from(client, "/account")},
+    )
+    assert only_event(any_app, Action.TOKEN_REVOKE, secret).target == f"token:{token_id}"
+    client.post(
+        "/account/sessions/revoke-others", data={"csrf_token": csrf_token_from(client, "/account")}
+    )
+    event = only_event(any_app, Action.SESSION_REVOKE)
+    assert event.actor_name == "alice" and event.detail["other_sessions_ended"] == 1
+
+
+def test_cli_user_and_token_commands_are_recorded_as_cli(any_app):
+    runner = any_app.test_cli_runner()
+    typed = "cli typed password 1\n"
+    assert (
+        runner.invoke(args=["users", "create", "zed", "--password-stdin"], input=typed).exit_code
+        == 0
+    )
+    assert (
+        runner.invoke(
+            args=["users", "set-password", "zed", "--password-stdin"],
+            input="cli second password 2\n",
+        ).exit_code
+        == 0
+    )
+    assert runner.invoke(args=["users", "disable", "zed"]).exit_code == 0
+    assert runner.invoke(args=["users", "enable", "zed"]).exit_code == 0
+    result = runner.invoke(args=["tokens", "create", "zed", "feed", "--scope", "read"])
+    secret = result.stdout.strip().splitlines()[-1]
+    token_id = int(only_event(any_app, Action.TOKEN_CREATE, secret).target.split(":")[1])
+    assert runner.invoke(args=["tokens", "revoke", str(token_id)]).exit_code == 0
+    for action in (
+        Action.USER_CREATE,
+        Action.PASSWORD_RESET,
+        Action.USER_DISABLE,
+        Action.USER_ENABLE,
+        Action.TOKEN_CREATE,
+        Action.TOKEN_REVOKE,
+    ):
+        event = only_event(
+            any_app, action, "cli typed password 1", "cli second password 2", secret
+        )
+        assert (event.actor_name, event.actor_id) == ("cli", None), action
+    assert only_event(any_app, Action.USER_DISABLE).target == "user:zed"
+
+
+RULE = {
+    "name": "BTC cap",
+    "kind": "position_above",
+    "asset": "BTC",
+    "account": "*",
+    "threshold": "2.5",
+    "clear_threshold": "2",
+    "window_seconds": "",
+    "pending_seconds": "0",
+    "severity": "critical",
+    "description": "",
+    "runbook_url": "",
+    "repeat_interval_seconds": "3600",
+    "send_resolved": "y",
+    "enabled": "y",
+}
+
+
+def test_rule_changes_are_recorded(any_app):
+    make_user(any_app, "op", Role.OPERATOR)
+    client = any_app.test_client()
+    Auth(client).login(username="op")
+    post(client, "/alerts/rules/new", "/alerts/rules/new", **RULE)
+    rule_id = int(only_event(any_app, Action.RULE_CREATE).target.split(":")[1])
+    post(
+        client, f"/alerts/rules/{rule_id}/edit", "/alerts/rules/new", **{**RULE, "threshold": "3"}
+    )
+    post(client, f"/alerts/rules/{rule_id}/toggle", "/alerts/rules")
+    post(client, f"/alerts/rules/{rule_id}/toggle", "/alerts/rules")
+    post(client, f"/alerts/rules/{rule_id}/delete", "/alerts/rules")
+    for action in (
+        Action.RULE_UPDATE,
+        Action.RULE_DISABLE,
+        Action.RULE_ENABLE,
+        Action.RULE_DELETE,
+    ):
+        event = only_event(any_app, action)
+        assert (event.actor_name, event.target) == ("op", f"rule:{rule_id}"), action
+    assert events(any_app, Action.RULE_DELETE)[0].detail == {"name": "BTC cap"}
+
+
+def test_channel_creation_is_recorded_without_its_url(any_app, admin):
+    url = "https://hooks.example/services/T000/B000/very-secret-path"
+    response = post(
+        admin, "/alerts/channels", "/alerts/channels", name="ops", kind="webhook", target=url
+    )
+    assert response.status_code == 302
+    event = only_event(any_app, Action.CHANNEL_CREATE, url, "very-secret-path")
+    assert event.actor_name == "root" and event.detail == {"name": "ops", "kind": "webhook"}
+
+
+@pytest.fixture
+def firing_alert(any_app):
+    with any_app.app_context():
+        db.session.add(
+            AlertRule(
+                name="BTC too big",
+                kind=RuleKind.POSITION_ABOVE,
+                asset="BTC",
+                threshold=Decimal("10"),
+                severity="critical",
+            )
+        )
+        db.session.commit()
+    store(any_app, [snap(at=utcnow(), amount="12.5")])
+    with any_app.app_context():
+        return db.session.execute(db.select(Alert.id)).scalar_one()
+
+
+def test_acknowledge_and_silences_are_recorded(any_app, firing_alert):
+    make_user(any_app, "op", Role.OPERATOR)
+    client = any_app.test_client()
+    Auth(client).login(username="op")
+    post(client, f"/alerts/{firing_alert}/acknowledge", "/alerts/", comment="on it")
+    event = only_event(any_app, Action.ALERT_ACK)
+    assert (event.actor_name, event.target) == ("op", f"alert:{firing_alert}")
+    post(client, f"/alerts/{firing_alert}/silence", "/alerts/", hours="2")
+    post(
+        client,
+        "/alerts/silences",
+        "/alerts/silences",
+        rule_id="0",
+        asset="ETH",
+        account="*",
+        hours="1",
+        comment="rolling",
+        action="create",
+    )
+    created = events(any_app, Action.SILENCE_CREATE)
+    assert len(created) == 2 and {e.actor_name for e in created} == {"op"}
+    with any_app.app_context():
+        silence_id = db.session.execute(
+            db.select(Silence.id).where(Silence.asset == "ETH")
+        ).scalar_one()
+    post(client, f"/alerts/silences/{silence_id}/expire", "/alerts/silences")
+    assert only_event(any_app, Action.SILENCE_EXPIRE).target == f"silence:{silence_id}"
