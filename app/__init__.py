@@ -126,6 +126,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from app.admin.routes import bp as admin_bp
+    from app.alerts.channel_routes import bp as alert_channels_bp
     from app.alerts.routes import bp as alerts_bp
     from app.alerts.rule_routes import bp as alert_rules_bp
     from app.api.docs import docs_bp as api_docs_bp
@@ -138,6 +139,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(positions_bp, url_prefix="")
     app.register_blueprint(alerts_bp, url_prefix="/alerts")
     app.register_blueprint(alert_rules_bp, url_prefix="/alerts")
+    app.register_blueprint(alert_channels_bp, url_prefix="/alerts")
     app.register_blueprint(ops_bp, url_prefix="")
     app.register_blueprint(admin_bp, url_prefix="/admin")
     # Token-only routes: a cookie never authorises them, so CSRF does not apply.

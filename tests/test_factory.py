@@ -101,3 +101,13 @@ def test_no_asset_warning_when_every_file_is_there(sqlite_url, monkeypatch, capl
         build_app(sqlite_url)
 
     assert "make assets" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [config.TestingConfig.SECRET_KEY, "replace-with-64-hex-characters", "CHANGEME"],
+    ids=["testing-key", "env-example-placeholder", "upper-case-default"],
+)
+def test_production_refuses_secrets_published_in_this_repository(secret, tmp_path, monkeypatch):
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        production(secret, tmp_path, monkeypatch)

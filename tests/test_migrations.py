@@ -46,3 +46,13 @@ def test_upgrade_from_empty_matches_models_and_downgrades_cleanly(empty_database
         upgrade()
         assert differences(app) == []
         db.engine.dispose()
+
+
+def test_a_freshly_migrated_database_has_no_account(tmp_path):
+    from app.auth.models import User
+
+    app = build_app(f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+    with app.app_context():
+        upgrade()
+        assert db.session.execute(db.select(db.func.count(User.id))).scalar_one() == 0
+        db.engine.dispose()

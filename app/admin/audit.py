@@ -37,6 +37,8 @@ class Action:
     SILENCE_CREATE = "silence.create"
     SILENCE_EXPIRE = "silence.expire"
     CHANNEL_CREATE = "channel.create"
+    CHANNEL_UPDATE = "channel.update"
+    CHANNEL_DELETE = "channel.delete"
     ALERT_ACK = "alert.ack"
 
     ALL = (
@@ -61,6 +63,8 @@ class Action:
         SILENCE_CREATE,
         SILENCE_EXPIRE,
         CHANNEL_CREATE,
+        CHANNEL_UPDATE,
+        CHANNEL_DELETE,
         ALERT_ACK,
     )
 

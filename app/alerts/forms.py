@@ -107,3 +107,8 @@ class ChannelForm(FlaskForm):
     kind = SelectField("Kind", choices=[SelectChoice(k, k) for k in ChannelKind.ALL])
     target = StringField("URL or e-mail address", validators=[DataRequired(), Length(max=500)])
     submit = SubmitField("Add channel")
+
+
+class ChannelTargetForm(FlaskForm):
+    target = StringField("New URL or e-mail address", validators=[DataRequired(), Length(max=500)])
+    submit = SubmitField("Change target")

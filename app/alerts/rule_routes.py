@@ -7,9 +7,8 @@ from flask_login import current_user
 
 from app.admin.audit import Action, record_event
 from app.alerts.cli import rule_problem
-from app.alerts.delivery import DeliveryError, send
-from app.alerts.forms import ChannelForm, RuleForm
-from app.alerts.models import ANY, AlertRule, Channel, Notification
+from app.alerts.forms import RuleForm
+from app.alerts.models import ANY, AlertRule, Channel
 from app.alerts.preview import preview_rule
 from app.alerts.validation import target_problem
 from app.auth.access import requires_role
@@ -167,77 +166,3 @@ def delete_rule(rule_id: int):
     log.info("rule deleted: user=%s rule=%s", current_user.username, rule_id)
     flash(f"Rule {rule.name!r} deleted.", "success")
     return redirect(url_for("alert_rules.rules"))
-
-
-@bp.route("/channels", methods=["GET", "POST"])
-@requires_role(Role.ADMIN)
-def channels():
-    """List notification channels and add one (admins)."""
-    form = ChannelForm()
-    status = 200
-    if form.validate_on_submit():
-        problem = target_problem(form.kind.data, form.target.data)
-        exists = db.session.execute(
-            db.select(Channel.id).where(Channel.name == form.name.data.strip())
-        ).first()
-        if problem or exists:
-            form.target.errors.append(problem or "A channel with this name exists.")
-            status = 400
-        else:
-            channel = Channel(
-                name=form.name.data.strip(), kind=form.kind.data, target=form.target.data.strip()
-            )
-            db.session.add(channel)
-            db.session.flush()
-            # The target URL is left out: webhook URLs often carry a secret.
-            record_event(
-                Action.CHANNEL_CREATE,
-                target=f"channel:{channel.id}",
-                detail={"name": channel.name, "kind": channel.kind},
-            )
-            db.session.commit()
-            log.info("channel added: user=%s channel=%s", current_user.username, channel.id)
-            flash(f"Channel {channel.name!r} added.", "success")
-            return redirect(url_for("alert_rules.channels"))
-    elif form.is_submitted():
-        status = 400
-    rows = db.session.execute(db.select(Channel).order_by(Channel.name)).scalars().all()
-    recent = (
-        db.session.execute(db.select(Notification).order_by(Notification.id.desc()).limit(50))
-        .scalars()
-        .all()
-    )
-    return render_template(
-        "alerts/channels.html", form=form, channels=rows, notifications=recent
-    ), status
-
-
-@bp.route("/channels/<int:channel_id>/test", methods=["POST"])
-@requires_role(Role.ADMIN)
-def test_channel(channel_id: int):
-    """Send a test notification to a channel now."""
-    channel = db.session.get(Channel, channel_id) or abort(404)
-    payload = {
-        "version": "4",
-        "groupKey": f"test/channel:{channel.id}",
-        "truncatedAlerts": 0,
-        "status": "firing",
-        "receiver": channel.name,
-        "groupLabels": {"alertname": "TradingMonitor test"},
-        "commonLabels": {
-            "alertname": "TradingMonitor test",
-            "severity": "info",
-            "account": "-",
-            "asset": "-",
-        },
-        "commonAnnotations": {"description": "A test notification.", "value": "", "threshold": ""},
-        "externalURL": "",
-        "alerts": [],
-        "tradingmonitor": {"kind": "test"},
-    }
-    try:
-        detail = send(channel, payload)
-        flash(f"Test notification sent to {channel.name!r}: {detail}.", "success")
-    except DeliveryError as exc:
-        flash(f"Test notification to {channel.name!r} failed: {exc}.", "error")
-    return redirect(url_for("alert_rules.channels"))

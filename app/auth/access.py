@@ -58,6 +58,12 @@ def requires_token(scope: str):
                 if exc.status == 401:
                     response.headers["WWW-Authenticate"] = 'Bearer realm="tradingmonitor"'
                 return response
+            log.info(
+                "token used: token=%s user=%s route=%s",
+                g.api_token.id,
+                g.api_token.user_id,
+                request.endpoint,
+            )
             return view(*args, **kwargs)
 
         wrapper.access = TOKEN

@@ -16,7 +16,13 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY
 from sqlalchemy import func, select
 
-from app.alerts.models import Alert, AlertRule, DeliveryAttempt, Notification
+from app.alerts.models import (
+    Alert,
+    AlertRule,
+    DeliveryAttempt,
+    Notification,
+    WorkerHeartbeat,
+)
 from app.db_types import utcnow
 from app.extensions import db
 from app.positions.models import LatestPosition
@@ -140,3 +146,14 @@ class DatabaseCollector:
         ):
             attempts.add_metric(["delivered" if ok else "failed"], n)
         yield attempts
+
+        last_pass = GaugeMetricFamily(
+            "tradingmonitor_alert_worker_last_pass_timestamp_seconds",
+            "When each alert worker (host:pid) last finished a pass, Unix time.",
+            labels=["worker"],
+        )
+        for worker, at in db.session.execute(
+            select(WorkerHeartbeat.worker, WorkerHeartbeat.last_pass_at)
+        ):
+            last_pass.add_metric([worker], at.timestamp())
+        yield last_pass

@@ -1,11 +1,12 @@
 """Only admins reach /admin; every change there needs a CSRF token."""
 
+import logging
 import re
 
 import pytest
 
 from app.auth.models import Role
-from tests.admin.helpers import events, user
+from tests.admin.helpers import events, post, user
 from tests.conftest import Auth, make_user
 
 
@@ -72,3 +73,19 @@ def test_admins_see_the_admin_link_and_others_do_not(any_app, admin):
     other = any_app.test_client()
     Auth(other).login(username="op")
     assert ">Admin<" not in other.get("/").get_data(as_text=True)
+
+
+def test_a_denied_admin_request_is_403_and_logged_with_user_and_route(app, caplog):
+    make_user(app, "root", Role.ADMIN)
+    make_user(app, "vic", Role.VIEWER)
+    client = app.test_client()
+    Auth(client).login(username="vic")
+    with caplog.at_level(logging.WARNING):
+        assert client.get("/admin/users").status_code == 403
+        assert post(client, "/admin/users/1/disable", page="/account").status_code == 403
+    denials = [r.getMessage() for r in caplog.records if "route=admin." in r.getMessage()]
+    assert len(denials) == 2
+    assert all("user=vic" in line for line in denials)
+    assert "route=admin.user_list" in denials[0]
+    assert "route=admin.disable_user" in denials[1]
+    assert user(app, "root").active

@@ -115,3 +115,14 @@ def test_csv_download_matches_the_filter_and_is_formula_safe(any_app, admin):
 def test_the_page_links_the_csv_of_the_same_filter(any_app, admin):
     html = admin.get("/admin/audit?actor=carol&action=rule.create").get_data(as_text=True)
     assert "/admin/audit.csv?actor=carol&amp;action=rule.create" in html
+
+
+def test_hostile_usernames_in_the_audit_log_are_shown_escaped(any_app, admin):
+    from tests.conftest import Auth, make_user
+
+    name = "<script>alert(1)</script>{{7*7}}\"'"
+    make_user(any_app, name)
+    assert Auth(any_app.test_client()).login(username=name).status_code == 302
+    html = admin.get("/admin/audit").get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;{{7*7}}" in html
+    assert "<script>alert" not in html

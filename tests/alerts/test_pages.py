@@ -5,6 +5,7 @@ import re
 from decimal import Decimal
 
 import pytest
+from markupsafe import escape
 
 from app.alerts.models import Alert, AlertRule, RuleKind
 from app.auth.models import Role
@@ -130,3 +131,28 @@ def test_live_refresh_of_the_alerts_page_gets_the_table_alone(app, firing):
     assert "<nav" not in html
     assert 'id="alerts-live" data-live' in html
     assert re.search(r'data-live-key="\d+" data-live-values="firing 12.5 ', html)
+
+
+HOSTILE = ["<script>alert(1)</script>", "{{7*7}}", "\"'><img src=x>"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_rule_and_asset_names_are_escaped_on_every_alerts_page(app, name):
+    with app.app_context():
+        db.session.add(
+            AlertRule(
+                name=f"rule {name}",
+                kind=RuleKind.POSITION_ABOVE,
+                asset=name,
+                threshold=Decimal("10"),
+            )
+        )
+        db.session.commit()
+    store(app, [snap(asset=name, account=name, at=utcnow(), amount="12.5")])
+    client = client_for(app, Role.OPERATOR)
+    for path in ("/alerts/", "/alerts/history", "/alerts/rules", "/"):
+        html = client.get(path).get_data(as_text=True)
+        assert str(escape(name)) in html, path
+        assert "<script>alert" not in html and "<img src=x>" not in html, path
+        if name == "{{7*7}}":
+            assert "{{7*7}}" in html, path  # shown as typed, never evaluated

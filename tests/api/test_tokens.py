@@ -3,6 +3,8 @@
 import re
 from datetime import timedelta
 
+from sqlalchemy import event
+
 from app.auth.models import ApiToken
 from app.db_types import utcnow
 from app.extensions import db
@@ -112,6 +114,16 @@ def test_tokens_never_appear_in_logs(app, tokens, client, caplog):
     assert secret not in caplog.text
 
 
+def test_token_use_is_logged_by_id_and_route_without_the_secret(app, tokens, client, caplog):
+    secret = tokens.create()
+    with caplog.at_level("INFO", logger="app.auth.access"):
+        assert client.get("/api/v1/assets", headers=bearer(secret)).status_code == 200
+    used = [r.getMessage() for r in caplog.records if r.getMessage().startswith("token used")]
+    assert len(used) == 1
+    assert "route=api.get_assets" in used[0]
+    assert secret not in caplog.text
+
+
 def test_cli_create_prints_secret_once_and_list_never_shows_it(app, runner, tokens):
     result = runner.invoke(
         args=[
@@ -210,3 +222,44 @@ def test_new_secret_is_shown_once_in_the_page_body_never_in_the_title(app, logge
     secret = re.search(r'data-testid="new-token-secret">(tm_[^<]+)<', html).group(1)
     assert html.count(secret) == 1
     assert "<title>Account · TradingMonitor</title>" in html
+
+
+def _writes_during(app, action) -> list[str]:
+    writes = []
+
+    def record(conn, cursor, statement, *args):
+        if statement.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            writes.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        action()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return writes
+
+
+def test_refused_tokens_write_nothing_at_all(app, tokens, client, runner):
+    read_only = tokens.create("read")
+    revoked = tokens.create("ingest")
+    runner.invoke(args=["tokens", "revoke", str(token_rows(app)[-1].id)])
+    usable = tokens.create("ingest")
+    body = {"positions": [row()]}
+    answers = []
+
+    def refused_calls():
+        answers.append(client.post(URL, json=body, headers=bearer(read_only)).status_code)
+        answers.append(client.post(URL, json=body, headers=bearer(revoked)).status_code)
+        answers.append(client.post(f"{URL}?token={usable}", json=body).status_code)
+        answers.append(
+            client.post(
+                f"{URL}?access_token={usable}", json=body, headers=bearer(usable)
+            ).status_code
+        )
+
+    assert _writes_during(app, refused_calls) == []
+    assert answers == [403, 401, 401, 401]
+    assert stored_count(app) == 0
+    assert all(t.last_used_at is None for t in token_rows(app))

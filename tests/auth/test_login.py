@@ -218,3 +218,64 @@ def test_roles_are_ordered(app):
         op = db.session.execute(db.select(User).filter_by(username="op")).scalar_one()
         assert op.has_role(Role.VIEWER) and op.has_role(Role.OPERATOR)
         assert not op.has_role(Role.ADMIN)
+
+
+def test_lockout_refuses_the_right_password_under_any_case_of_the_username(app, viewer):
+    for name in ("alice", "ALICE", "Alice", "aLiCe", "alicE"):
+        Auth(app.test_client()).login(username=name, password="wrong password!!")
+    for name in ("alice", "ALICE", "Alice"):
+        response = Auth(app.test_client()).login(username=name)
+        assert response.status_code == 200, name
+        assert "too many failed attempts" in response.get_data(as_text=True)
+
+
+def test_forwarded_for_is_ignored_without_a_proxy_in_front(app, client, auth, viewer):
+    app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 3
+    for i in range(3):
+        auth.login(
+            username=f"user{i}",
+            password="wrong password!!",
+            headers={"X-Forwarded-For": f"192.0.2.{i}"},
+        )
+    response = auth.login(headers={"X-Forwarded-For": "198.51.100.77"})
+    assert response.status_code == 429 and int(response.headers["Retry-After"]) > 0
+
+
+def test_a_password_over_128_characters_is_refused_at_login_not_cut(app, client, auth):
+    exactly_128 = "q" * 127 + "Z"
+    make_user(app, "dave", password=exactly_128)
+    for longer in (exactly_128 + "Z", exactly_128 + "x" * 1000):
+        response = auth.login(username="dave", password=longer)
+        assert response.status_code in (200, 400)
+        assert client.get("/").status_code == 302
+    assert auth.login(username="dave", password=exactly_128).status_code == 302
+
+
+def test_logged_in_user_visiting_login_with_an_offsite_next_stays_here(client, auth, viewer):
+    auth.login()
+    for target in ("//evil.example/", "/\\evil.example", "javascript:alert(1)", "%2F%2Fevil"):
+        response = client.get("/login", query_string={"next": target})
+        assert response.status_code == 302 and response.location == "/", target
+
+
+def test_terminal_escapes_in_a_username_stay_one_plain_log_line(client, auth, caplog):
+    from app.ops.logs import TEXT_FORMAT, JsonLinesFormatter, SingleLineFormatter
+
+    with caplog.at_level(logging.WARNING):
+        auth.login(username="eve\x1b[2J\r\nlogin: user=admin\x07", password="wrong password!!")
+    (record,) = [r for r in caplog.records if "login failed" in r.getMessage()]
+    record.request_id = "-"
+    for formatter in (SingleLineFormatter(TEXT_FORMAT), JsonLinesFormatter()):
+        line = formatter.format(record)
+        assert len(line.splitlines()) == 1
+        assert not any(ord(c) < 32 or ord(c) == 127 for c in line), line
+
+
+@pytest.mark.parametrize("name", ["development", "production"])
+def test_only_the_testing_config_lowers_the_hash_cost(name):
+    from config import CONFIGS, Config
+
+    chosen = CONFIGS[name]
+    assert chosen.PASSWORD_MEMORY_COST_KIB >= 19 * 1024 and chosen.PASSWORD_TIME_COST >= 2
+    assert chosen.PASSWORD_MIN_LENGTH == Config.PASSWORD_MIN_LENGTH == 12
+    assert chosen.PASSWORD_MAX_LENGTH == 128

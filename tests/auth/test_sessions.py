@@ -258,3 +258,61 @@ def test_a_session_revoked_elsewhere_is_anonymous_on_its_next_request(app, clien
     assert client.get("/").status_code == 200
     _age_session(app, revoked_at=utcnow(), revoked_reason="signed_out_by_user")
     assert client.get("/").status_code == 302
+
+
+def _change_password(client, current, new):
+    return client.post(
+        "/account/password",
+        data={
+            "csrf_token": csrf_token_from(client, "/account"),
+            "pw-current_password": current,
+            "pw-new_password": new,
+            "pw-confirm_password": new,
+        },
+    )
+
+
+def test_password_change_takes_long_passwords_whole_and_refuses_over_128(
+    app, client, auth, viewer
+):
+    auth.login()
+    too_long = "w" * 129
+    refused = _change_password(client, PASSWORD, too_long)
+    assert refused.status_code == 400
+    auth.logout()
+    assert auth.login(password=too_long[:128]).status_code == 200
+    assert auth.login().status_code == 302
+
+    long_password = "k" * 99 + "A"
+    assert _change_password(client, PASSWORD, long_password).status_code == 302
+    auth.logout()
+    assert auth.login(password="k" * 99 + "B").status_code == 200
+    assert auth.login(password="k" * 99).status_code == 200
+    assert auth.login(password=long_password).status_code == 302
+
+
+def test_password_change_without_the_current_password_changes_nothing(app, client, auth, viewer):
+    auth.login()
+    assert _change_password(client, "", "a brand new passphrase").status_code == 400
+    auth.logout()
+    assert auth.login(password="a brand new passphrase").status_code == 200
+    assert auth.login().status_code == 302
+
+
+def test_production_cookie_is_lax_httponly_secure_and_host_prefixed(sqlite_url):
+    from config import ProductionConfig
+
+    app = build_app(
+        sqlite_url,
+        **{k: getattr(ProductionConfig, k) for k in dir(ProductionConfig) if "COOKIE" in k},
+    )
+    with app.app_context():
+        db.create_all()
+    make_user(app, "alice", role=Role.VIEWER)
+    client = app.test_client()
+    client.environ_base["wsgi.url_scheme"] = "https"
+    header = Auth(client).login().headers["Set-Cookie"]
+    attributes = {part.strip().split("=")[0].lower() for part in header.split(";")[1:]}
+    assert header.startswith("__Host-")
+    assert {"httponly", "secure", "samesite", "path"} <= attributes
+    assert "SameSite=Lax" in header and "domain" not in attributes

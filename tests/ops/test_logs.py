@@ -6,7 +6,13 @@ import re
 
 from flask import g
 
-from app.ops.logs import JsonLinesFormatter, RequestContextFilter
+from app.ops.logs import (
+    TEXT_FORMAT,
+    JsonLinesFormatter,
+    RequestContextFilter,
+    SingleLineFormatter,
+)
+from tests.conftest import PASSWORD, Auth, csrf_token_from, make_user
 
 
 def _record(message, *args):
@@ -55,3 +61,72 @@ def test_records_outside_a_request_get_placeholders():
     RequestContextFilter().filter(record)
     entry = json.loads(JsonLinesFormatter().format(record))
     assert entry["request_id"] == entry["route"] == entry["user"] == "-"
+
+
+class _Lines(logging.Handler):
+    """Every record, formatted both ways the app can log (text and JSON lines)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.addFilter(RequestContextFilter())
+        self.text = SingleLineFormatter(TEXT_FORMAT)
+        self.json = JsonLinesFormatter()
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines += [self.text.format(record), self.json.format(record)]
+
+
+def test_passwords_cookies_and_tokens_never_reach_the_logs_in_a_whole_flow(app, caplog):
+    new_password = "a fresh passphrase 9f2c"
+    wrong_password = "not the password 7d1e"
+    make_user(app, "alice")
+    client = app.test_client()
+    auth = Auth(client)
+    lines = _Lines()
+    root = logging.getLogger()
+    root.addHandler(lines)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            auth.login(password=wrong_password)
+            assert auth.login().status_code == 302
+            cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"]).value
+            with client.session_transaction() as session:
+                session_token = session["_user_id"]
+            csrf = csrf_token_from(client, "/account")
+            created = client.post(
+                "/account/tokens",
+                data={"csrf_token": csrf, "tok-name": "feeder", "tok-scopes": ["read"]},
+            )
+            secret = re.search(r'data-testid="new-token-secret">(tm_[^<]+)<', created.text)[1]
+            headers = {"Authorization": f"Bearer {secret}"}
+            assert client.get("/api/v1/assets", headers=headers).status_code == 200
+            client.get("/api/v1/assets", query_string={"token": secret})
+            changed = client.post(
+                "/account/password",
+                data={
+                    "csrf_token": csrf,
+                    "pw-current_password": PASSWORD,
+                    "pw-new_password": new_password,
+                    "pw-confirm_password": new_password,
+                },
+            )
+            assert changed.status_code == 302
+            auth.logout()
+            assert auth.login(password=new_password).status_code == 302
+    finally:
+        root.removeHandler(lines)
+    logged = "\n".join([caplog.text, *lines.lines])
+    # The flow did log (so the check below looks at something) ...
+    assert "login failed" in logged and "token used" in logged
+    # ... and none of the secrets it handled.
+    for name, value in {
+        "password": PASSWORD,
+        "wrong password": wrong_password,
+        "new password": new_password,
+        "cookie": cookie,
+        "session token": session_token,
+        "api token": secret,
+        "csrf token": csrf,
+    }.items():
+        assert value not in logged, name

@@ -116,3 +116,24 @@ def test_metrics_report_snapshot_age_and_alerts_by_state(metrics_app):
         ]
         == 1
     )
+
+
+def test_metrics_report_each_alert_workers_last_pass(metrics_app):
+    result = metrics_app.test_cli_runner().invoke(
+        args=["alerts", "run", "--passes", "1", "--interval", "10"]
+    )
+    assert result.exit_code == 0, result.output
+
+    body = (
+        metrics_app.test_client()
+        .get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        .get_data(as_text=True)
+    )
+
+    passes = {
+        labels: value
+        for (name, labels), value in samples(body).items()
+        if name == "tradingmonitor_alert_worker_last_pass_timestamp_seconds"
+    }
+    assert len(passes) == 1
+    assert abs(next(iter(passes.values())) - utcnow().timestamp()) < 60
