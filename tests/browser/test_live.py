@@ -318,6 +318,12 @@ def test_overview_draws_sparklines_from_the_series_endpoint_once_per_interval(
         expect(btc).to_have_count(1)
     assert 1 < len(asked) <= 1 + page.evaluate("() => window.__overviewSwaps")
     # Refreshes within one interval (the clock stands still) reuse the last series.
+    # A fetch the last interval started may still be on its way (route handlers run
+    # only while Playwright is called): let the count settle first.
+    settled = -1
+    while settled != len(asked):
+        settled = len(asked)
+        page.wait_for_timeout(500)
     fetched = len(asked)
     page.evaluate("() => htmx.trigger('#overview-live', 'live-refresh')")
     page.wait_for_function("() => window.__overviewSwaps >= 4")
