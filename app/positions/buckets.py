@@ -1,12 +1,14 @@
 """Time buckets computed in the database: first, last, lowest and highest per bucket."""
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from functools import cache
 
 from sqlalchemy import (
     BigInteger,
     Float,
     Text,
+    bindparam,
     case,
     cast,
     literal,
@@ -19,9 +21,8 @@ from sqlalchemy.orm import aliased
 
 from app.extensions import db
 from app.positions.models import LatestPosition, Position
+from app.positions.points import EPOCH, MICROSECOND, point_columns, read_points
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
 # A bucket keeps its first, last, lowest and highest snapshot.
 ROLES_PER_BUCKET = 4
 
@@ -49,13 +50,6 @@ def micros_as_column_value(micros):
     return db.func.to_timestamp(seconds) + rest * literal_column("interval '1 microsecond'")
 
 
-def numeric_amount(column):
-    """The amount as a number for ORDERING: SQLite keeps it as text."""
-    if db.session.get_bind().dialect.name == "sqlite":
-        return cast(column, Float)
-    return column
-
-
 @dataclass
 class Downsampling:
     buckets: int
@@ -63,43 +57,56 @@ class Downsampling:
     span_us: int  # last minus first
 
 
-def bucket_bounds(plan: Downsampling, index):
-    """SQL for [lo, hi) of bucket `index` (a column), in epoch microseconds.
-
-    A row at t belongs to bucket floor((t - first) * buckets / span), the last bucket
-    also holding t = last; so bucket i starts at first + ceil(i * span / buckets).
-    """
-    n, span = plan.buckets, plan.span_us
-
-    def start_of(i):
-        return plan.start_us + (i * span + n - 1) // n
-
-    return start_of(index), case(
-        (index == n - 1, plan.start_us + span + 1), else_=start_of(index + 1)
-    )
-
-
 def plan_downsampling(accounts: int, first: datetime, last: datetime, max_points: int):
     buckets = max(1, max_points // (ROLES_PER_BUCKET * max(1, accounts)))
     return Downsampling(buckets, to_micros(first), to_micros(last) - to_micros(first))
 
 
-def downsampled_rows(asset, accounts: list[str], plan: Downsampling):
+def downsampled_rows(asset, accounts: list[str], plan: Downsampling) -> list:
     """First, last, lowest and highest snapshot per (account, bucket), found by the database.
 
     One index range per bucket and account: the first and last rows are seeks, the
     lowest and highest a scan of that bucket only; a row playing several roles is
     returned once (UNION). Ties on the amount go to the earliest snapshot.
     """
-    held = bucket_accounts(asset, accounts, plan.buckets, lambda i: bucket_bounds(plan, i))
+    statement = _downsampling_statement(db.session.get_bind().dialect.name)
+    parameters = {
+        "asset": asset,
+        "accounts": accounts,
+        "buckets": plan.buckets,
+        "start_us": plan.start_us,
+        "span_us": plan.span_us,
+    }
+    return read_points(statement, parameters)
+
+
+@cache
+def _downsampling_statement(dialect: str):
+    """`downsampled_rows`' query, built once per dialect with every value a parameter."""
+    n = bindparam("buckets", type_=BigInteger)
+    start_us = bindparam("start_us", type_=BigInteger)
+    span_us = bindparam("span_us", type_=BigInteger)
+
+    # A row at t belongs to bucket floor((t - first) * buckets / span), the last bucket
+    # also holding t = last; so bucket i starts at first + ceil(i * span / buckets).
+    def start_of(i):
+        return start_us + (i * span_us + n - 1) // n
+
+    held = bucket_accounts(
+        bindparam("asset"),
+        bindparam("accounts", expanding=True),
+        n,
+        lambda i: (start_of(i), case((i == n - 1, start_us + span_us + 1), else_=start_of(i + 1))),
+    )
     p = aliased(Position)
-    amount = numeric_amount(p.amount)
+    # SQLite keeps the amount as text: ranked by its REAL value there (see hourly_rows).
+    amount = cast(p.amount, Float) if dialect == "sqlite" else p.amount
 
     def pick(*order):
         return (
             select(p.id)
             .where(
-                p.asset == asset,
+                p.asset == bindparam("asset"),
                 p.account == held.c.account,
                 p.timestamp >= held.c.lo,
                 p.timestamp < held.c.hi,
@@ -121,12 +128,12 @@ def downsampled_rows(asset, accounts: list[str], plan: Downsampling):
         .cte("pick")
     )
     ids = union(*(select(column) for column in picks.c))
-    query = (
-        select(Position.account, Position.timestamp, Position.amount, Position.price)
-        .where(Position.id.in_(select(ids.subquery())))
-        .order_by(Position.timestamp, Position.account)
+    q = Position
+    return (
+        select(*point_columns(q.id, q.account, q.timestamp, q.amount, q.price))
+        .where(q.id.in_(select(ids.subquery())))
+        .order_by(q.timestamp, q.account)
     )
-    return list(db.session.execute(query))
 
 
 def bucket_accounts(asset, accounts, buckets: int, bounds):

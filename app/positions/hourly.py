@@ -1,15 +1,15 @@
 """Hour-aligned buckets for long ranges: whole hours from the rollups, the rest raw."""
 
-from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import timedelta
+from functools import cache
 
-from sqlalchemy import and_, select, union_all
+from sqlalchemy import BigInteger, and_, bindparam, select, union_all
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
-from app.positions.buckets import EPOCH, MICROSECOND, Downsampling, bucket_accounts
+from app.positions.buckets import MICROSECOND, Downsampling, bucket_accounts
 from app.positions.models import Position, PositionRollup
+from app.positions.points import Point, point_columns, read_points
 from app.positions.rollup import HOUR, ROLES, folded_id, hour_floor
 
 HOUR_US = 3_600_000_000
@@ -36,31 +36,34 @@ def plan_hourly(plan: Downsampling) -> HourlyDownsampling | None:
     return HourlyDownsampling(hours // width + 1, start, width * HOUR_US)
 
 
-def _rollup_picks(asset, accounts, plan: HourlyDownsampling, full_lo, full_hi):
+@cache
+def _rollup_picks(dialect: str, from_lo: bool, to_hi: bool):
     """The first, last, lowest and highest snapshot of each bucket's whole hours.
 
     The rollup rows hold a copy of each pick, so no snapshot is read: per bucket, four
-    index ranges find the hours holding the picks, four key lookups read them.
+    index ranges find the hours holding the picks, four key lookups read them. Built
+    once per dialect and shape, with every value a parameter (see `hourly_rows`).
     """
+    start_us = bindparam("start_us", type_=BigInteger)
+    width_us = bindparam("width_us", type_=BigInteger)
     held = bucket_accounts(
-        asset,
-        accounts,
-        plan.buckets,
-        lambda i: (plan.start_us + i * plan.width_us, plan.start_us + (i + 1) * plan.width_us),
+        bindparam("asset"),
+        bindparam("accounts", expanding=True),
+        bindparam("buckets", type_=BigInteger),
+        lambda i: (start_us + i * width_us, start_us + (i + 1) * width_us),
     )
     r = PositionRollup
     where = [
-        r.asset == asset,
+        r.asset == bindparam("asset"),
         r.account == held.c.account,
         r.hour_start >= held.c.lo,
         r.hour_start < held.c.hi,
     ]
-    if full_lo is not None:
-        where.append(r.hour_start >= full_lo)
-    if full_hi is not None:
-        where.append(r.hour_start < full_hi)
-    sqlite = db.session.get_bind().dialect.name == "sqlite"
-    low, high = (r.low_rank, r.high_rank) if sqlite else (r.low_amount, r.high_amount)
+    if from_lo:
+        where.append(r.hour_start >= bindparam("full_lo"))
+    if to_hi:
+        where.append(r.hour_start < bindparam("full_hi"))
+    low, high = (r.low_rank, r.high_rank) if dialect == "sqlite" else (r.low_amount, r.high_amount)
 
     def hour_of(*order):
         query = select(r.hour_start).where(*where).order_by(*order).limit(1)
@@ -80,18 +83,19 @@ def _rollup_picks(asset, accounts, plan: HourlyDownsampling, full_lo, full_hi):
     parts = []
     for role in ROLES:
         hour = aliased(PositionRollup)
+        columns = point_columns(
+            getattr(hour, f"{role}_id"),
+            hour.account,
+            getattr(hour, f"{role}_at"),
+            getattr(hour, f"{role}_amount"),
+            getattr(hour, f"{role}_price"),
+        )
         parts.append(
-            select(
-                getattr(hour, f"{role}_id").label("id"),
-                hour.account,
-                getattr(hour, f"{role}_at").label("timestamp"),
-                getattr(hour, f"{role}_amount").label("amount"),
-                getattr(hour, f"{role}_price").label("price"),
-            ).join_from(
+            select(*columns).join_from(
                 picks,
                 hour,
                 and_(
-                    hour.asset == asset,
+                    hour.asset == bindparam("asset"),
                     hour.account == picks.c.account,
                     hour.hour_start == picks.c[role],
                 ),
@@ -100,7 +104,7 @@ def _rollup_picks(asset, accounts, plan: HourlyDownsampling, full_lo, full_hi):
     return union_all(*parts)
 
 
-def hourly_rows(asset, accounts: list[str], plan: HourlyDownsampling, start, end):
+def hourly_rows(asset, accounts: list[str], plan: HourlyDownsampling, start, end) -> list[Point]:
     """First, last, lowest and highest snapshot per (account, hour-aligned bucket).
 
     The hours wholly inside [start, end) come from the rollups; the two partial edge
@@ -113,13 +117,8 @@ def hourly_rows(asset, accounts: list[str], plan: HourlyDownsampling, start, end
     watermark = folded_id()
     full_lo = None if start is None else hour_floor(start - MICROSECOND) + HOUR
     full_hi = None if end is None else hour_floor(end)
-    found = {}
+    found: dict[int, Point] = {}
     p = Position
-
-    def read(query):
-        # Core rows straight off the connection: the ORM layer adds nothing here.
-        for row in db.session.connection().execute(query):
-            found[row.id] = row
 
     def collect(*where, by_id=False):
         # By id: `|| ''` keeps the planner off the asset and account indexes, so it
@@ -127,42 +126,51 @@ def hourly_rows(asset, accounts: list[str], plan: HourlyDownsampling, start, end
         asset_, account = (
             (p.asset.concat(""), p.account.concat("")) if by_id else (p.asset, p.account)
         )
-        read(
-            select(p.id, p.account, p.timestamp, p.amount, p.price).where(
-                asset_ == asset, account.in_(accounts), *where
-            )
-        )
+        query = select(*point_columns(p.id, p.account, p.timestamp, p.amount, p.price))
+        for point in read_points(query.where(asset_ == asset, account.in_(accounts), *where)):
+            found[point.id] = point
 
     in_range = [] if start is None else [p.timestamp >= start]
     in_range += [] if end is None else [p.timestamp < end]
     if full_lo is not None and full_hi is not None and full_lo >= full_hi:
         collect(*in_range)
     else:
-        read(_rollup_picks(asset, accounts, plan, full_lo, full_hi))
+        dialect = db.session.get_bind().dialect.name
+        statement = _rollup_picks(dialect, full_lo is not None, full_hi is not None)
+        parameters = {
+            "asset": asset,
+            "accounts": accounts,
+            "buckets": plan.buckets,
+            "start_us": plan.start_us,
+            "width_us": plan.width_us,
+        }
+        if full_lo is not None:
+            parameters["full_lo"] = full_lo
+        if full_hi is not None:
+            parameters["full_hi"] = full_hi
+        for point in read_points(statement, parameters):
+            found[point.id] = point
         if full_lo is not None and start < full_lo:
             collect(p.timestamp >= start, p.timestamp < full_lo)
         if full_hi is not None and full_hi < end:
             collect(p.timestamp >= full_hi, p.timestamp < end)
         collect(p.id > watermark, *in_range, by_id=True)
-    # Bucket edges as moments: bisecting them is cheaper than dividing each timestamp.
-    origin = EPOCH + timedelta(microseconds=plan.start_us)
-    edges = [origin + timedelta(microseconds=i * plan.width_us) for i in range(plan.buckets + 1)]
-    picked: dict[tuple[str, int], list] = {}
-    ordered = sorted(found.values(), key=lambda row: (row.timestamp, row.account))
-    for row in ordered:
-        index = bisect_right(edges, row.timestamp) - 1
+    picked: dict[tuple[str, int], list[Point]] = {}
+    ordered = sorted(found.values(), key=lambda point: (point.at_us, point.account))
+    for point in ordered:
+        index = (point.at_us - plan.start_us) // plan.width_us
         # A snapshot newer than the planned extent would need one bucket too many.
         if not 0 <= index < plan.buckets:
             continue
-        roles = picked.get((row.account, index))
+        roles = picked.get((point.account, index))
         if roles is None:
-            picked[row.account, index] = [row, row, row, row]
+            picked[point.account, index] = [point, point, point, point]
             continue
         # In time order: the last one seen is the last, and on ties the earliest stays.
-        roles[1] = row
-        if row.amount < roles[2].amount:
-            roles[2] = row
-        if row.amount > roles[3].amount:
-            roles[3] = row
-    keep = {row.id for roles in picked.values() for row in roles}
-    return [row for row in ordered if row.id in keep]
+        roles[1] = point
+        if point.value < roles[2].value:
+            roles[2] = point
+        if point.value > roles[3].value:
+            roles[3] = point
+    keep = {point.id for roles in picked.values() for point in roles}
+    return [point for point in ordered if point.id in keep]

@@ -53,6 +53,20 @@ class PositionRollup(db.Model):
     snapshot (id, time, amount, price), so a chart reads long ranges from here alone.
     """
 
+    # A chart finds each bucket's extremes from this index alone, without the rows.
+    __table_args__ = (
+        Index(
+            "ix_position_rollup_extremes",
+            "asset",
+            "account",
+            "hour_start",
+            "low_rank",
+            "low_at",
+            "high_rank",
+            "high_at",
+        ),
+    )
+
     asset: Mapped[str] = mapped_column(String(64), primary_key=True)
     account: Mapped[str] = mapped_column(String(64), primary_key=True)
     hour_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)

@@ -16,7 +16,8 @@ from app.positions.buckets import (
     plan_downsampling,
 )
 from app.positions.hourly import hourly_rows, plan_hourly
-from app.positions.models import LatestPosition, Position, notional
+from app.positions.models import LatestPosition, Position
+from app.positions.points import Point, point_columns, read_points
 from app.positions.rollup import far_behind
 
 MAX_POINTS = 2000
@@ -90,11 +91,11 @@ def _count_up_to(asset, account, start, end, limit) -> int:
     return db.session.execute(select(func.count()).select_from(some.subquery())).scalar_one()
 
 
-def _raw_rows(asset, account, start, end, limit):
-    query = select(Position.account, Position.timestamp, Position.amount, Position.price)
-    query = _selection(query, Position, asset, account, start, end)
-    query = query.order_by(Position.timestamp, Position.account).limit(limit)
-    return list(db.session.execute(query))
+def _raw_points(asset, account, start, end, limit) -> list[Point]:
+    p = Position
+    query = select(*point_columns(p.id, p.account, p.timestamp, p.amount, p.price))
+    query = _selection(query, p, asset, account, start, end)
+    return read_points(query.order_by(p.timestamp, p.account).limit(limit))
 
 
 def _accounts_with_rows(asset, account, start, end) -> list[str]:
@@ -117,7 +118,7 @@ def asset_series(asset, *, account=None, start=None, end=None, max_points=MAX_PO
     """The series part of the chart document: raw rows up to the cap, else downsampled."""
     bucket_seconds = rows = None
     if _count_up_to(asset, account, start, end, max_points + 1) <= max_points:
-        rows = _raw_rows(asset, account, start, end, max_points + 1)
+        rows = _raw_points(asset, account, start, end, max_points + 1)
     # Snapshots may land between the count and the read (PostgreSQL reads committed).
     if rows is None or len(rows) > max_points:
         accounts = _accounts_with_rows(asset, account, start, end)
@@ -134,15 +135,8 @@ def asset_series(asset, *, account=None, start=None, end=None, max_points=MAX_PO
             bucket_seconds = hourly.width_us / 1e6
             rows = hourly_rows(asset, accounts, hourly, start, end)
     by_account: dict[str, list] = {}
-    for row in rows:
-        value = notional(row.amount, row.price)
-        by_account.setdefault(row.account, []).append(
-            [
-                epoch_seconds(row.timestamp),
-                format_decimal(row.amount),
-                None if value is None else format_decimal(value),
-            ]
-        )
+    for point in rows:
+        by_account.setdefault(point.account, []).append(point.chart_point())
     return {
         "downsampled": bucket_seconds is not None,
         "bucket_seconds": bucket_seconds,
