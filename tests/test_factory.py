@@ -77,6 +77,17 @@ def test_sqlite_connections_use_wal_and_busy_timeout(app):
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5_000
 
 
+def test_postgresql_connections_turn_jit_off(postgres_url):
+    # JIT compiling cost the chart's bucket queries ~100 ms each (bench/series.py).
+    from app.extensions import db
+
+    app = build_app(postgres_url)
+    with app.app_context(), db.engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW jit").scalar() == "off"
+    with app.app_context():
+        db.engine.dispose()
+
+
 def test_missing_front_end_assets_warn_to_run_make_assets_without_failing(
     sqlite_url, monkeypatch, caplog
 ):
