@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
@@ -130,6 +130,24 @@ def make_user(app, username="alice", role=Role.VIEWER, password=PASSWORD, active
         db.session.add(user)
         db.session.commit()
         return user.id
+
+
+def writes_during(app, action) -> list[str]:
+    """The INSERT/UPDATE/DELETE statements the app sent while `action` ran."""
+    writes = []
+
+    def record(conn, cursor, statement, *args):
+        if statement.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            writes.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        action()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return writes
 
 
 CSRF_PATTERN = re.compile(r'name="csrf_token"[^>]*?value="([^"]+)"')

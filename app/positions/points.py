@@ -57,7 +57,7 @@ def read_points(statement, parameters=None) -> list[Point]:
     """Execute a statement selecting `point_columns` and return its rows as points."""
     connection = db.session.connection()
     make = _sqlite_point if connection.dialect.name == "sqlite" else _driver_point
-    return [make(*row) for row in connection.execute(statement, parameters)]
+    return [make(*row) for row in connection.execute(statement, parameters).all()]
 
 
 def _sqlite_point(id_, account, timestamp, amount, price) -> Point:

@@ -3,14 +3,12 @@
 import re
 from datetime import timedelta
 
-from sqlalchemy import event
-
 from app.auth.models import ApiToken
 from app.db_types import utcnow
 from app.extensions import db
 from app.positions.models import Position
 from tests.api.conftest import bearer, row
-from tests.conftest import csrf_token_from
+from tests.conftest import csrf_token_from, writes_during
 
 URL = "/api/v1/positions"
 
@@ -224,23 +222,6 @@ def test_new_secret_is_shown_once_in_the_page_body_never_in_the_title(app, logge
     assert "<title>Account · TradingMonitor</title>" in html
 
 
-def _writes_during(app, action) -> list[str]:
-    writes = []
-
-    def record(conn, cursor, statement, *args):
-        if statement.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
-            writes.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        action()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return writes
-
-
 def test_refused_tokens_write_nothing_at_all(app, tokens, client, runner):
     read_only = tokens.create("read")
     revoked = tokens.create("ingest")
@@ -259,7 +240,7 @@ def test_refused_tokens_write_nothing_at_all(app, tokens, client, runner):
             ).status_code
         )
 
-    assert _writes_during(app, refused_calls) == []
+    assert writes_during(app, refused_calls) == []
     assert answers == [403, 401, 401, 401]
     assert stored_count(app) == 0
     assert all(t.last_used_at is None for t in token_rows(app))

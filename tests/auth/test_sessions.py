@@ -2,13 +2,11 @@
 
 from datetime import timedelta
 
-from sqlalchemy import event
-
 from app.auth.models import Role, User, UserSession
 from app.auth.sessions import hash_token
 from app.db_types import utcnow
 from app.extensions import db
-from tests.conftest import PASSWORD, Auth, build_app, csrf_token_from, make_user
+from tests.conftest import PASSWORD, Auth, build_app, csrf_token_from, make_user, writes_during
 
 
 def session_rows(app):
@@ -225,31 +223,13 @@ def test_session_cookie_is_secure_host_prefixed_in_production(sqlite_url):
     assert "Domain" not in header
 
 
-def _writes_during(app, action) -> list[str]:
-    """The INSERT/UPDATE/DELETE statements the app sent while `action` ran."""
-    writes = []
-
-    def record(conn, cursor, statement, *args):
-        if statement.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
-            writes.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        action()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return writes
-
-
 def test_page_views_within_the_touch_interval_write_nothing(app, client, auth, viewer):
     auth.login()
     _age_session(app, last_seen_at=utcnow() - timedelta(seconds=10))
-    writes = _writes_during(app, lambda: [client.get("/") for _ in range(3)])
+    writes = writes_during(app, lambda: [client.get("/") for _ in range(3)])
     assert writes == []
     _age_session(app, last_seen_at=utcnow() - timedelta(seconds=61))
-    writes = _writes_during(app, lambda: client.get("/"))
+    writes = writes_during(app, lambda: client.get("/"))
     assert len(writes) == 1 and "user_session" in writes[0]
 
 

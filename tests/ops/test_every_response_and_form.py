@@ -3,13 +3,12 @@
 import re
 
 import pytest
-from sqlalchemy import event
 
 from app.auth.access import requires_role
 from app.auth.models import Role
 from app.extensions import db
 from tests.api.conftest import bearer
-from tests.conftest import Auth, build_app, make_user
+from tests.conftest import Auth, build_app, make_user, writes_during
 from tests.ops.test_headers_and_errors import assert_security_headers
 
 METRICS_TOKEN = "m" * 40
@@ -114,23 +113,6 @@ def admin_client(app):
     return client
 
 
-def _writes_during(app, action) -> list[str]:
-    writes = []
-
-    def record(conn, cursor, statement, *args):
-        if statement.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
-            writes.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        action()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return writes
-
-
 @pytest.mark.parametrize("token", [None, "forged-token"])
 def test_every_form_post_without_a_valid_csrf_token_is_400_and_writes_nothing(
     app, admin_client, token
@@ -149,7 +131,7 @@ def test_every_form_post_without_a_valid_csrf_token_is_400_and_writes_nothing(
             response = admin_client.post(url, data=data)
             refused[url] = (response.status_code, response.get_data(as_text=True))
 
-    writes = _writes_during(app, walk)
+    writes = writes_during(app, walk)
     for url, (status, body) in refused.items():
         assert status == 400, (url, status)
         assert "not sent by this site" in body, url
