@@ -117,20 +117,47 @@ def register_extensions(app: Flask) -> None:
             )
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)
     csrf.init_app(app)
+    hooks = _request_hooks(app)
     limiter.init_app(app)
+    # Limits apply to the API blueprint alone: run the limiter's request hooks for
+    # its requests only, so pages skip its bookkeeping entirely.
+    _move_new_hooks(app, hooks, blueprint="api")
 
     from app.auth.access import enforce_access, unauthorized
-    from app.auth.sessions import load_session_user
+    from app.auth.sessions import current_user_context, load_session_user
 
     login_manager.init_app(app)
     login_manager.session_protection = None  # sessions are checked server-side
     login_manager.user_loader(load_session_user)
     login_manager.unauthorized_handler(unauthorized)
+    app.context_processor(current_user_context)
     app.before_request(enforce_access)
 
     from app.templating import register_template_filters
 
     register_template_filters(app)
+
+
+def _request_hooks(app: Flask) -> dict[str, list]:
+    return {
+        "before": list(app.before_request_funcs.get(None, ())),
+        "after": list(app.after_request_funcs.get(None, ())),
+        "teardown": list(app.teardown_request_funcs.get(None, ())),
+    }
+
+
+def _move_new_hooks(app: Flask, before: dict[str, list], *, blueprint: str) -> None:
+    """Re-register the app-wide request hooks added since `before` for one blueprint."""
+    registries = {
+        "before": app.before_request_funcs,
+        "after": app.after_request_funcs,
+        "teardown": app.teardown_request_funcs,
+    }
+    for kind, registry in registries.items():
+        app_wide = registry.get(None, [])
+        added = [f for f in app_wide if f not in before[kind]]
+        registry[None] = [f for f in app_wide if f not in added]
+        registry.setdefault(blueprint, []).extend(added)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -204,19 +204,18 @@ def change_password():
     form = ChangePasswordForm(prefix="pw")
     if not form.validate_on_submit():
         return _render_account(password_form=form, status=400)
-    if not verify_password(current_user.password_hash, form.current_password.data):
+    user = current_user.record
+    if not verify_password(user.password_hash, form.current_password.data):
         form.current_password.errors.append("Current password is wrong.")
         return _render_account(password_form=form, status=400)
     try:
-        current_user.password_hash = hash_password(form.new_password.data)
+        user.password_hash = hash_password(form.new_password.data)
     except PasswordPolicyError as exc:
         form.new_password.errors.append(str(exc))
         return _render_account(password_form=form, status=400)
-    current_user.password_changed_at = utcnow()
-    current_user.must_change_password = False
-    ended = sessions.revoke_all(
-        current_user, "password_changed", keep=current_user.current_session
-    )
+    user.password_changed_at = utcnow()
+    user.must_change_password = False
+    ended = sessions.revoke_all(user, "password_changed", keep=current_user.current_session)
     record_event(
         Action.PASSWORD_CHANGE,
         target=user_target(current_user),
@@ -235,8 +234,9 @@ def change_timezone():
     form = _timezone_form()
     if not form.validate_on_submit():
         return _render_account(timezone_form=form, status=400)
-    current_user.timezone = form.timezone.data
-    current_user.timezone_chosen = True
+    user = current_user.record
+    user.timezone = form.timezone.data
+    user.timezone_chosen = True
     db.session.commit()
     flash(f"Times are now shown in {form.timezone.data}.", "success")
     return redirect(url_for("auth.account"))
@@ -250,11 +250,12 @@ def report_browser_timezone():
     name = payload.get("timezone")
     if not isinstance(name, str) or name not in known_timezones():
         return jsonify(error="bad_request", message="Not a known IANA timezone name."), 400
-    applied = not current_user.timezone_chosen
-    if applied and current_user.timezone != name:
-        current_user.timezone = name
+    user = current_user.record
+    applied = not user.timezone_chosen
+    if applied and user.timezone != name:
+        user.timezone = name
         db.session.commit()
-    return jsonify(timezone=current_user.timezone, applied=applied)
+    return jsonify(timezone=user.timezone, applied=applied)
 
 
 @bp.route("/account/utc", methods=["POST"])
@@ -318,7 +319,11 @@ def create_token():
     )
     try:
         token, secret = tokens.create_token(
-            current_user, form.name.data, form.scopes.data, accounts=accounts, expires_at=expires
+            current_user.record,
+            form.name.data,
+            form.scopes.data,
+            accounts=accounts,
+            expires_at=expires,
         )
     except ValueError as exc:
         form.name.errors.append(str(exc))

@@ -2,12 +2,13 @@
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app, request
-from sqlalchemy import bindparam, select
+from flask_login import current_user
+from sqlalchemy import bindparam, select, update
 
-from app.auth.models import User, UserSession
+from app.auth.models import Role, User, UserSession
 from app.db_types import utcnow
 from app.extensions import db
 
@@ -31,45 +32,129 @@ def start_session(user: User) -> str:
     return token
 
 
-# Runs on every request, so it is built once: SQLAlchemy then reuses the statement's
-# cache key and compiled form instead of rebuilding them. A plain inner join loads
-# both rows; joinedload's eager-loading machinery cost more than the query itself.
+class SessionUser:
+    """The user of a live session, as the session check read them this request.
+
+    Plain values from one Core row, no ORM objects: every page needs the role, name
+    and timezone, few change anything. A route that changes the user or the session
+    row takes them from `record` and `current_session`, loaded on first use. The
+    values are read again on every request, so a revocation, a disabled account or a
+    new role applies to the very next one.
+    """
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, row, token: str):
+        self.id = row.user_id
+        self.username = row.username
+        self.role = row.role
+        self.active = row.active
+        self.timezone = row.timezone
+        self.timezone_chosen = row.timezone_chosen
+        self.must_change_password = row.must_change_password
+        self.session_id = row.session_id
+        self.session_token = token
+        self._record = None
+        self._session_row = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def get_id(self) -> str:
+        """Flask-Login keeps this in the cookie: the session token, not the user id."""
+        return self.session_token
+
+    def has_role(self, role: str) -> bool:
+        return Role.rank(self.role) >= Role.rank(role)
+
+    @property
+    def record(self) -> User:
+        """The user's ORM row, for routes that change it (the caller commits)."""
+        if self._record is None:
+            self._record = db.session.get(User, self.id)
+        return self._record
+
+    @property
+    def current_session(self) -> UserSession:
+        """The ORM row of the session serving this request."""
+        if self._session_row is None:
+            self._session_row = db.session.get(UserSession, self.session_id)
+        return self._session_row
+
+    def __repr__(self) -> str:
+        return f"<SessionUser {self.username} {self.role}>"
+
+
+# Runs on every request, so it is built once, over table columns: SQLAlchemy reuses
+# its compiled form, and the row comes back through Core without ORM objects.
+_session = UserSession.__table__.c
+_user = User.__table__.c
 SESSION_BY_TOKEN_HASH = (
-    select(UserSession, User)
-    .join(UserSession.user)
-    .where(UserSession.token_hash == bindparam("token_hash"))
+    select(
+        _session.id.label("session_id"),
+        _session.user_id,
+        _session.created_at,
+        _session.last_seen_at,
+        _session.revoked_at,
+        _user.username,
+        _user.role,
+        _user.active,
+        _user.timezone,
+        _user.timezone_chosen,
+        _user.must_change_password,
+    )
+    .join_from(UserSession.__table__, User.__table__, _session.user_id == _user.id)
+    .where(_session.token_hash == bindparam("token_hash"))
+)
+TOUCH_SESSION = (
+    update(UserSession.__table__)
+    .where(_session.id == bindparam("session_id"))
+    .values(last_seen_at=bindparam("now"))
+)
+EXPIRE_SESSION = (
+    update(UserSession.__table__)
+    .where(_session.id == bindparam("session_id"), _session.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now"), revoked_reason=bindparam("reason"))
 )
 
 
-def load_session_user(token: str) -> User | None:
+def load_session_user(token: str) -> SessionUser | None:
     """Return the user of a live session, or None if it is revoked, expired or unknown."""
-    found = db.session.execute(SESSION_BY_TOKEN_HASH, {"token_hash": hash_token(token)}).first()
-    if found is None:
-        return None
-    row, user = found
-    if row.revoked_at is not None or not user.active:
+    row = db.session.execute(SESSION_BY_TOKEN_HASH, {"token_hash": hash_token(token)}).first()
+    if row is None or row.revoked_at is not None or not row.active:
         return None
     cfg = current_app.config
     now = utcnow()
-    idle = timedelta(seconds=cfg["SESSION_IDLE_TIMEOUT_SECONDS"])
-    absolute = timedelta(seconds=cfg["SESSION_ABSOLUTE_TIMEOUT_SECONDS"])
-    if now - row.last_seen_at > idle:
-        revoke(row, "idle")
-        db.session.commit()
+    if now - row.last_seen_at > timedelta(seconds=cfg["SESSION_IDLE_TIMEOUT_SECONDS"]):
+        _expire(row.session_id, now, "idle")
         return None
-    if now - row.created_at > absolute:
-        revoke(row, "expired")
-        db.session.commit()
+    if now - row.created_at > timedelta(seconds=cfg["SESSION_ABSOLUTE_TIMEOUT_SECONDS"]):
+        _expire(row.session_id, now, "expired")
         return None
     # The live pages' own refreshes do not count as activity: an unattended screen
     # still reaches the idle limit.
     touched = now - row.last_seen_at > timedelta(seconds=cfg["SESSION_TOUCH_INTERVAL_SECONDS"])
     if touched and request.headers.get("X-Background-Refresh") != "1":
-        row.last_seen_at = now
+        db.session.execute(TOUCH_SESSION, {"session_id": row.session_id, "now": now})
         db.session.commit()
-    user.session_token = token
-    user.current_session = row
-    return user
+    return SessionUser(row, token)
+
+
+def _expire(session_id: int, now: datetime, reason: str) -> None:
+    db.session.execute(EXPIRE_SESSION, {"session_id": session_id, "now": now, "reason": reason})
+    db.session.commit()
+
+
+def current_user_context() -> dict:
+    """Give templates the request's user itself rather than Flask-Login's proxy.
+
+    The layout reads the user a dozen times a page; each read through the proxy is
+    a context-variable and `g` lookup. Registered after Flask-Login's own processor,
+    so it replaces that entry.
+    """
+    return {"current_user": current_user._get_current_object()}
 
 
 def revoke(row: UserSession, reason: str) -> None:
@@ -78,7 +163,7 @@ def revoke(row: UserSession, reason: str) -> None:
         row.revoked_reason = reason
 
 
-def revoke_all(user: User, reason: str, *, keep: UserSession | None = None) -> int:
+def revoke_all(user: User | SessionUser, reason: str, *, keep: UserSession | None = None) -> int:
     """Revoke every live session of the user except `keep`; return how many."""
     count = 0
     for row in active_sessions(user):
@@ -89,7 +174,7 @@ def revoke_all(user: User, reason: str, *, keep: UserSession | None = None) -> i
     return count
 
 
-def active_sessions(user: User) -> list[UserSession]:
+def active_sessions(user: User | SessionUser) -> list[UserSession]:
     return list(
         db.session.execute(
             db.select(UserSession)

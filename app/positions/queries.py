@@ -4,8 +4,10 @@ import base64
 import binascii
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import NamedTuple
 
-from sqlalchemy import Select, bindparam, or_, select
+from sqlalchemy import Select, String, bindparam, or_, select, type_coerce
 
 from app.extensions import db
 from app.positions.models import LatestPosition, Position
@@ -49,6 +51,17 @@ class Cursor:
             raise BadCursor("This page link is not valid; start from the newest.") from None
 
 
+class SnapshotRow(NamedTuple):
+    """A snapshot as a history page or the API reads it."""
+
+    id: int
+    account: str
+    asset: str
+    timestamp: datetime  # aware, UTC
+    amount: Decimal
+    price: Decimal | None
+
+
 @dataclass
 class HistoryPage:
     rows: list  # rows with id, account, asset, timestamp, amount, price
@@ -83,7 +96,7 @@ def latest_positions() -> list[LatestPosition]:
 def latest_position_rows() -> list:
     """The same as latest_positions, as read-only rows (account, asset, timestamp,
     amount, price): the overview loads no objects it would never change."""
-    return list(db.session.execute(LATEST_ROWS))
+    return db.session.execute(LATEST_ROWS).all()
 
 
 def asset_exists(asset: str) -> bool:
@@ -104,9 +117,17 @@ def _history_statement(account: bool, start: bool, end: bool, cursor: bool) -> S
     if query is not None:
         return query
     c = _position
-    query = select(c.id, c.account, c.asset, c.timestamp, c.amount, c.price).where(
-        c.asset == bindparam("asset")
-    )
+    # The columns' own types would convert each value through two Python-level
+    # processors; read as the driver gives them and finished in _snapshot_rows, at
+    # about half the cost for a page of 100 rows.
+    query = select(
+        c.id,
+        c.account,
+        c.asset,
+        type_coerce(c.timestamp, String()),
+        type_coerce(c.amount, String()),
+        type_coerce(c.price, String()),
+    ).where(c.asset == bindparam("asset"))
     if account:
         query = query.where(c.account == bindparam("account"))
     if start:
@@ -145,9 +166,37 @@ def history_page(
     if cursor is not None:
         params["cursor_timestamp"] = cursor.timestamp
         params["cursor_id"] = cursor.id
-    rows = list(db.session.execute(query, params))
+    rows = _snapshot_rows(db.session.execute(query, params).all())
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = Cursor(rows[-1].timestamp, rows[-1].id)
     return HistoryPage(rows, next_cursor)
+
+
+def _snapshot_rows(result) -> list[SnapshotRow]:
+    """What UTCDateTime and ExactDecimal make of the stored values, for plain-typed rows.
+
+    SQLite gives naive UTC text for times and text for decimals, PostgreSQL aware
+    datetimes and Decimals; both become aware UTC datetimes and exact Decimals.
+    """
+    rows = []
+    for row_id, account, asset, at, amount, price in result:
+        rows.append(
+            SnapshotRow(
+                row_id,
+                account,
+                asset,
+                _utc(at),
+                Decimal(amount),
+                None if price is None else Decimal(price),
+            )
+        )
+    return rows
+
+
+def _utc(value: str | datetime) -> datetime:
+    if isinstance(value, str):
+        # The stored naive UTC text, with its zone: one parse, no replace() (slow).
+        return datetime.fromisoformat(value + "+00:00")
+    return value.astimezone(UTC)

@@ -20,8 +20,7 @@ from app.alerts.queries import alerts_for_asset, firing_series
 from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import utcnow
-from app.positions import csv_io, queries, series, sparklines
-from app.positions.models import notional
+from app.positions import csv_io, queries, series, sparklines, tables
 from app.templating import FilterError, parse_local_datetime, viewer_timezone
 
 bp = Blueprint("positions", __name__)
@@ -36,25 +35,16 @@ def overview():
     """Show the latest position of every (account, asset)."""
     now = utcnow()
     stale_after = timedelta(seconds=current_app.config["STALE_AFTER_SECONDS"])
-    firing = firing_series()
-    rows = [
-        {
-            "latest": latest,
-            "notional": notional(latest.amount, latest.price),
-            "age": now - latest.timestamp,
-            "stale": now - latest.timestamp > stale_after,
-            "alerting": (latest.account, latest.asset) in firing
-            or (latest.account, "*") in firing,
-        }
-        for latest in queries.latest_position_rows()
-    ]
+    rows = tables.overview_rows(
+        queries.latest_position_rows(), now, stale_after, firing_series(), viewer_timezone()
+    )
     # The live refresh asks for the table alone; a normal visit gets the whole page.
     template = (
         "positions/_overview.html"
         if request.headers.get("HX-Request")
         else "positions/overview.html"
     )
-    return render_template(template, rows=rows, stale_after=stale_after, now=now)
+    return render_template(template, rows=rows, stale_after=stale_after)
 
 
 # The history chart's range buttons: windows ending now, so a shared link always shows
@@ -114,7 +104,7 @@ def history(asset: str):
             "positions/history.html",
             asset=asset,
             page=page,
-            rows=[(p, notional(p.amount, p.price)) for p in page.rows],
+            rows=tables.history_rows(page.rows, viewer_timezone()),
             accounts=accounts,
             alerts=alerts_for_asset(asset),
             account=account,
