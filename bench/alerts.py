@@ -46,9 +46,6 @@ import pstats
 import random
 import resource
 import secrets
-import shutil
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -62,9 +59,26 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from _common import (
+    OTHER_LOAD_WARNING,
+    BenchError,
+    add_ingest_user,
+    app_env,
+    handle_signals,
+    iso_z,
+    make_app,
+    remove_workdir,
+    upgrade_quietly,
+)
+from _processes import (
+    Processes,
+    busy_cpus,
+    free_port,
+    gunicorn_args,
+    machine_busy,
+    process_group_cpu,
+    wait_ready,
+)
 
 ASSETS = (
     "BTC", "ETH", "SOL", "ADA", "AVAX", "DOGE", "DOT", "LINK", "LTC", "XRP",
@@ -99,9 +113,9 @@ FIRING_TARGET_MS = 100.0
 DELIVERY_TARGET_S = 2.0
 WORKER_INTERVAL_S = 0.2
 GUNICORN_WORKERS = 2
-OTHER_LOAD_WARNING = 0.15  # CPUs used by other processes above which we warn
+# What `flask alerts run` needs beyond the server's environment, and unbuffered logs.
+WORKER_ENV = {"FLASK_APP": "app", "PYTHONUNBUFFERED": "1"}
 
-READY_TIMEOUT_S = 60.0
 # Above the app's SQLite busy timeout (15 s), after which it answers 503.
 HTTP_TIMEOUT_S = 60.0
 # A 503 (database busy) is retried at once, timed from the first try, for this long.
@@ -110,11 +124,6 @@ POST_RETRY_S = 120.0
 PHASE_BUDGET_S = {False: 20 * 60.0, True: 5 * 60.0}  # by --quick
 OUTBOX_DRAIN_TIMEOUT_S = 60.0
 NOTIFICATION_TIMEOUT_S = 15.0
-STOP_TIMEOUT_S = 10.0
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 class LockedOut(Exception):
@@ -233,41 +242,6 @@ def rule_specs(bases) -> list[dict]:
     return specs
 
 
-@contextlib.contextmanager
-def environment(env: dict):
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def app_env(database_url: str, secret_key: str) -> dict:
-    """Production config on our database, rate limit out of the way, nothing inherited."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADINGMONITOR_")}
-    env.update(
-        TRADINGMONITOR_CONFIG="production",
-        # JSON: the app parses TRADINGMONITOR_* values as JSON.
-        TRADINGMONITOR_API_RATE_LIMIT='"1000000/minute"',
-        SECRET_KEY=secret_key,
-        DATABASE_URL=database_url,
-        FLASK_APP="app",
-        PYTHONDONTWRITEBYTECODE="1",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def make_app(env: dict):
-    from app import create_app
-
-    with environment(env):
-        return create_app()
-
-
 @dataclass
 class Setup:
     bases: dict
@@ -279,14 +253,9 @@ class Setup:
 
 
 def build_database(env: dict, receiver_url: str) -> Setup:
-    from flask_migrate import upgrade
-
     from app.alerts.cli import rule_problem
     from app.alerts.models import AlertRule, Channel, ChannelKind, Severity
     from app.alerts.values import rule_values
-    from app.auth.models import Role, Scope, User
-    from app.auth.passwords import hash_password
-    from app.auth.tokens import create_token
     from app.db_types import utcnow
     from app.extensions import db
     from app.positions.ingest import record
@@ -297,24 +266,12 @@ def build_database(env: dict, receiver_url: str) -> Setup:
     end = (utcnow() - timedelta(minutes=1)).replace(microsecond=0)
     with app.app_context():
         try:
-            alembic_log = io.StringIO()  # alembic logs every step: only shown on failure
-            try:
-                with contextlib.redirect_stderr(alembic_log):
-                    upgrade(directory=str(ROOT / "migrations"))
-            except BaseException:
-                sys.stderr.write(alembic_log.getvalue())
-                raise
+            upgrade_quietly()
             result = record(history(bases, end))
             db.session.commit()
             snapshots = result.inserted
 
-            user = User(
-                username="bench-alerts",
-                password_hash=hash_password(secrets.token_urlsafe(24)),
-                role=Role.OPERATOR,
-            )
-            db.session.add(user)
-            _, token = create_token(user, "bench alerts", [Scope.INGEST])
+            token = add_ingest_user("bench-alerts", "bench alerts")
             channel = Channel(name="bench-webhook", kind=ChannelKind.WEBHOOK, target=receiver_url)
             db.session.add(channel)
 
@@ -465,60 +422,6 @@ class Receiver:
 # ------------------------------------------------------------------ processes
 
 
-class Processes:
-    """Every process we start, each in its own process group, stopped together."""
-
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
-        self.procs: list[tuple[str, subprocess.Popen]] = []
-
-    def start(self, name: str, args: list[str], env: dict) -> subprocess.Popen:
-        with open(self.workdir / f"{name}.log", "wb") as log:
-            proc = subprocess.Popen(
-                args,
-                cwd=str(ROOT),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: master and workers
-            )
-        self.procs.append((name, proc))
-        return proc
-
-    def log_tail(self, name: str, lines: int = 30) -> str:
-        path = self.workdir / f"{name}.log"
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs:
-            if proc.poll() is not None:
-                raise BenchError(f"{name} exited ({proc.returncode}):\n{self.log_tail(name)}")
-
-    def stop_all(self) -> None:
-        for _, proc in self.procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for _, proc in self.procs:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        self.procs.clear()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def http_request(port: int, method: str, path: str, body: bytes | None = None, headers=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT_S)
     try:
@@ -530,33 +433,9 @@ def http_request(port: int, method: str, path: str, body: bytes | None = None, h
 
 
 def start_gunicorn(procs: Processes, env: dict) -> tuple[int, subprocess.Popen]:
-    bin_dir = Path(sys.executable).parent
     port = free_port()
-    app = procs.start(
-        "gunicorn",
-        [
-            str(bin_dir / "gunicorn"),
-            "--workers",
-            str(GUNICORN_WORKERS),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "wsgi:app",
-        ],
-        env,
-    )
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        procs.check_alive()
-        try:
-            if http_request(port, "GET", "/healthz")[0] == 200:
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise BenchError(f"gunicorn not ready in {READY_TIMEOUT_S:.0f} s")
-        time.sleep(0.2)
+    app = procs.start("gunicorn", gunicorn_args(GUNICORN_WORKERS, port), env)
+    wait_ready(procs, "gunicorn", app, port)
     return port, app
 
 
@@ -570,29 +449,6 @@ def start_worker(procs: Processes, env: dict) -> subprocess.Popen:
 # ----------------------------------------------------------------- CPU accounting
 
 
-def group_cpu(pgid: int) -> float:
-    """CPU seconds used so far by the live processes of a process group (Linux /proc)."""
-    ticks = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # pgrp; [11], [12]: utime, stime
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy() -> float:
-    """CPU seconds all CPUs spent busy since boot (everything but idle and iowait)."""
-    with open("/proc/stat") as f:
-        ticks = [int(x) for x in f.readline().split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-
-
 class CpuMeter:
     """Which CPU our processes used over a phase, and what everything else used."""
 
@@ -601,7 +457,7 @@ class CpuMeter:
 
     def sample(self):
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        ours = usage.ru_utime + usage.ru_stime + sum(group_cpu(g) for g in self.groups)
+        ours = usage.ru_utime + usage.ru_stime + sum(process_group_cpu(g) for g in self.groups)
         return ours, machine_busy(), time.monotonic()
 
     def __enter__(self):
@@ -625,12 +481,6 @@ class CpuMeter:
         return max(0.0, busy - self.ours)
 
 
-def idle_check(seconds: float = 1.0) -> float:
-    start, started = machine_busy(), time.monotonic()
-    time.sleep(seconds)
-    return (machine_busy() - start) / (time.monotonic() - started)
-
-
 # ------------------------------------------------------------------- trials
 
 
@@ -645,10 +495,6 @@ class Trial:
     resolved_delivery_s: float
     lost: bool = False  # the trigger never got in: firing and delivery count as infinite
     stuck: bool = False  # the reset never got in: the trials stop there
-
-
-def iso_z(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def sqlite_time(text: str) -> datetime:
@@ -1087,12 +933,12 @@ def parse_args(argv=None):
 
 def run(args, workdir: Path, procs: Processes, receiver: Receiver) -> bool:
     db_path = workdir / "alerts.sqlite3"
-    env = app_env(f"sqlite:///{db_path}", secrets.token_hex(32))
+    env = app_env(f"sqlite:///{db_path}", secrets.token_hex(32)) | WORKER_ENV
     receiver.start()
     setup = build_database(env, receiver.url)
 
     port, app_proc = start_gunicorn(procs, env)
-    busy = idle_check()
+    busy = busy_cpus()
     print(
         f"servers: gunicorn --workers {GUNICORN_WORKERS} on :{port}, receiver {receiver.url}; "
         f"{os.cpu_count()} CPUs, {busy:.2f} CPU busy before the trials"
@@ -1158,7 +1004,7 @@ def run(args, workdir: Path, procs: Processes, receiver: Receiver) -> bool:
     copy_database(db_path, copy)
     with CpuMeter([]) as pass_cpu:
         throughput = measure_throughput(
-            app_env(f"sqlite:///{copy}", env["SECRET_KEY"]), setup, args.repeats, args.profile
+            env | {"DATABASE_URL": f"sqlite:///{copy}"}, setup, args.repeats, args.profile
         )
     throughput.other_cpu = pass_cpu.other
     if throughput.profile:
@@ -1168,17 +1014,9 @@ def run(args, workdir: Path, procs: Processes, receiver: Receiver) -> bool:
     )
 
 
-def _terminate(signum, _frame):
-    print(f"stopped by signal {signum}", file=sys.stderr)
-    raise SystemExit(128 + signum)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    # Also when started in the background, where SIGINT arrives ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    handle_signals()
     workdir = Path(tempfile.mkdtemp(prefix="tm-bench-alerts-"))
     procs = Processes(workdir)
     receiver = Receiver()
@@ -1198,10 +1036,7 @@ def main(argv=None) -> int:
         procs.stop_all()
         with contextlib.suppress(Exception):
             receiver.stop()
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, args.keep)
 
 
 if __name__ == "__main__":

@@ -34,18 +34,13 @@ The exit status is 0 when every backend passes, 1 when one fails, 2 on error.
 """
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import random
 import resource
 import secrets
 import shutil
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -56,9 +51,27 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from _common import (
+    OTHER_LOAD_WARNING,
+    SQLITE_DATETIME,
+    BenchError,
+    ScratchDatabases,
+    add_ingest_user,
+    app_env,
+    check_loopback,
+    handle_signals,
+    iso_z,
+    make_app,
+    migrate_database,
+    postgres_urls,
+)
+from _processes import (
+    Processes,
+    free_port,
+    gunicorn_args,
+    machine_busy,
+    wait_ready,
+)
 
 ASSETS = ("BTC", "ETH", "SOL", "ADA", "AVAX", "DOGE", "DOT", "LINK", "LTC", "XRP")
 ACCOUNTS = ("main", "hedge")
@@ -77,8 +90,6 @@ PRICES = {
     "XRP": (0.55, 5),
 }
 START = datetime(2026, 1, 1, tzinfo=UTC)
-# SQLAlchemy's storage format for DateTime on SQLite: naive UTC with microseconds.
-SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 INSERT_SQLITE = (
     "INSERT INTO position (account, asset, timestamp, amount, price, received_at) "
     "VALUES (?, ?, ?, ?, ?, ?)"
@@ -100,12 +111,6 @@ SELECT_POSTGRES = (
 MIN_RATIO = 0.25
 MAX_BATCH = 10_000  # app.api.schemas.MAX_BATCH
 REQUEST_TIMEOUT = (5, 120)  # connect, read seconds
-READY_TIMEOUT_S = 60
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 # --------------------------------------------------------------------------- data
@@ -145,10 +150,6 @@ def make_rows(accounts, count: int, first: datetime, seed: int) -> list[Row]:
 
 def chunks(rows: list[Row], size: int) -> list[list[Row]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
-
-
-def iso_z(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def json_body(batch: list[Row]) -> bytes:
@@ -193,63 +194,14 @@ def postgres_now() -> datetime:
 # -------------------------------------------------------------------- databases
 
 
-def app_env(database_url: str, secret_key: str) -> dict:
-    """The server's environment: production config on our database, no rate limit."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADINGMONITOR_")}
-    env.update(
-        TRADINGMONITOR_CONFIG="production",
-        # JSON: the app reads TRADINGMONITOR_* values as JSON.
-        TRADINGMONITOR_API_RATE_LIMIT='"1000000/minute"',
-        SECRET_KEY=secret_key,
-        DATABASE_URL=database_url,
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    return env
-
-
-@contextlib.contextmanager
-def environment(env: dict):
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def migrate_database(env: dict, *, token: bool) -> str | None:
-    """Run the migrations; with token=True add a user and an ingest token, return its secret."""
-    from flask_migrate import upgrade
-
-    from app import create_app
-    from app.auth.models import Role, Scope, User
-    from app.auth.passwords import hash_password
-    from app.auth.tokens import create_token
+def create_ingest_token(env: dict) -> str:
+    """Add a user with an ingest token to the database `env` points at; return its secret."""
     from app.extensions import db
 
-    with environment(env):
-        app = create_app()
+    app = make_app(env)
     with app.app_context():
         try:
-            # Alembic logs every step to stderr; show it only when the upgrade fails.
-            alembic_log = io.StringIO()
-            try:
-                with contextlib.redirect_stderr(alembic_log):
-                    upgrade(directory=str(ROOT / "migrations"))
-            except BaseException:
-                sys.stderr.write(alembic_log.getvalue())
-                raise
-            if not token:
-                return None
-            user = User(
-                username="bench-ingest",
-                password_hash=hash_password(secrets.token_urlsafe(24)),
-                role=Role.OPERATOR,
-            )
-            db.session.add(user)
-            _, secret = create_token(user, "bench ingest", [Scope.INGEST])
+            secret = add_ingest_user("bench-ingest", "bench ingest")
             db.session.commit()
             return secret
         finally:
@@ -257,148 +209,15 @@ def migrate_database(env: dict, *, token: bool) -> str | None:
             db.engine.dispose()
 
 
-def postgres_urls(url: str, name: str) -> tuple[str, str]:
-    """(SQLAlchemy URL for the app, libpq URI for psycopg) of database `name`."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url).set(database=name)
-    return (
-        parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False),
-        parsed.set(drivername="postgresql").render_as_string(hide_password=False),
-    )
-
-
-class ScratchDatabases:
-    """PostgreSQL databases created through an admin URL and dropped with FORCE."""
-
-    def __init__(self, admin_url: str):
-        self.admin_conninfo = postgres_urls(admin_url, postgres_database(admin_url))[1]
-        self.names: list[str] = []
-
-    def _execute(self, statement) -> None:
-        import psycopg
-
-        with psycopg.connect(self.admin_conninfo, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(statement)
-
-    def check(self) -> str:
-        """Fail early, before the SQLite run, when the server cannot be reached."""
-        import psycopg
-
-        try:
-            with psycopg.connect(self.admin_conninfo, connect_timeout=10) as conn:
-                return conn.execute("SHOW server_version").fetchone()[0]
-        except psycopg.Error as exc:
-            raise BenchError(f"PostgreSQL: {exc}") from None
-
-    def create(self, name: str) -> None:
-        from psycopg import sql
-
-        self._execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        self.names.append(name)
-
-    def drop_all(self) -> None:
-        from psycopg import sql
-
-        for name in reversed(self.names):
-            try:
-                self._execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
-            except Exception as exc:  # cleanup goes on; say what is left behind
-                print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
-        self.names.clear()
-
-
-def postgres_database(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).database or "postgres"
-
-
 # ------------------------------------------------------------------------ servers
 
 
-class Servers:
-    """The gunicorn masters we start, each in its own process group with its workers."""
-
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
-        self.procs: list[tuple[str, subprocess.Popen]] = []
-
-    def start(self, name: str, args: list[str], env: dict) -> subprocess.Popen:
-        log_path = self.workdir / f"{name}.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                args,
-                cwd=str(ROOT),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.procs.append((name, proc))
-        return proc
-
-    def log_tail(self, name: str, lines: int = 30) -> str:
-        path = self.workdir / f"{name}.log"
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self, proc: subprocess.Popen) -> None:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        self.procs = [(n, p) for n, p in self.procs if p is not proc]
-
-    def stop_all(self) -> None:
-        for _, proc in list(self.procs):
-            self.stop(proc)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_app(servers: Servers, name: str, env: dict, workers: int) -> tuple:
+def start_app(servers: Processes, name: str, env: dict, workers: int) -> tuple:
     port = free_port()
-    args = [
-        str(Path(sys.executable).parent / "gunicorn"),
-        "-w",
-        str(workers),
-        "-b",
-        f"127.0.0.1:{port}",
-        "--timeout",
-        "120",
-        "--log-level",
-        "warning",
-        "wsgi:app",
-    ]
+    args = [*gunicorn_args(workers, port), "--timeout", "120"]
     proc = servers.start(name, args, env)
-    import requests
-
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"{name} exited ({proc.returncode}):\n{servers.log_tail(name)}")
-        try:
-            response = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-            if response.status_code == 200:
-                return proc, port
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise BenchError(f"{name} not ready after {READY_TIMEOUT_S} s:\n{servers.log_tail(name)}")
+    wait_ready(servers, name, proc, port)
+    return proc, port
 
 
 def process_cpu(pgid: int | None) -> tuple[float, float] | None:
@@ -424,16 +243,6 @@ def process_cpu(pgid: int | None) -> tuple[float, float] | None:
             postgres += ticks
     hz = os.sysconf("SC_CLK_TCK")
     return group / hz, postgres / hz
-
-
-def machine_busy() -> float | None:
-    """CPU seconds all CPUs spent busy since boot (everything but idle and iowait)."""
-    try:
-        with open("/proc/stat") as f:
-            ticks = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def own_cpu() -> float:
@@ -557,7 +366,7 @@ def post_batches(
 
 
 def run_app(
-    servers: Servers, name: str, env: dict, secret: str, bodies, warmup_bodies, args
+    servers: Processes, name: str, env: dict, secret: str, bodies, warmup_bodies, args
 ) -> Timing:
     proc, port = start_app(servers, name, env, args.workers)
     try:
@@ -712,14 +521,15 @@ def best_raw(backend: str, runs: list[Timing]) -> Timing:
     return max(runs, key=lambda t: t.rate)
 
 
-def bench_sqlite(args, work: Workload, workdir: Path, servers: Servers) -> Result:
+def bench_sqlite(args, work: Workload, workdir: Path, servers: Processes) -> Result:
     secret_key = secrets.token_hex(32)
     app_db = workdir / "app.sqlite3"
     raw_dbs = [workdir / f"raw{n}.sqlite3" for n in range(args.raw_runs)]
     app_environment = app_env(f"sqlite:///{app_db}", secret_key)
-    secret = migrate_database(app_environment, token=True)
+    migrate_database(app_environment)
+    secret = create_ingest_token(app_environment)
     for raw_db in raw_dbs:
-        migrate_database(app_env(f"sqlite:///{raw_db}", secret_key), token=False)
+        migrate_database(app_env(f"sqlite:///{raw_db}", secret_key))
 
     print(f"sqlite: app on {app_db.name}, raw on {', '.join(p.name for p in raw_dbs)}")
     app = run_app(
@@ -735,7 +545,7 @@ def bench_sqlite(args, work: Workload, workdir: Path, servers: Servers) -> Resul
     return Result("sqlite", app, best_raw("sqlite", runs))
 
 
-def bench_postgres(args, work: Workload, servers: Servers, scratch: ScratchDatabases) -> Result:
+def bench_postgres(args, work: Workload, servers: Processes, scratch: ScratchDatabases) -> Result:
     import psycopg
 
     base = f"bench_{secrets.token_hex(4)}"
@@ -745,12 +555,13 @@ def bench_postgres(args, work: Workload, servers: Servers, scratch: ScratchDatab
     scratch.create(app_name)
     app_url, app_conninfo = postgres_urls(args.postgres_url, app_name)
     app_environment = app_env(app_url, secret_key)
-    secret = migrate_database(app_environment, token=True)
+    migrate_database(app_environment)
+    secret = create_ingest_token(app_environment)
     raw_conninfos = []
     for name in raw_names:
         scratch.create(name)
         raw_url, raw_conninfo = postgres_urls(args.postgres_url, name)
-        migrate_database(app_env(raw_url, secret_key), token=False)
+        migrate_database(app_env(raw_url, secret_key))
         raw_conninfos.append(raw_conninfo)
 
     pipelined = psycopg.Pipeline.is_supported()
@@ -774,9 +585,6 @@ def bench_postgres(args, work: Workload, servers: Servers, scratch: ScratchDatab
 
 
 # -------------------------------------------------------------------------- report
-
-
-OTHER_LOAD_WARNING = 0.15  # CPUs busy with other work above which a run is noisy
 
 
 def report(results: list[Result], args) -> bool:
@@ -864,24 +672,15 @@ def parse_args(argv=None):
     if args.batches * args.batch_size > 10_000_000:
         parser.error("at most 10,000,000 snapshots")
     if args.postgres_url:
-        from sqlalchemy.engine import make_url
-
-        host = make_url(args.postgres_url).host or ""
-        if host not in LOOPBACK:
-            parser.error(f"--postgres-url must point at loopback, not {host or 'a socket'!r}")
+        check_loopback(parser, args.postgres_url)
     return args
-
-
-def _terminate(signum, _frame):
-    raise SystemExit(128 + signum)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    handle_signals()
     workdir = Path(tempfile.mkdtemp(prefix="tm-bench-ingest-"))
-    servers = Servers(workdir)
+    servers = Processes(workdir)
     scratch = ScratchDatabases(args.postgres_url) if args.postgres_url else None
     try:
         started = time.perf_counter()

@@ -23,7 +23,6 @@ The exit status is 0 when every target passes, 1 when one fails, 2 on error.
 """
 
 import argparse
-import contextlib
 import http.client
 import json
 import os
@@ -33,7 +32,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -47,9 +45,26 @@ from decimal import Decimal
 from http.cookies import SimpleCookie
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from _common import (
+    OTHER_LOAD_WARNING,
+    ROOT,
+    SQLITE_DATETIME,
+    BenchError,
+    app_env,
+    bench_settings,
+    handle_signals,
+    percentile_ms,
+    remove_workdir,
+)
+from _processes import (
+    Processes,
+    busy_cpus,
+    free_port,
+    gunicorn_args,
+    machine_busy,
+    process_group_cpu,
+    wait_ready,
+)
 
 ASSETS = ("BTC", "ETH", "SOL", "ADA", "AVAX", "DOGE", "DOT", "LINK", "LTC", "XRP")
 ACCOUNTS = ("main", "hedge")
@@ -66,16 +81,11 @@ PRICES = {
     "LTC": 80.0,
     "XRP": 0.55,
 }
-# The storage format of SQLAlchemy's SQLite DATETIME (naive UTC, microseconds).
-SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
-
 USERNAME = "bench"
 PASSWORD = "bench-password-" + secrets.token_hex(8)
 HISTORY_ASSET = "BTC"
 
 MIN_RATIO = 0.25
-# Cores used by other processes during a run above which the report warns.
-OTHER_LOAD_WARNING = 0.15
 MAX_P99_MS = 50.0
 # Hard bounds on any one measurement, whatever --duration says.
 MAX_REQUESTS_PER_RUN = 2_000_000
@@ -112,10 +122,6 @@ function done(summary, latency, requests)
     bad, e.connect + e.read + e.write + e.timeout))
 end
 """
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 # --------------------------------------------------------------------------- data
@@ -182,20 +188,6 @@ def newest_snapshots(db_path: Path, end: datetime):
             yield Snapshot(account, asset, end, Decimal(amount), Decimal(price))
 
 
-def bench_settings(database_url: str, secret_key: str) -> dict:
-    """Production settings on our database, ignoring the environment and instance file."""
-    from config import ProductionConfig
-
-    settings = {k: getattr(ProductionConfig, k) for k in dir(ProductionConfig) if k.isupper()}
-    settings.update(
-        SECRET_KEY=secret_key,
-        SQLALCHEMY_DATABASE_URI=database_url,
-        READ_ENVIRONMENT=False,
-        READ_INSTANCE_CONFIG=False,
-    )
-    return settings
-
-
 def build_database(db_path: Path, rows: int, secret_key: str) -> None:
     """Schema by migration, bulk snapshots, newest ones through ingest.record, a user."""
     from flask_migrate import upgrade
@@ -252,98 +244,6 @@ def build_database(db_path: Path, rows: int, secret_key: str) -> None:
         f"{loaded - migrated:.1f} s ({bulk / max(loaded - migrated, 1e-9):,.0f} rows/s), "
         f"ingest.record + user {done - loaded:.1f} s; total {done - started:.1f} s"
     )
-
-
-# ------------------------------------------------------------------------ servers
-
-
-class Servers:
-    """Every process we start, stopped together by process group."""
-
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
-        self.procs: list[tuple[str, subprocess.Popen]] = []
-
-    def start(self, name, args, env, cwd) -> subprocess.Popen:
-        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 (closed with the proc)
-        proc = subprocess.Popen(
-            args,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: master and workers
-        )
-        log.close()
-        self.procs.append((name, proc))
-        return proc
-
-    def log_tail(self, name: str, lines: int = 30) -> str:
-        path = self.workdir / f"{name}.log"
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop_all(self) -> None:
-        for _, proc in self.procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for _, proc in self.procs:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        self.procs.clear()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def gunicorn_args(workers: int, port: int, target: str) -> list[str]:
-    return [
-        str(Path(sys.executable).parent / "gunicorn"),
-        "--workers",
-        str(workers),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
-        target,
-    ]
-
-
-def wait_ready(servers: Servers, name: str, proc, port: int, path: str, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"{name} exited ({proc.returncode}):\n{servers.log_tail(name)}")
-        try:
-            status, _, _ = http_get(port, path)
-            if status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise BenchError(f"{name} not ready after {timeout:.0f} s:\n{servers.log_tail(name)}")
-
-
-def server_env(database_url: str, secret_key: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADINGMONITOR_")}
-    env.update(
-        TRADINGMONITOR_CONFIG="production",
-        SECRET_KEY=secret_key,
-        DATABASE_URL=database_url,
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    return env
 
 
 # ------------------------------------------------------------------------- client
@@ -501,7 +401,7 @@ class Result:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
-def run_wrk(name, port, path, cookie, seconds, args, workdir: Path, procs: Servers):
+def run_wrk(name, port, path, cookie, seconds, args, workdir: Path, procs: Processes):
     script = workdir / "report.lua"
     script.write_text(WRK_SCRIPT)
     command = [
@@ -582,19 +482,15 @@ def run_python(name, port, path, cookie, seconds, args, workdir=None, procs=None
     for thread in threads:
         thread.join(timeout=seconds + RUN_TIMEOUT_EXTRA_S)
     elapsed = time.perf_counter() - started
-    every = sorted(x for chunk in latencies for x in chunk)
+    every = [x for chunk in latencies for x in chunk]
     if not every:
         raise BenchError(f"no request to {path} completed")
-
-    def percentile(q):
-        return every[min(len(every) - 1, int(q * len(every)))] * 1000
-
     return Result(
         name,
         len(every),
         elapsed,
-        percentile(0.50),
-        percentile(0.99),
+        percentile_ms(every, 0.50),
+        percentile_ms(every, 0.99),
         counters["not_ok"],
         counters["errors"],
     )
@@ -623,36 +519,6 @@ def measure(name, server, port, path, cookie, args, workdir, procs) -> Result:
 # ----------------------------------------------------------------- CPU accounting
 
 
-def process_group_cpu(pgid: int) -> float | None:
-    """CPU seconds used so far by the live processes of a process group (Linux)."""
-    total = 0
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return None
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # fields[2] is pgrp; [11], [12] utime, stime
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy() -> float | None:
-    """CPU seconds all CPUs spent busy since boot (everything but idle and iowait)."""
-    try:
-        with open("/proc/stat") as f:
-            ticks = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-
-
 def client_cpu(generator: str) -> float:
     """CPU seconds of the load generator: wrk is a reaped child, Python threads are us."""
     who = resource.RUSAGE_CHILDREN if generator == "wrk" else resource.RUSAGE_SELF
@@ -662,12 +528,9 @@ def client_cpu(generator: str) -> float:
 
 def idle_check(seconds: float = 1.0) -> str:
     """How busy the machine is before we load it: other work skews every number."""
-    start, started = machine_busy(), time.monotonic()
-    time.sleep(seconds)
-    end = machine_busy()
-    if start is None or end is None:
+    busy = busy_cpus(seconds)
+    if busy is None:
         return ""
-    busy = (end - start) / (time.monotonic() - started)
     warning = " (not quiet: results will be noisy)" if busy > OTHER_LOAD_WARNING else ""
     return f", {busy:.2f} CPU busy before the runs{warning}"
 
@@ -772,7 +635,7 @@ def parse_args(argv=None):
     return args
 
 
-def run(args, workdir: Path, servers: Servers) -> bool:
+def run(args, workdir: Path, servers: Processes) -> bool:
     db_path = workdir / "bench.sqlite3"
     database_url = f"sqlite:///{db_path}"
     secret_key = secrets.token_hex(32)
@@ -785,13 +648,13 @@ def run(args, workdir: Path, servers: Servers) -> bool:
     app_proc = servers.start(
         "app",
         gunicorn_args(args.workers, app_port, "wsgi:app"),
-        server_env(database_url, secret_key),
+        app_env(database_url, secret_key),
         str(ROOT),
     )
     bare_proc = servers.start(
         "bare",
         gunicorn_args(args.workers, bare_port, "bare_app:app"),
-        server_env(database_url, secret_key),
+        app_env(database_url, secret_key),
         str(ROOT / "bench"),
     )
     wait_ready(servers, "app", app_proc, app_port, "/healthz")
@@ -823,19 +686,11 @@ def run(args, workdir: Path, servers: Servers) -> bool:
     return report(results, bare)
 
 
-def _terminate(signum, _frame):
-    print(f"stopped by signal {signum}", file=sys.stderr)
-    raise SystemExit(128 + signum)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    # Also when started in the background, where SIGINT arrives ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    handle_signals()
     workdir = Path(tempfile.mkdtemp(prefix="tm-bench-"))
-    servers = Servers(workdir)
+    servers = Processes(workdir)
     try:
         return 0 if run(args, workdir, servers) else 1
     except BenchError as exc:
@@ -846,10 +701,7 @@ def main(argv=None) -> int:
         return 130
     finally:
         servers.stop_all()
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, args.keep)
 
 
 if __name__ == "__main__":

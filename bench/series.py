@@ -30,8 +30,6 @@ import argparse
 import gc
 import os
 import secrets
-import shutil
-import signal
 import sqlite3
 import sys
 import tempfile
@@ -41,23 +39,26 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-for path in (ROOT, ROOT / "bench"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-from ingest import (  # noqa: E402 (bench/ingest.py: scratch PostgreSQL and migrations)
-    LOOPBACK,
+from _common import (
+    OTHER_LOAD_WARNING,
+    SQLITE_DATETIME,
+    BenchError,
     ScratchDatabases,
     app_env,
-    machine_busy,
+    bench_settings,
+    check_loopback,
+    handle_signals,
     migrate_database,
+    percentile_ms,
     postgres_urls,
+    remove_workdir,
+)
+from _processes import (
+    machine_busy,
 )
 
 ASSET = "BTC"
 ACCOUNTS = ("main", "hedge")
-SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 USERNAME = "bench"
 PASSWORD = "bench-password-" + secrets.token_hex(8)
 BASE_URL = "https://localhost"  # the production cookie is Secure
@@ -69,11 +70,6 @@ RANGES = (
 )
 MAX_P99_MS = 100.0
 MAX_POINTS = 2_000
-OTHER_LOAD_WARNING = 0.15
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -161,20 +157,6 @@ def finish_database(app, end: datetime) -> int:
         return db.session.execute(db.select(db.func.count()).select_from(Position)).scalar_one()
 
 
-def bench_settings(database_url: str, secret_key: str) -> dict:
-    """Production settings on our database, ignoring the environment and instance file."""
-    from config import ProductionConfig
-
-    settings = {k: getattr(ProductionConfig, k) for k in dir(ProductionConfig) if k.isupper()}
-    settings.update(
-        SECRET_KEY=secret_key,
-        SQLALCHEMY_DATABASE_URI=database_url,
-        READ_ENVIRONMENT=False,
-        READ_INSTANCE_CONFIG=False,
-    )
-    return settings
-
-
 @dataclass
 class CatchUp:
     rows: int
@@ -219,11 +201,6 @@ def log_in(app):
     if response.status_code != 302 or "/login" in (response.location or ""):
         raise BenchError(f"login failed: {response.status_code}")
     return client
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 # The reference: the range's rows, fetched with the driver and nothing else. All time
@@ -293,10 +270,10 @@ def measure_ranges(backend, app, end, args, url, conninfo=None) -> list[Measured
             results.append(
                 Measured(
                     name,
-                    percentile(timings, 0.5),
-                    percentile(timings, 0.99),
-                    percentile(raw_timings, 0.5),
-                    percentile(raw_timings, 0.99),
+                    percentile_ms(timings, 0.5),
+                    percentile_ms(timings, 0.99),
+                    percentile_ms(raw_timings, 0.5),
+                    percentile_ms(raw_timings, 0.99),
                     rows,
                     body["point_count"],
                     body["downsampled"],
@@ -318,7 +295,7 @@ def bench_sqlite(args, workdir: Path, end: datetime) -> tuple[list[Measured], fl
     path = workdir / "series.sqlite3"
     url = f"sqlite:///{path}"
     secret_key = secrets.token_hex(32)
-    migrate_database(app_env(url, secret_key), token=False)
+    migrate_database(app_env(url, secret_key))
     began = time.perf_counter()
     load_sqlite(path, args.rows // len(ACCOUNTS), end)
     app = create_app(bench_settings(url, secret_key))
@@ -348,7 +325,7 @@ def bench_postgres(args, scratch: ScratchDatabases, end: datetime) -> list[Measu
     scratch.create(name)
     url, conninfo = postgres_urls(args.postgres_url, name)
     secret_key = secrets.token_hex(32)
-    migrate_database(app_env(url, secret_key), token=False)
+    migrate_database(app_env(url, secret_key))
     began = time.perf_counter()
     load_postgres(conninfo, args.rows // len(ACCOUNTS), end)
     app = create_app(bench_settings(url, secret_key))
@@ -418,23 +395,13 @@ def parse_args(argv=None):
     if not 1_000 <= args.rows <= 20_000_000 or args.requests < 1 or args.warmup < 0:
         parser.error("--rows 1,000 to 20,000,000, --requests >= 1, --warmup >= 0")
     if args.postgres_url:
-        from sqlalchemy.engine import make_url
-
-        host = make_url(args.postgres_url).host or ""
-        if host not in LOOPBACK:
-            parser.error(f"--postgres-url must point at loopback, not {host or 'a socket'!r}")
+        check_loopback(parser, args.postgres_url)
     return args
-
-
-def _terminate(signum, _frame):
-    raise SystemExit(128 + signum)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    handle_signals()
     workdir = Path(tempfile.mkdtemp(prefix="tm-bench-series-"))
     scratch = ScratchDatabases(args.postgres_url) if args.postgres_url else None
     end = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -455,10 +422,7 @@ def main(argv=None) -> int:
     finally:
         if scratch:
             scratch.drop_all()
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, args.keep)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import threading
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
+from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import create_engine, event, text
@@ -130,6 +131,28 @@ def make_user(app, username="alice", role=Role.VIEWER, password=PASSWORD, active
         db.session.add(user)
         db.session.commit()
         return user.id
+
+
+class ParsedPage(HTMLParser):
+    """The elements a browser would build from a page, with its text and attributes."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.texts: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.texts.append(data)
+
+    def shows_as_text(self, value: str) -> bool:
+        return any(value in text for text in self.texts)
+
+    def elements(self, tag: str) -> list[dict]:
+        return [attrs for name, attrs in self.tags if name == tag]
 
 
 def writes_during(app, action) -> list[str]:

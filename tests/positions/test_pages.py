@@ -2,7 +2,6 @@
 
 import re
 from datetime import timedelta
-from html.parser import HTMLParser
 from urllib.parse import quote
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from app.auth.models import User
 from app.db_types import utcnow
 from app.extensions import db
-from tests.conftest import Auth, make_user
+from tests.conftest import Auth, ParsedPage, make_user
 from tests.positions.helpers import snap, store
 
 
@@ -167,22 +166,6 @@ def test_unknown_asset_is_a_404_that_links_to_the_overview(any_app, viewer_clien
 HOSTILE = ["<script>alert(1)</script>", "{{7*7}}", "\"'><img src=x>"]
 
 
-class _Parsed(HTMLParser):
-    """The elements a browser would build from a page, and its text and attributes."""
-
-    def __init__(self, html: str):
-        super().__init__(convert_charrefs=True)
-        self.tags, self.texts, self.attributes = [], [], []
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-        self.attributes.extend(value for _, value in attrs)
-
-    def handle_data(self, data):
-        self.texts.append(data)
-
-
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_asset_and_account_names_are_escaped(any_app, viewer_client, name):
     store(any_app, [snap(asset=name, account=name)])
@@ -190,14 +173,14 @@ def test_hostile_asset_and_account_names_are_escaped(any_app, viewer_client, nam
         response = viewer_client.get(path)
         assert response.status_code == 200
         html = response.get_data(as_text=True)
-        page = _Parsed(html)
+        page = ParsedPage(html)
         # The name reads back as text, and no element or attribute came from it.
-        assert any(name in text for text in page.texts)
+        assert page.shows_as_text(name)
         assert "<script>alert" not in html and "<img src=x>" not in html
-        assert not [tag for tag, _ in page.tags if tag == "img"]
-        assert all("src" in attrs for tag, attrs in page.tags if tag == "script")
-    overview = _Parsed(viewer_client.get("/").get_data(as_text=True))
-    row = next(attrs for tag, attrs in overview.tags if tag == "tr" and "data-asset" in attrs)
+        assert not page.elements("img")
+        assert all("src" in attrs for attrs in page.elements("script"))
+    overview = ParsedPage(viewer_client.get("/").get_data(as_text=True))
+    row = next(attrs for attrs in overview.elements("tr") if "data-asset" in attrs)
     assert row["data-asset"] == row["data-account"] == name
 
 
