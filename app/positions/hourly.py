@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import BigInteger, and_, bindparam, select, union_all
+from sqlalchemy import BigInteger, and_, bindparam, literal_column, select, union_all
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
@@ -41,8 +41,9 @@ def _rollup_picks(dialect: str, from_lo: bool, to_hi: bool):
     """The first, last, lowest and highest snapshot of each bucket's whole hours.
 
     The rollup rows hold a copy of each pick, so no snapshot is read: per bucket, four
-    index ranges find the hours holding the picks, four key lookups read them. Built
-    once per dialect and shape, with every value a parameter (see `hourly_rows`).
+    index ranges find the hours holding the picks, four key lookups read them (on
+    SQLite by rowid, which the covering index hands over with each hour). Built once
+    per dialect and shape, with every value a parameter (see `hourly_rows`).
     """
     start_us = bindparam("start_us", type_=BigInteger)
     width_us = bindparam("width_us", type_=BigInteger)
@@ -63,10 +64,13 @@ def _rollup_picks(dialect: str, from_lo: bool, to_hi: bool):
         where.append(r.hour_start >= bindparam("full_lo"))
     if to_hi:
         where.append(r.hour_start < bindparam("full_hi"))
-    low, high = (r.low_rank, r.high_rank) if dialect == "sqlite" else (r.low_amount, r.high_amount)
+    sqlite = dialect == "sqlite"
+    low, high = (r.low_rank, r.high_rank) if sqlite else (r.low_amount, r.high_amount)
+    # The key each pick is read back by: a rowid (valid for this statement) or the hour.
+    key = literal_column(f"{r.__tablename__}.rowid") if sqlite else r.hour_start
 
     def hour_of(*order):
-        query = select(r.hour_start).where(*where).order_by(*order).limit(1)
+        query = select(key).where(*where).order_by(*order).limit(1)
         return query.correlate(held).scalar_subquery()
 
     picks = (
@@ -82,7 +86,7 @@ def _rollup_picks(dialect: str, from_lo: bool, to_hi: bool):
     )
     parts = []
     for role in ROLES:
-        hour = aliased(PositionRollup)
+        hour = aliased(PositionRollup, name=f"{role}_pick")
         columns = point_columns(
             getattr(hour, f"{role}_id"),
             hour.account,
@@ -94,7 +98,9 @@ def _rollup_picks(dialect: str, from_lo: bool, to_hi: bool):
             select(*columns).join_from(
                 picks,
                 hour,
-                and_(
+                literal_column(f"{role}_pick.rowid") == picks.c[role]
+                if sqlite
+                else and_(
                     hour.asset == bindparam("asset"),
                     hour.account == picks.c.account,
                     hour.hour_start == picks.c[role],
