@@ -167,11 +167,13 @@ def register_blueprints(app: Flask) -> None:
     from app.alerts.rule_routes import bp as alert_rules_bp
     from app.api.docs import docs_bp as api_docs_bp
     from app.api.routes import bp as api_bp
+    from app.auth.account_routes import bp as account_bp
     from app.auth.routes import bp as auth_bp
     from app.ops.routes import bp as ops_bp
     from app.positions.routes import bp as positions_bp
 
     app.register_blueprint(auth_bp, url_prefix="")
+    app.register_blueprint(account_bp, url_prefix="/account")
     app.register_blueprint(positions_bp, url_prefix="")
     app.register_blueprint(alerts_bp, url_prefix="/alerts")
     app.register_blueprint(alert_rules_bp, url_prefix="/alerts")
