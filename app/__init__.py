@@ -88,24 +88,26 @@ def _configure_sqlite(dbapi_connection, _record, busy_timeout_ms: int) -> None:
     cursor.close()
 
 
-def register_extensions(app: Flask) -> None:
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+def _engine_options(app: Flask) -> dict:
+    """The configured engine options, with what each database needs from us."""
+    options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+    connect_args = dict(options.get("connect_args", {}))
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if url.startswith("sqlite"):
         # A file has no stale connections to detect; the ping would cost every request.
         options.pop("pool_pre_ping", None)
-        connect_args = dict(options.get("connect_args", {}))
         connect_args.setdefault("timeout", app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000)
-        options["connect_args"] = connect_args
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
-    elif app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-        options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
-        connect_args = dict(options.get("connect_args", {}))
+    elif url.startswith("postgresql"):
         # The chart's bucket queries look costly to the planner, so PostgreSQL's JIT
         # compiles them: ~100 ms of compiling for a ~20 ms query. Our queries are
         # short; a server-wide jit=on is overridden for our connections only.
         connect_args.setdefault("options", "-c jit=off")
-        options["connect_args"] = connect_args
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    options["connect_args"] = connect_args
+    return options
+
+
+def register_extensions(app: Flask) -> None:
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app)
     db.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":

@@ -27,13 +27,7 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-# Limits are declared where they apply (the API blueprint); storage comes from
-# RATELIMIT_STORAGE_URI so several workers or hosts can share counters.
+# Limits are declared where they apply (the API blueprint; logins are throttled in the
+# database) and the factory runs the limiter's hooks for that blueprint alone; storage
+# comes from RATELIMIT_STORAGE_URI so several workers or hosts can share counters.
 limiter = Limiter(key_func=lambda: request.remote_addr or "unknown")
-
-
-@limiter.request_filter
-def _outside_the_api() -> bool:
-    """Only the API is rate limited (logins are throttled in the database): pages
-    skip the limiter's per-request bookkeeping."""
-    return not request.path.startswith("/api/")

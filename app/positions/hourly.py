@@ -10,7 +10,7 @@ from app.extensions import db
 from app.positions.buckets import MICROSECOND, Downsampling, bucket_accounts
 from app.positions.models import Position, PositionRollup
 from app.positions.points import Point, point_columns, read_points
-from app.positions.rollup import HOUR, ROLES, folded_id, hour_floor
+from app.positions.rollup import HOUR, ROLES, hour_floor
 
 HOUR_US = 3_600_000_000
 
@@ -110,17 +110,19 @@ def _rollup_picks(dialect: str, from_lo: bool, to_hi: bool):
     return union_all(*parts)
 
 
-def hourly_rows(asset, accounts: list[str], plan: HourlyDownsampling, start, end) -> list[Point]:
+def hourly_rows(
+    asset, accounts: list[str], plan: HourlyDownsampling, start, end, watermark: int
+) -> list[Point]:
     """First, last, lowest and highest snapshot per (account, hour-aligned bucket).
 
     The hours wholly inside [start, end) come from the rollups; the two partial edge
-    hours and the snapshots not folded yet (ids above the watermark) from the
-    snapshots themselves. Candidates are compared exactly here, so the answer is the
-    one the snapshots alone would give. (One caveat on SQLite, shared with
-    `downsampled_rows`: across hours the extremes are ranked by their REAL value, so
-    amounts that differ only past double precision count as a tie there.)
+    hours and the snapshots not folded yet (ids above `watermark`, the caller's
+    `rollup.folded_id()`) from the snapshots themselves. Candidates are compared
+    exactly here, so the answer is the one the snapshots alone would give. (One
+    caveat on SQLite, shared with `downsampled_rows`: across hours the extremes are
+    ranked by their REAL value, so amounts that differ only past double precision
+    count as a tie there.)
     """
-    watermark = folded_id()
     full_lo = None if start is None else hour_floor(start - MICROSECOND) + HOUR
     full_hi = None if end is None else hour_floor(end)
     found: dict[int, Point] = {}

@@ -3,7 +3,7 @@
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -11,10 +11,7 @@ from sqlalchemy import Select, String, bindparam, or_, select, type_coerce
 
 from app.extensions import db
 from app.positions.models import LatestPosition, Position
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
-
+from app.positions.points import EPOCH, MICROSECOND
 
 # What a history page or an export reads of a snapshot.
 SNAPSHOT_COLUMNS = (

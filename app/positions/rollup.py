@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
 from app.positions.models import Position, PositionRollup, RollupWatermark
+from app.positions.queries import SNAPSHOT_COLUMNS
 
 HOUR = timedelta(hours=1)
 # Snapshots per transaction: SQLite has one writer, so ingest waits for one chunk at most.
@@ -213,23 +214,12 @@ def fold(rows) -> dict:
     return hours
 
 
-def _columns():
-    return select(
-        Position.id,
-        Position.account,
-        Position.asset,
-        Position.timestamp,
-        Position.amount,
-        Position.price,
-    )
-
-
 def _fold_chunk(chunk_rows: int) -> int:
     """Fold the next chunk above the watermark in one transaction; return its size."""
     mark = _lock_watermark()
     bound = _safe_bound(mark)
     rows = db.session.execute(
-        _columns()
+        select(*SNAPSHOT_COLUMNS)
         .where(Position.id > mark.folded_id, Position.id <= bound)
         .order_by(Position.id)
         .limit(chunk_rows)
@@ -272,10 +262,10 @@ def unfolded_count() -> int:
     ).scalar_one()
 
 
-def far_behind() -> bool:
-    """Whether more than FAR_BEHIND_ROWS snapshots wait to be folded (counting no further)."""
+def far_behind(watermark: int) -> bool:
+    """Whether more than FAR_BEHIND_ROWS snapshots above the watermark wait to be folded."""
     limit = FAR_BEHIND_ROWS
-    waiting = select(Position.id).where(Position.id > folded_id()).limit(limit + 1)
+    waiting = select(Position.id).where(Position.id > watermark).limit(limit + 1)
     count = select(func.count()).select_from(waiting.subquery())
     return db.session.execute(count).scalar_one() > limit
 
@@ -289,7 +279,7 @@ def refold_hour(hour_start: datetime) -> None:
     db.session.execute(delete(PositionRollup).where(in_hour))
     if assets:
         rows = db.session.execute(
-            _columns().where(
+            select(*SNAPSHOT_COLUMNS).where(
                 Position.asset.in_(assets),
                 Position.timestamp >= hour_start,
                 Position.timestamp < hour_start + HOUR,

@@ -18,7 +18,7 @@ from app.positions.buckets import (
 from app.positions.hourly import hourly_rows, plan_hourly
 from app.positions.models import LatestPosition, Position
 from app.positions.points import Point, point_columns, read_points
-from app.positions.rollup import far_behind
+from app.positions.rollup import far_behind, folded_id
 
 MAX_POINTS = 2000
 MAX_MARKERS = 500
@@ -126,14 +126,15 @@ def asset_series(asset, *, account=None, start=None, end=None, max_points=MAX_PO
         plan = plan_downsampling(len(accounts), first, last, max_points)
         # Buckets of an hour or more: whole UTC hours, mostly read from the rollups.
         hourly = plan_hourly(plan)
-        if hourly is not None and far_behind():
+        watermark = folded_id()
+        if hourly is not None and far_behind(watermark):
             hourly = None
         if hourly is None:
             bucket_seconds = plan.span_us / plan.buckets / 1e6
             rows = downsampled_rows(asset, accounts, plan)
         else:
             bucket_seconds = hourly.width_us / 1e6
-            rows = hourly_rows(asset, accounts, hourly, start, end)
+            rows = hourly_rows(asset, accounts, hourly, start, end, watermark)
     by_account: dict[str, list] = {}
     for point in rows:
         by_account.setdefault(point.account, []).append(point.chart_point())
