@@ -213,12 +213,40 @@ def viewer(app):
     return make_user(app, "alice", Role.VIEWER)
 
 
+def client_as(app, role, username=None):
+    """A new client of `app`, logged in as a new user with `role` (named after it by default)."""
+    username = username or role
+    make_user(app, username, role=role)
+    client = app.test_client()
+    assert Auth(client).login(username=username).status_code == 302
+    return client
+
+
+def change_password(client, current, new, csrf_token=None):
+    """POST the account page's password form (with a fresh CSRF token unless given one)."""
+    return client.post(
+        "/account/password",
+        data={
+            "csrf_token": csrf_token or csrf_token_from(client, "/account"),
+            "pw-current_password": current,
+            "pw-new_password": new,
+            "pw-confirm_password": new,
+        },
+    )
+
+
 @pytest.fixture
 def logged_in(app, client, auth, viewer):
     """A client logged in as the viewer alice."""
     response = auth.login()
     assert response.status_code == 302
     return client
+
+
+@pytest.fixture
+def viewer_client(any_app):
+    """A client logged in as the viewer alice, on SQLite and on PostgreSQL."""
+    return client_as(any_app, Role.VIEWER, "alice")
 
 
 @dataclass

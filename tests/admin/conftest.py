@@ -3,13 +3,10 @@
 import pytest
 
 from app.auth.models import Role
-from tests.conftest import Auth, make_user
+from tests.conftest import client_as
 
 
 @pytest.fixture
 def admin(any_app):
     """A client logged in as the admin root."""
-    make_user(any_app, "root", Role.ADMIN)
-    client = any_app.test_client()
-    assert Auth(client).login(username="root").status_code == 302
-    return client
+    return client_as(any_app, Role.ADMIN, "root")

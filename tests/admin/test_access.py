@@ -7,7 +7,7 @@ import pytest
 
 from app.auth.models import Role
 from tests.admin.helpers import events, post, user
-from tests.conftest import Auth, make_user
+from tests.conftest import Auth, client_as, make_user
 
 
 def admin_urls(app) -> list[tuple[str, str]]:
@@ -30,9 +30,7 @@ def test_the_admin_area_has_its_pages(app):
 @pytest.mark.parametrize("role", [Role.VIEWER, Role.OPERATOR])
 def test_viewers_and_operators_get_403_on_every_admin_route(any_app, role):
     make_user(any_app, "root", Role.ADMIN)
-    make_user(any_app, role, role=role)
-    client = any_app.test_client()
-    Auth(client).login(username=role)
+    client = client_as(any_app, role)
     # A real CSRF token: the refusal must come from the role, not from the form.
     token = re.search(
         r'name="csrf-token" content="([^"]+)"', client.get("/account").get_data(as_text=True)

@@ -1,18 +1,15 @@
 """record_event and the hooks: every audited action writes one row, never a secret."""
 
-from decimal import Decimal
-
 import pytest
 
 from app.admin.audit import Action, record_event
 from app.admin.models import AuditEvent
-from app.alerts.models import Alert, AlertRule, RuleKind, Silence
+from app.alerts.models import Silence
 from app.auth.models import Role
-from app.db_types import utcnow
 from app.extensions import db
 from tests.admin.helpers import events, only_event, post, user
-from tests.conftest import PASSWORD, Auth, csrf_token_from, make_user
-from tests.positions.helpers import snap, store
+from tests.alerts.helpers import firing_btc_alert
+from tests.conftest import PASSWORD, Auth, change_password, client_as, csrf_token_from, make_user
 
 NEW_PASSWORD = "another fine password 7"
 
@@ -90,15 +87,7 @@ def test_password_change_is_recorded_without_the_passwords(any_app):
     make_user(any_app, "alice")
     client = any_app.test_client()
     Auth(client).login()
-    response = client.post(
-        "/account/password",
-        data={
-            "csrf_token": csrf_token_from(client, "/account"),
-            "pw-current_password": PASSWORD,
-            "pw-new_password": NEW_PASSWORD,
-            "pw-confirm_password": NEW_PASSWORD,
-        },
-    )
+    response = change_password(client, PASSWORD, NEW_PASSWORD)
     assert response.status_code == 302
     event = only_event(any_app, Action.PASSWORD_CHANGE, PASSWORD, NEW_PASSWORD)
     assert (event.actor_name, event.target) == ("alice", "user:alice")
@@ -188,9 +177,7 @@ RULE = {
 
 
 def test_rule_changes_are_recorded(any_app):
-    make_user(any_app, "op", Role.OPERATOR)
-    client = any_app.test_client()
-    Auth(client).login(username="op")
+    client = client_as(any_app, Role.OPERATOR, "op")
     post(client, "/alerts/rules/new", "/alerts/rules/new", **RULE)
     rule_id = int(only_event(any_app, Action.RULE_CREATE).target.split(":")[1])
     post(
@@ -222,26 +209,11 @@ def test_channel_creation_is_recorded_without_its_url(any_app, admin):
 
 @pytest.fixture
 def firing_alert(any_app):
-    with any_app.app_context():
-        db.session.add(
-            AlertRule(
-                name="BTC too big",
-                kind=RuleKind.POSITION_ABOVE,
-                asset="BTC",
-                threshold=Decimal("10"),
-                severity="critical",
-            )
-        )
-        db.session.commit()
-    store(any_app, [snap(at=utcnow(), amount="12.5")])
-    with any_app.app_context():
-        return db.session.execute(db.select(Alert.id)).scalar_one()
+    return firing_btc_alert(any_app)
 
 
 def test_acknowledge_and_silences_are_recorded(any_app, firing_alert):
-    make_user(any_app, "op", Role.OPERATOR)
-    client = any_app.test_client()
-    Auth(client).login(username="op")
+    client = client_as(any_app, Role.OPERATOR, "op")
     post(client, f"/alerts/{firing_alert}/acknowledge", "/alerts/", comment="on it")
     event = only_event(any_app, Action.ALERT_ACK)
     assert (event.actor_name, event.target) == ("op", f"alert:{firing_alert}")

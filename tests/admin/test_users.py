@@ -7,7 +7,7 @@ from app.auth.models import Role, User
 from app.auth.tokens import create_token
 from app.extensions import db
 from tests.admin.helpers import events, only_event, post, user
-from tests.conftest import PASSWORD, Auth, csrf_token_from, make_user
+from tests.conftest import PASSWORD, Auth, change_password, make_user
 
 NEW_PASSWORD = "a brand new password 42"
 
@@ -124,16 +124,7 @@ def test_reset_password_forces_a_change_and_the_temporary_one_works_once(any_app
     api = client.get("/api/v1/assets", headers={"Authorization": f"Bearer {secret}"})
     assert api.status_code == 200
 
-    token = csrf_token_from(client, "/account")
-    changed = client.post(
-        "/account/password",
-        data={
-            "csrf_token": token,
-            "pw-current_password": temporary,
-            "pw-new_password": NEW_PASSWORD,
-            "pw-confirm_password": NEW_PASSWORD,
-        },
-    )
+    changed = change_password(client, temporary, NEW_PASSWORD)
     assert changed.status_code == 302
     assert client.get("/").status_code == 200
     assert user(any_app, "bob").must_change_password is False

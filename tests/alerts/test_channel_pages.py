@@ -6,8 +6,7 @@ from app.admin.models import AuditEvent
 from app.alerts.models import AlertRule, Channel
 from app.auth.models import Role
 from app.extensions import db
-from tests.alerts.test_rule_pages import login
-from tests.conftest import csrf_token_from
+from tests.conftest import client_as, csrf_token_from
 
 SECRET_URL = "https://hooks.example.com/services/T000/B000/old-secret"
 
@@ -39,7 +38,7 @@ def events(app, action):
 
 def test_admin_changes_a_target_without_seeing_or_logging_the_old_one(app):
     channel_id = add_channel_with_rule(app)
-    admin = login(app, Role.ADMIN)
+    admin = client_as(app, Role.ADMIN)
     token = csrf_token_from(admin, "/alerts/channels")
     new_url = "https://hooks.example.com/services/T000/B000/new-secret"
 
@@ -59,7 +58,7 @@ def test_admin_changes_a_target_without_seeing_or_logging_the_old_one(app):
 
 def test_a_bad_new_target_is_refused_and_the_old_one_kept(app):
     channel_id = add_channel_with_rule(app)
-    admin = login(app, Role.ADMIN)
+    admin = client_as(app, Role.ADMIN)
     token = csrf_token_from(admin, "/alerts/channels")
 
     response = admin.post(
@@ -75,7 +74,7 @@ def test_a_bad_new_target_is_refused_and_the_old_one_kept(app):
 
 def test_disable_and_enable_a_channel(app):
     channel_id = add_channel_with_rule(app)
-    admin = login(app, Role.ADMIN)
+    admin = client_as(app, Role.ADMIN)
     token = csrf_token_from(admin, "/alerts/channels")
 
     admin.post(f"/alerts/channels/{channel_id}/toggle", data={"csrf_token": token})
@@ -87,7 +86,7 @@ def test_disable_and_enable_a_channel(app):
 
 def test_delete_removes_the_channel_from_its_rules(app):
     channel_id = add_channel_with_rule(app)
-    admin = login(app, Role.ADMIN)
+    admin = client_as(app, Role.ADMIN)
     token = csrf_token_from(admin, "/alerts/channels")
 
     response = admin.post(f"/alerts/channels/{channel_id}/delete", data={"csrf_token": token})
@@ -102,11 +101,11 @@ def test_delete_removes_the_channel_from_its_rules(app):
 
 def test_only_admins_change_channels_and_csrf_is_required(app):
     channel_id = add_channel_with_rule(app)
-    operator = login(app, Role.OPERATOR)
+    operator = client_as(app, Role.OPERATOR)
     token = csrf_token_from(operator, "/alerts/")
     for action in ("toggle", "delete", "target"):
         url = f"/alerts/channels/{channel_id}/{action}"
         assert operator.post(url, data={"csrf_token": token, "target": "x"}).status_code == 403
-    admin = login(app, Role.ADMIN)
+    admin = client_as(app, Role.ADMIN)
     assert admin.post(f"/alerts/channels/{channel_id}/delete").status_code == 400
     assert channel(app, channel_id) is not None

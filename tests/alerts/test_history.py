@@ -3,36 +3,19 @@
 import csv
 import io
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 
-from app.alerts.models import AlertRule, RuleKind
+from app.alerts.models import RuleKind
 from app.db_types import utcnow
-from app.extensions import db
+from tests.alerts.helpers import add_rule
 from tests.positions.helpers import snap, store
 
 
 @pytest.fixture
 def transitions(app):
-    with app.app_context():
-        db.session.add_all(
-            [
-                AlertRule(
-                    name="BTC cap",
-                    kind=RuleKind.POSITION_ABOVE,
-                    asset="BTC",
-                    threshold=Decimal("10"),
-                ),
-                AlertRule(
-                    name="=cmd|' /C calc'!A0",
-                    kind=RuleKind.POSITION_BELOW,
-                    asset="ETH",
-                    threshold=Decimal("0"),
-                ),
-            ]
-        )
-        db.session.commit()
+    add_rule(app, "BTC cap", "10")
+    add_rule(app, "=cmd|' /C calc'!A0", "0", kind=RuleKind.POSITION_BELOW, asset="ETH")
     now = utcnow()
     store(app, [snap(asset="BTC", at=now, amount="11"), snap(asset="ETH", at=now, amount="-1")])
     store(app, [snap(asset="BTC", at=now + timedelta(seconds=1), amount="1")])

@@ -2,46 +2,26 @@
 
 import logging
 import re
-from decimal import Decimal
 
 import pytest
 
-from app.alerts.models import Alert, AlertRule, RuleKind
+from app.alerts.models import Alert
 from app.auth.models import Role
 from app.db_types import utcnow
 from app.extensions import db
-from tests.conftest import Auth, ParsedPage, csrf_token_from, make_user
+from tests.alerts.helpers import add_rule, firing_btc_alert
+from tests.conftest import ParsedPage, client_as, csrf_token_from
 from tests.positions.helpers import snap, store
 
 
 @pytest.fixture
 def firing(app):
     """A rule broken by one snapshot: one firing alert on main/BTC."""
-    with app.app_context():
-        db.session.add(
-            AlertRule(
-                name="BTC too big",
-                kind=RuleKind.POSITION_ABOVE,
-                asset="BTC",
-                threshold=Decimal("10"),
-                severity="critical",
-            )
-        )
-        db.session.commit()
-    store(app, [snap(at=utcnow(), amount="12.5"), snap(asset="ETH", at=utcnow(), amount="99")])
-    with app.app_context():
-        return db.session.execute(db.select(Alert.id)).scalar_one()
-
-
-def client_for(app, role):
-    make_user(app, role, role=role)
-    client = app.test_client()
-    Auth(client).login(username=role)
-    return client
+    return firing_btc_alert(app, snap(asset="ETH", at=utcnow(), amount="99"))
 
 
 def test_firing_alert_is_listed_with_rule_series_and_value(app, firing):
-    html = client_for(app, Role.VIEWER).get("/alerts/").get_data(as_text=True)
+    html = client_as(app, Role.VIEWER).get("/alerts/").get_data(as_text=True)
     assert "BTC too big" in html and "main/BTC" in html and "12.5" in html
     assert 'class="badge state-firing"' in html
     # Viewers look; they get no buttons.
@@ -49,7 +29,7 @@ def test_firing_alert_is_listed_with_rule_series_and_value(app, firing):
 
 
 def test_every_page_shows_the_firing_count_and_the_overview_marks_the_row(app, firing):
-    client = client_for(app, Role.VIEWER)
+    client = client_as(app, Role.VIEWER)
     html = client.get("/").get_data(as_text=True)
     assert re.search(r'data-testid="firing-count">1<', html)
     assert "<title>(1) Positions" in html
@@ -58,7 +38,7 @@ def test_every_page_shows_the_firing_count_and_the_overview_marks_the_row(app, f
 
 
 def test_operator_acknowledges_with_a_comment(app, firing, caplog):
-    client = client_for(app, Role.OPERATOR)
+    client = client_as(app, Role.OPERATOR)
     token = csrf_token_from(client, "/alerts/")
     with caplog.at_level(logging.INFO):
         response = client.post(
@@ -75,7 +55,7 @@ def test_operator_acknowledges_with_a_comment(app, firing, caplog):
 
 
 def test_viewer_cannot_acknowledge(app, firing):
-    client = client_for(app, Role.VIEWER)
+    client = client_as(app, Role.VIEWER)
     token = csrf_token_from(client, "/alerts/")
     response = client.post(f"/alerts/{firing}/acknowledge", data={"csrf_token": token})
     assert response.status_code == 403
@@ -84,7 +64,7 @@ def test_viewer_cannot_acknowledge(app, firing):
 
 
 def test_acknowledge_needs_csrf_and_a_firing_alert(app, firing):
-    client = client_for(app, Role.OPERATOR)
+    client = client_as(app, Role.OPERATOR)
     assert client.post(f"/alerts/{firing}/acknowledge").status_code == 400
     token = csrf_token_from(client, "/alerts/")
     assert client.post("/alerts/999/acknowledge", data={"csrf_token": token}).status_code == 404
@@ -99,12 +79,12 @@ def test_acknowledge_needs_csrf_and_a_firing_alert(app, firing):
 
 
 def test_no_alerts_says_so(app):
-    html = client_for(app, Role.VIEWER).get("/alerts/").get_data(as_text=True)
+    html = client_as(app, Role.VIEWER).get("/alerts/").get_data(as_text=True)
     assert "Nothing is firing or pending" in html and "firing-count" not in html
 
 
 def test_the_badge_refreshes_alone_with_the_firing_count(app, firing):
-    client = client_for(app, Role.VIEWER)
+    client = client_as(app, Role.VIEWER)
 
     html = client.get("/alerts/badge").get_data(as_text=True)
 
@@ -116,14 +96,14 @@ def test_the_badge_refreshes_alone_with_the_firing_count(app, firing):
 
 
 def test_the_badge_is_empty_when_nothing_fires(app):
-    html = client_for(app, Role.VIEWER).get("/alerts/badge").get_data(as_text=True)
+    html = client_as(app, Role.VIEWER).get("/alerts/badge").get_data(as_text=True)
 
     assert 'data-firing="0"' in html
     assert "firing-count" not in html
 
 
 def test_live_refresh_of_the_alerts_page_gets_the_table_alone(app, firing):
-    client = client_for(app, Role.VIEWER)
+    client = client_as(app, Role.VIEWER)
 
     html = client.get("/alerts/", headers={"HX-Request": "true"}).get_data(as_text=True)
 
@@ -137,18 +117,9 @@ HOSTILE = ["<script>alert(1)</script>", "{{7*7}}", "\"'><img src=x>"]
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_rule_and_asset_names_are_escaped_on_every_alerts_page(app, name):
-    with app.app_context():
-        db.session.add(
-            AlertRule(
-                name=f"rule {name}",
-                kind=RuleKind.POSITION_ABOVE,
-                asset=name,
-                threshold=Decimal("10"),
-            )
-        )
-        db.session.commit()
+    add_rule(app, f"rule {name}", "10", asset=name)
     store(app, [snap(asset=name, account=name, at=utcnow(), amount="12.5")])
-    client = client_for(app, Role.OPERATOR)
+    client = client_as(app, Role.OPERATOR)
     for path in ("/alerts/", "/alerts/history", "/alerts/rules", "/"):
         html = client.get(path).get_data(as_text=True)
         page = ParsedPage(html)

@@ -8,11 +8,12 @@ import pytest
 
 from app.alerts.models import AlertRule, AlertTransition, Channel, RuleKind
 from app.alerts.preview import preview_rule
+from app.auth.models import Role
 from app.db_types import utcnow
 from app.extensions import db
 from app.positions.ingest import record
 from app.positions.models import LatestPosition, Position
-from tests.conftest import Auth, csrf_token_from, make_user
+from tests.conftest import client_as, csrf_token_from
 from tests.positions.helpers import snap
 
 START = utcnow().replace(microsecond=0) - timedelta(hours=2)
@@ -188,9 +189,7 @@ def test_rule_form_preview_shows_results_without_saving(app):
     with app.app_context():
         record(history(steps=20))
         db.session.commit()
-    make_user(app, "op", role="operator")
-    client = app.test_client()
-    Auth(client).login(username="op")
+    client = client_as(app, Role.OPERATOR, "op")
     token = csrf_token_from(client, "/alerts/rules/new")
     response = client.post(
         "/alerts/rules/new",

@@ -8,7 +8,7 @@ from app.alerts.models import AlertRule, Channel
 from app.auth.models import Role
 from app.extensions import db
 from tests.alerts.receivers import WebhookReceiver
-from tests.conftest import Auth, csrf_token_from, make_user
+from tests.conftest import client_as, csrf_token_from
 
 GOOD = {
     "name": "BTC cap",
@@ -28,13 +28,6 @@ GOOD = {
 }
 
 
-def login(app, role):
-    make_user(app, role, role=role)
-    client = app.test_client()
-    Auth(client).login(username=role)
-    return client
-
-
 def rules(app):
     with app.app_context():
         return db.session.execute(db.select(AlertRule)).scalars().all()
@@ -46,7 +39,7 @@ def post_rule(client, path="/alerts/rules/new", **changes):
 
 
 def test_operator_creates_edits_disables_and_deletes_a_rule(app):
-    client = login(app, Role.OPERATOR)
+    client = client_as(app, Role.OPERATOR)
     assert post_rule(client).status_code == 302
     (rule,) = rules(app)
     assert (rule.threshold, rule.clear_threshold, rule.severity) == (
@@ -81,7 +74,7 @@ def test_operator_creates_edits_disables_and_deletes_a_rule(app):
     ],
 )
 def test_rule_form_rejects_bad_input_with_a_clear_message(app, changes, message):
-    client = login(app, Role.OPERATOR)
+    client = client_as(app, Role.OPERATOR)
     response = post_rule(client, **changes)
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
@@ -92,7 +85,7 @@ def test_viewers_see_rules_but_cannot_change_them(app):
     with app.app_context():
         db.session.add(AlertRule(name="r", kind="position_above", threshold=Decimal("1")))
         db.session.commit()
-    client = login(app, Role.VIEWER)
+    client = client_as(app, Role.VIEWER)
     html = client.get("/alerts/rules").get_data(as_text=True)
     assert ">r<" in html and "Edit" not in html
     assert client.get("/alerts/rules/new").status_code == 403
@@ -103,9 +96,9 @@ def test_viewers_see_rules_but_cannot_change_them(app):
 
 
 def test_channels_are_admin_only_and_secrets_are_masked(app):
-    operator = login(app, Role.OPERATOR)
+    operator = client_as(app, Role.OPERATOR)
     assert operator.get("/alerts/channels").status_code == 403
-    admin = login(app, Role.ADMIN)
+    admin = client_as(app, Role.ADMIN)
     token = csrf_token_from(admin, "/alerts/channels")
     secret_url = "https://hooks.example.com/services/T000/B000/very-secret-token"
     response = admin.post(
@@ -128,7 +121,7 @@ def test_channels_are_admin_only_and_secrets_are_masked(app):
 
 
 def test_send_test_notification_reaches_the_receiver_or_says_why_not(app):
-    admin = login(app, Role.ADMIN)
+    admin = client_as(app, Role.ADMIN)
     with WebhookReceiver() as receiver:
         with app.app_context():
             db.session.add(Channel(name="hook", kind="webhook", target=receiver.url))
@@ -146,7 +139,7 @@ def test_rule_with_channel_selected(app):
     with app.app_context():
         db.session.add(Channel(name="hook", kind="webhook", target="https://h.example/x"))
         db.session.commit()
-    client = login(app, Role.OPERATOR)
+    client = client_as(app, Role.OPERATOR)
     assert post_rule(client, channels="1").status_code == 302
     with app.app_context():
         rule = db.session.execute(db.select(AlertRule)).scalar_one()
@@ -158,7 +151,7 @@ def test_channels_page_shows_the_delivery_log(app):
     from app.db_types import utcnow
     from tests.positions.helpers import snap, store
 
-    admin = login(app, Role.ADMIN)
+    admin = client_as(app, Role.ADMIN)
     with WebhookReceiver() as receiver:
         receiver.status = 500
         with app.app_context():

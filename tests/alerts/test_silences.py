@@ -9,7 +9,7 @@ from app.alerts.models import Alert, AlertRule, Channel, Notification, RuleKind,
 from app.auth.models import Role
 from app.db_types import utcnow
 from app.extensions import db
-from tests.conftest import Auth, csrf_token_from, make_user
+from tests.conftest import client_as, csrf_token_from
 from tests.positions.helpers import snap, store
 
 
@@ -96,16 +96,9 @@ def test_expired_silence_mutes_nothing(app, rule_id):
     assert counts(app)[1] == 1
 
 
-def login(app, role):
-    make_user(app, role, role=role)
-    client = app.test_client()
-    Auth(client).login(username=role)
-    return client
-
-
 def test_operator_silences_an_alert_in_one_click(app, rule_id):
     store(app, [snap(at=utcnow(), amount="11")])
-    client = login(app, Role.OPERATOR)
+    client = client_as(app, Role.OPERATOR)
     with app.app_context():
         alert_id = db.session.execute(db.select(Alert.id)).scalar_one()
     token = csrf_token_from(client, "/alerts/")
@@ -120,7 +113,7 @@ def test_operator_silences_an_alert_in_one_click(app, rule_id):
 
 def test_silence_form_previews_then_creates_and_expires(app, rule_id):
     store(app, [snap(at=utcnow(), amount="11"), snap(asset="ETH", at=utcnow(), amount="12")])
-    client = login(app, Role.OPERATOR)
+    client = client_as(app, Role.OPERATOR)
     token = csrf_token_from(client, "/alerts/silences")
     form = {
         "csrf_token": token,
@@ -156,7 +149,7 @@ def test_silence_form_previews_then_creates_and_expires(app, rule_id):
     ],
 )
 def test_silence_form_rejects_bad_input(app, rule_id, changes, message):
-    client = login(app, Role.OPERATOR)
+    client = client_as(app, Role.OPERATOR)
     token = csrf_token_from(client, "/alerts/silences")
     form = {
         "csrf_token": token,
@@ -177,7 +170,7 @@ def test_silence_form_rejects_bad_input(app, rule_id, changes, message):
 
 def test_viewers_see_silences_but_cannot_create_or_end_them(app, rule_id):
     add_silence(app)
-    client = login(app, Role.VIEWER)
+    client = client_as(app, Role.VIEWER)
     html = client.get("/alerts/silences").get_data(as_text=True)
     assert "maintenance" in html and "End now" not in html and "New silence" not in html
     token = csrf_token_from(client, "/alerts/silences")

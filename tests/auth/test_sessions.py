@@ -6,7 +6,15 @@ from app.auth.models import Role, User, UserSession
 from app.auth.sessions import hash_token
 from app.db_types import utcnow
 from app.extensions import db
-from tests.conftest import PASSWORD, Auth, build_app, csrf_token_from, make_user, writes_during
+from tests.conftest import (
+    PASSWORD,
+    Auth,
+    build_app,
+    change_password,
+    csrf_token_from,
+    make_user,
+    writes_during,
+)
 
 
 def session_rows(app):
@@ -61,16 +69,7 @@ def test_password_change_signs_out_the_other_browser(app, viewer):
     first, second = app.test_client(), app.test_client()
     Auth(first).login()
     Auth(second).login()
-    token = csrf_token_from(first, "/account")
-    response = first.post(
-        "/account/password",
-        data={
-            "csrf_token": token,
-            "pw-current_password": PASSWORD,
-            "pw-new_password": "a brand new passphrase",
-            "pw-confirm_password": "a brand new passphrase",
-        },
-    )
+    response = change_password(first, PASSWORD, "a brand new passphrase")
     assert response.status_code == 302
     assert first.get("/").status_code == 200
     assert second.get("/").status_code == 302
@@ -80,16 +79,7 @@ def test_password_change_signs_out_the_other_browser(app, viewer):
 
 def test_password_change_needs_the_current_password(app, client, auth, viewer):
     auth.login()
-    token = csrf_token_from(client, "/account")
-    response = client.post(
-        "/account/password",
-        data={
-            "csrf_token": token,
-            "pw-current_password": "not my password",
-            "pw-new_password": "a brand new passphrase",
-            "pw-confirm_password": "a brand new passphrase",
-        },
-    )
+    response = change_password(client, "not my password", "a brand new passphrase")
     assert response.status_code == 400
     assert "Current password is wrong" in response.get_data(as_text=True)
     auth.logout()
@@ -98,16 +88,7 @@ def test_password_change_needs_the_current_password(app, client, auth, viewer):
 
 def test_password_change_enforces_the_policy(app, client, auth, viewer):
     auth.login()
-    token = csrf_token_from(client, "/account")
-    response = client.post(
-        "/account/password",
-        data={
-            "csrf_token": token,
-            "pw-current_password": PASSWORD,
-            "pw-new_password": "short",
-            "pw-confirm_password": "short",
-        },
-    )
+    response = change_password(client, PASSWORD, "short")
     assert response.status_code == 400
     assert "at least 12 characters" in response.get_data(as_text=True)
 
@@ -240,31 +221,19 @@ def test_a_session_revoked_elsewhere_is_anonymous_on_its_next_request(app, clien
     assert client.get("/").status_code == 302
 
 
-def _change_password(client, current, new):
-    return client.post(
-        "/account/password",
-        data={
-            "csrf_token": csrf_token_from(client, "/account"),
-            "pw-current_password": current,
-            "pw-new_password": new,
-            "pw-confirm_password": new,
-        },
-    )
-
-
 def test_password_change_takes_long_passwords_whole_and_refuses_over_128(
     app, client, auth, viewer
 ):
     auth.login()
     too_long = "w" * 129
-    refused = _change_password(client, PASSWORD, too_long)
+    refused = change_password(client, PASSWORD, too_long)
     assert refused.status_code == 400
     auth.logout()
     assert auth.login(password=too_long[:128]).status_code == 200
     assert auth.login().status_code == 302
 
     long_password = "k" * 99 + "A"
-    assert _change_password(client, PASSWORD, long_password).status_code == 302
+    assert change_password(client, PASSWORD, long_password).status_code == 302
     auth.logout()
     assert auth.login(password="k" * 99 + "B").status_code == 200
     assert auth.login(password="k" * 99).status_code == 200
@@ -273,7 +242,7 @@ def test_password_change_takes_long_passwords_whole_and_refuses_over_128(
 
 def test_password_change_without_the_current_password_changes_nothing(app, client, auth, viewer):
     auth.login()
-    assert _change_password(client, "", "a brand new passphrase").status_code == 400
+    assert change_password(client, "", "a brand new passphrase").status_code == 400
     auth.logout()
     assert auth.login(password="a brand new passphrase").status_code == 200
     assert auth.login().status_code == 302

@@ -6,16 +6,15 @@ raise none while they refresh.
 
 import threading
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from playwright.sync_api import expect
 
-from app.alerts.models import AlertRule, RuleKind
 from app.auth import sessions
 from app.auth.models import Role, User
 from app.db_types import utcnow
 from app.extensions import db
+from tests.alerts.helpers import add_rule
 from tests.browser.test_walkthrough import log_in
 from tests.conftest import PASSWORD, make_user
 from tests.positions.helpers import snap, store
@@ -108,20 +107,6 @@ def ingest_in_background(app, snapshots) -> None:
     assert not thread.is_alive() and not failures, failures
 
 
-def add_rule(app, threshold="2") -> None:
-    with app.app_context():
-        db.session.add(
-            AlertRule(
-                name="BTC over " + threshold,
-                kind=RuleKind.POSITION_ABOVE,
-                asset="BTC",
-                threshold=Decimal(threshold),
-                severity="critical",
-            )
-        )
-        db.session.commit()
-
-
 def mark_document(page) -> None:
     page.evaluate("() => { window.__sameDocument = true; }")
 
@@ -174,7 +159,7 @@ def test_overview_shows_a_new_snapshot_by_itself_and_highlights_the_row(
 
 
 def test_alerts_list_badge_and_tab_title_update_by_themselves(live_app, live_server, open_page):
-    add_rule(live_app)
+    add_rule(live_app, "BTC over 2", "2", severity="critical")
     page, problems = signed_in(open_page, live_server.url, username="olivia")
     page.goto(f"{live_server.url}/alerts/")
     expect(page.get_by_text("Nothing is firing or pending")).to_be_visible()
@@ -389,7 +374,7 @@ def background_luminance(page) -> float:
 def test_overview_and_alerts_fit_a_375_px_phone_without_sideways_page_scroll(
     live_app, live_server, open_page, scheme
 ):
-    add_rule(live_app)
+    add_rule(live_app, "BTC over 2", "2", severity="critical")
     store(
         live_app,
         [
@@ -487,7 +472,7 @@ CONTRAST = """(selectors) => {
 def test_text_contrast_is_sufficient_and_focus_is_visible_in_both_themes(
     live_app, live_server, open_page, scheme
 ):
-    add_rule(live_app)
+    add_rule(live_app, "BTC over 2", "2", severity="critical")
     store(live_app, [snap(asset="BTC", at=utcnow(), amount="12.5")])
     page, problems = signed_in(open_page, live_server.url, username="olivia", color_scheme=scheme)
     for path in ("/", "/alerts/"):

@@ -6,14 +6,12 @@ history ones into docs/screenshots/ for the README.
 
 import math
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from playwright.sync_api import expect
 
-from app.alerts.models import AlertRule, RuleKind
 from app.db_types import utcnow
-from app.extensions import db
+from tests.alerts.helpers import add_rule
 from tests.browser.test_walkthrough import log_in
 from tests.conftest import PASSWORD, make_user
 from tests.positions.helpers import snap, store
@@ -42,17 +40,7 @@ def demo(live_server):
     ]
     # One feed went quiet an hour ago: its row shows as stale.
     snapshots.append(snap(account="main", asset="DOGE", at=now - timedelta(hours=1), amount="1e4"))
-    with app.app_context():
-        db.session.add(
-            AlertRule(
-                name="BTC position over 4",
-                kind=RuleKind.POSITION_ABOVE,
-                asset="BTC",
-                threshold=Decimal("4"),
-                severity="critical",
-            )
-        )
-        db.session.commit()
+    add_rule(app, "BTC position over 4", "4", severity="critical")
     store(app, snapshots)
     store(app, [snap(account="main", asset="BTC", at=utcnow(), amount="4.5", price="64200")])
     return app

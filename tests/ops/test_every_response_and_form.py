@@ -8,7 +8,7 @@ from app.auth.access import requires_role
 from app.auth.models import Role
 from app.extensions import db
 from tests.api.conftest import bearer
-from tests.conftest import Auth, build_app, make_user, writes_during
+from tests.conftest import Auth, build_app, client_as, make_user, writes_during
 from tests.ops.test_headers_and_errors import assert_security_headers
 
 METRICS_TOKEN = "m" * 40
@@ -106,9 +106,7 @@ def admin_client(app):
     """An admin with a live session (id 1) and a token (id 1), so ids in URLs exist."""
     from tests.api.conftest import Tokens
 
-    make_user(app, "root", Role.ADMIN)
-    client = app.test_client()
-    assert Auth(client).login(username="root").status_code == 302
+    client = client_as(app, Role.ADMIN, "root")
     Tokens(app).create("read")
     return client
 

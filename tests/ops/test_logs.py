@@ -12,7 +12,7 @@ from app.ops.logs import (
     RequestContextFilter,
     SingleLineFormatter,
 )
-from tests.conftest import PASSWORD, Auth, csrf_token_from, make_user
+from tests.conftest import PASSWORD, Auth, change_password, csrf_token_from, make_user
 
 
 def _record(message, *args):
@@ -102,15 +102,7 @@ def test_passwords_cookies_and_tokens_never_reach_the_logs_in_a_whole_flow(app, 
             headers = {"Authorization": f"Bearer {secret}"}
             assert client.get("/api/v1/assets", headers=headers).status_code == 200
             client.get("/api/v1/assets", query_string={"token": secret})
-            changed = client.post(
-                "/account/password",
-                data={
-                    "csrf_token": csrf,
-                    "pw-current_password": PASSWORD,
-                    "pw-new_password": new_password,
-                    "pw-confirm_password": new_password,
-                },
-            )
+            changed = change_password(client, PASSWORD, new_password, csrf_token=csrf)
             assert changed.status_code == 302
             auth.logout()
             assert auth.login(password=new_password).status_code == 302

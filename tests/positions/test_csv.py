@@ -16,7 +16,6 @@ from app.extensions import db
 from app.positions import cli, csv_io
 from app.positions.ingest import Snapshot
 from app.positions.models import LatestPosition, Position
-from tests.conftest import Auth, make_user
 from tests.positions.helpers import T0, snap, store
 
 HEADER = "account,asset,timestamp,amount,price\r\n"
@@ -341,14 +340,6 @@ def test_each_command_has_help(runner):
 
 
 # --- the web download ---------------------------------------------------------------
-
-
-@pytest.fixture
-def viewer_client(any_app):
-    make_user(any_app, "alice")
-    client = any_app.test_client()
-    assert Auth(client).login().status_code == 302
-    return client
 
 
 def test_download_streams_the_filtered_range_as_an_attachment(any_app, viewer_client):

@@ -9,16 +9,8 @@ import pytest
 from app.auth.models import User
 from app.db_types import utcnow
 from app.extensions import db
-from tests.conftest import Auth, ParsedPage, make_user
+from tests.conftest import ParsedPage
 from tests.positions.helpers import snap, store
-
-
-@pytest.fixture
-def viewer_client(any_app):
-    make_user(any_app, "alice")
-    client = any_app.test_client()
-    assert Auth(client).login().status_code == 302
-    return client
 
 
 def cells(html: str, table_id: str) -> list[list[str]]:

@@ -14,18 +14,9 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.positions import buckets, series, sparklines
 from app.positions.models import LatestPosition, Position
-from tests.conftest import Auth, make_user
 from tests.positions.helpers import T0, snap, store
 
 JSON = {"Accept": "application/json"}
-
-
-@pytest.fixture
-def viewer_client(any_app):
-    make_user(any_app, "alice")
-    client = any_app.test_client()
-    assert Auth(client).login().status_code == 302
-    return client
 
 
 def epoch(moment: datetime) -> float:
