@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, or_, select
 
 from app.admin.audit import Action
 from app.admin.models import AuditEvent
@@ -70,11 +70,11 @@ def audit_page(filters: AuditFilters, cursor: Cursor | None, limit: int) -> Audi
     """One page of events, newest first, keyset-paginated on (at, id)."""
     query = _filtered(filters)
     if cursor is not None:
+        # `at <=` is a range the (at, id) index can seek to; the OR only steps past
+        # the rows of the cursor's moment already shown.
         query = query.where(
-            or_(
-                AuditEvent.at < cursor.timestamp,
-                and_(AuditEvent.at == cursor.timestamp, AuditEvent.id < cursor.id),
-            )
+            AuditEvent.at <= cursor.timestamp,
+            or_(AuditEvent.at < cursor.timestamp, AuditEvent.id < cursor.id),
         )
     rows = list(db.session.execute(query.limit(limit + 1)).scalars())
     next_cursor = None
@@ -93,13 +93,18 @@ def _safe(text: str | None) -> str:
 
 
 def audit_csv(filters: AuditFilters) -> Iterator[str]:
-    """The filtered events as CSV text; cells a spreadsheet would run as formulas are quoted."""
+    """The filtered events as CSV text; cells a spreadsheet would run as formulas are quoted.
+
+    Read one keyset page per chunk, so no database cursor stays open while the
+    download is written out.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    query = _filtered(filters).execution_options(yield_per=CSV_BATCH)
-    for count, event in enumerate(db.session.execute(query).scalars(), start=1):
-        writer.writerow(
+    cursor = None
+    while True:
+        page = audit_page(filters, cursor, CSV_BATCH)
+        writer.writerows(
             [
                 utc_iso(event.at),
                 _safe(event.actor_name),
@@ -109,9 +114,11 @@ def audit_csv(filters: AuditFilters) -> Iterator[str]:
                 _safe(event.ip_address),
                 _safe(event.user_agent),
             ]
+            for event in page.rows
         )
-        if count % CSV_BATCH == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+        yield buffer.getvalue()
+        if page.next_cursor is None:
+            return
+        buffer.seek(0)
+        buffer.truncate()
+        cursor = page.next_cursor

@@ -84,7 +84,6 @@ def create_user(
         must_change_password=must_change_password,
     )
     db.session.add(user)
-    db.session.flush()
     record_event(
         Action.USER_CREATE,
         target=user_target(user),
@@ -98,13 +97,17 @@ def create_user(
 
 
 def _other_active_admins(user: User) -> int:
-    # Locked rows (PostgreSQL) so two admins cannot demote each other at once.
+    # Every active admin's row is locked (PostgreSQL), the user's own included and in
+    # one order: two admins demoting each other then run one after the other, and the
+    # second sees the first's change and is refused. Locking only the other admins'
+    # rows let both pass the check and then deadlock on each other's update.
     ids = db.session.execute(
         select(User.id)
-        .where(User.role == Role.ADMIN, User.active.is_(True), User.id != user.id)
+        .where(User.role == Role.ADMIN, User.active.is_(True))
+        .order_by(User.id)
         .with_for_update()
     ).scalars()
-    return len(list(ids))
+    return sum(1 for admin_id in ids if admin_id != user.id)
 
 
 def _check_keeps_an_admin(actor: User, user: User, what: str) -> None:
