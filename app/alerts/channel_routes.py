@@ -133,7 +133,7 @@ def delete_channel(channel_id: int):
 @requires_role(Role.ADMIN)
 def test_channel(channel_id: int):
     """Send a test notification to a channel now."""
-    channel = db.session.get(Channel, channel_id) or abort(404)
+    channel = _channel_or_404(channel_id)
     payload = {
         "version": "4",
         "groupKey": f"test/channel:{channel.id}",

@@ -6,7 +6,6 @@ feeds, pending periods, reminders) and rule preview. Rule values come from
 `app.alerts.values`, the state machine from `app.alerts.state`.
 """
 
-from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Row, or_, select, text
@@ -17,15 +16,12 @@ from app.alerts.models import ANY, AlertRule, AlertState, RuleKind
 from app.alerts.silences import active_silences
 from app.alerts.state import Transition, apply, is_breached, next_state
 from app.alerts.values import Series, active_alerts, read, rule_values
-from app.alerts.values import window_change as window_change  # rule preview uses it
 from app.db_types import utcnow
 from app.extensions import db
 
 
-def enabled_rules(kinds: Iterable[str] | None = None) -> list[AlertRule]:
+def enabled_rules() -> list[AlertRule]:
     query = select(AlertRule).where(AlertRule.enabled.is_(True)).order_by(AlertRule.id)
-    if kinds is not None:
-        query = query.where(AlertRule.kind.in_(list(kinds)))
     return list(db.session.execute(query).scalars())
 
 

@@ -12,8 +12,9 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from app.alerts.engine import next_state, window_change
 from app.alerts.models import ANY, AlertRule, AlertState, RuleKind
+from app.alerts.state import next_state
+from app.alerts.values import window_change
 from app.db_types import EXACT
 from app.extensions import db
 from app.positions.models import Position

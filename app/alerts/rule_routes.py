@@ -1,4 +1,4 @@
-"""Rule and channel pages: list, create, edit, enable, delete; channels for admins."""
+"""Rule pages: list, create, edit (with preview), enable, delete."""
 
 import logging
 
@@ -18,7 +18,7 @@ from app.extensions import db
 
 log = logging.getLogger(__name__)
 
-# Mounted at /alerts beside the alerts list: /alerts/rules, /alerts/channels.
+# Mounted at /alerts beside the alerts list: /alerts/rules.
 bp = Blueprint("alert_rules", __name__)
 
 RULE_FIELDS = [
