@@ -115,10 +115,9 @@
   // entered; hovering near one shows its rule, state, account and value.
   function markersPlugin(markers, palette, clock, onDrawn) {
     let tip = null;
-    function visible(u) {
-      const { min, max } = u.scales.x;
-      return markers.filter((m) => m.time >= min && m.time <= max);
-    }
+    // The markers in view at the last draw: uPlot draws after every scale change and
+    // before moving the cursor, so hovering reuses them instead of filtering per move.
+    let drawn = [];
     return {
       hooks: {
         init(u) {
@@ -131,15 +130,16 @@
           const ctx = u.ctx;
           const ratio = uPlot.pxRatio;
           const { top, height } = u.bbox;
-          const drawn = visible(u);
+          const { min, max } = u.scales.x;
+          drawn = markers.filter((m) => m.time >= min && m.time <= max);
           ctx.save();
+          ctx.lineWidth = 2 * ratio;
+          ctx.setLineDash([5 * ratio, 4 * ratio]);
           for (const m of drawn) {
             const x = Math.round(u.valToPos(m.time, "x", true));
             const colour = palette.states[m.state] || palette.states.normal;
             ctx.strokeStyle = colour;
             ctx.fillStyle = colour;
-            ctx.lineWidth = 2 * ratio;
-            ctx.setLineDash([5 * ratio, 4 * ratio]);
             ctx.beginPath();
             ctx.moveTo(x, top);
             ctx.lineTo(x, top + height);
@@ -159,7 +159,7 @@
           const near =
             left == null || left < 0
               ? []
-              : visible(u).filter((m) => Math.abs(u.valToPos(m.time, "x") - left) <= MARKER_HOVER_PX);
+              : drawn.filter((m) => Math.abs(u.valToPos(m.time, "x") - left) <= MARKER_HOVER_PX);
           tip.hidden = near.length === 0;
           if (!near.length) return;
           tip.replaceChildren(
@@ -217,6 +217,7 @@
     if (!xs.length) return null;
     const palette = colours(box);
     const markers = payload.markers || [];
+    const markerTimes = markers.map((m) => m.time);
     const axis = {
       stroke: palette.axis,
       grid: { stroke: palette.grid, width: 1 },
@@ -234,9 +235,8 @@
           // The window asked for, so an hour shows as an hour however sparse its data;
           // an open end stretches to now or to the data, and to any marker past it.
           range(u, min, max) {
-            const times = markers.map((m) => m.time);
-            let lo = win.from !== null ? win.from : Math.min(min, ...times);
-            let hi = win.to !== null ? win.to : Math.max(max, ...times, win.from !== null ? win.now : max);
+            let lo = win.from !== null ? win.from : Math.min(min, ...markerTimes);
+            let hi = win.to !== null ? win.to : Math.max(max, ...markerTimes, win.from !== null ? win.now : max);
             if (hi - lo < 1) [lo, hi] = [lo - 60, hi + 60];
             return [lo, hi];
           },

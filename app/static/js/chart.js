@@ -21,8 +21,8 @@
   const metricGroup = root.querySelector(".chart-metric");
   const form = document.getElementById("history-filters");
   if (typeof uPlot === "undefined" || !window.HistoryChart) {
-    root.querySelector(".chart-message").textContent = "Could not load the chart: its scripts did not load.";
-    root.querySelector(".chart-message").hidden = false;
+    message.textContent = "Could not load the chart: its scripts did not load.";
+    message.hidden = false;
     root.dataset.state = "error";
     return;
   }

@@ -11,6 +11,8 @@
   var signedOut = false;
   var HIGHLIGHT_MS = 3000;
   var pending = {}; // region id → what its rows and scroll looked like before the swap
+  // Pages without a live region (the login page) never run the timer, tab switches included.
+  var live = document.querySelector("[data-live]") !== null;
 
   function visible() {
     return document.visibilityState === "visible";
@@ -46,7 +48,7 @@
   });
 
   function start() {
-    if (timer === null && !signedOut) timer = window.setInterval(refresh, seconds * 1000);
+    if (timer === null && live && !signedOut) timer = window.setInterval(refresh, seconds * 1000);
   }
 
   function stop() {
@@ -157,7 +159,6 @@
     if (region.id === "firing-badge") showFiringInTitle(region);
   });
 
-
   function showFiringInTitle(badge) {
     var firing = Number(badge.dataset.firing) || 0;
     var title = document.title.replace(/^\(\d+\) /, "");
@@ -174,5 +175,5 @@
     if (isLive(event.detail.elt)) notice("Cannot reach the server; retrying.", false);
   });
 
-  if (document.querySelector("[data-live]")) start();
+  start();
 })();

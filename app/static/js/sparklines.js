@@ -124,11 +124,13 @@
     var region = document.getElementById("overview-live");
     var url = region && region.dataset.sparklinesUrl;
     if (!url) return;
-    // Draw what we have at once (no blank flash after a refresh), then anything newer.
-    fill(region, cache);
+    // Draw what we have at once (no blank flash after a refresh), then anything newer;
+    // series still fresh (or a failed fetch) come back as the same object: drawn already.
+    var drawn = cache;
+    fill(region, drawn);
     load(url).then(function (series) {
       var current = document.getElementById("overview-live");
-      if (current) fill(current, series);
+      if (current && series !== drawn) fill(current, series);
     });
   }
 
