@@ -174,10 +174,22 @@ def postgres_database(url: str) -> str:
     return make_url(url).database or "postgres"
 
 
-def check_loopback(parser, url: str) -> None:
+def add_postgres_url(parser, scratch: str) -> None:
+    """The --postgres-url option, from which the benchmark creates `scratch`."""
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("BENCH_POSTGRES_URL"),
+        help=f"a PostgreSQL database on loopback to create {scratch} from "
+        "(default: $BENCH_POSTGRES_URL; PostgreSQL is skipped without one)",
+    )
+
+
+def check_loopback(parser, url: str | None) -> None:
     """Refuse a --postgres-url off loopback: scratch databases are created and dropped there."""
     from sqlalchemy.engine import make_url
 
+    if not url:
+        return
     host = make_url(url).host or ""
     if host not in LOOPBACK:
         parser.error(f"--postgres-url must point at loopback, not {host or 'a socket'!r}")

@@ -57,6 +57,7 @@ from _common import (
     BenchError,
     ScratchDatabases,
     add_ingest_user,
+    add_postgres_url,
     app_env,
     check_loopback,
     handle_signals,
@@ -644,12 +645,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=200, help="timed batches")
     parser.add_argument("--batch-size", type=int, default=1000, help="snapshots per batch")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("BENCH_POSTGRES_URL"),
-        help="a PostgreSQL database on loopback to create scratch databases from "
-        "(default: $BENCH_POSTGRES_URL; PostgreSQL is skipped without one)",
-    )
+    add_postgres_url(parser, "scratch databases")
     parser.add_argument("--clients", type=int, default=2, help="concurrent client threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
     parser.add_argument("--warmup-batches", type=int, default=4, help="untimed batches first")
@@ -671,8 +667,7 @@ def parse_args(argv=None):
         parser.error("--warmup-batches must be >= 0")
     if args.batches * args.batch_size > 10_000_000:
         parser.error("at most 10,000,000 snapshots")
-    if args.postgres_url:
-        check_loopback(parser, args.postgres_url)
+    check_loopback(parser, args.postgres_url)
     return args
 
 

@@ -27,8 +27,8 @@ The exit status is 0 when every SQLite range passes, 1 when one fails, 2 on erro
 """
 
 import argparse
+import contextlib
 import gc
-import os
 import secrets
 import sqlite3
 import sys
@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 from _common import (
@@ -44,6 +45,7 @@ from _common import (
     SQLITE_DATETIME,
     BenchError,
     ScratchDatabases,
+    add_postgres_url,
     app_env,
     bench_settings,
     check_loopback,
@@ -289,20 +291,32 @@ def measure_ranges(backend, app, end, args, url, conninfo=None) -> list[Measured
 # ------------------------------------------------------------------------ backends
 
 
-def bench_sqlite(args, workdir: Path, end: datetime) -> tuple[list[Measured], float | None]:
+@contextlib.contextmanager
+def loaded_app(backend: str, url: str, load, rows_per_account: int, end: datetime, note=""):
+    """The app on the migrated database `url` after `load`, its rollups current; then disposed."""
     from app import create_app
+    from app.extensions import db
 
-    path = workdir / "series.sqlite3"
-    url = f"sqlite:///{path}"
     secret_key = secrets.token_hex(32)
     migrate_database(app_env(url, secret_key))
     began = time.perf_counter()
-    load_sqlite(path, args.rows // len(ACCOUNTS), end)
+    load(rows_per_account, end)
     app = create_app(bench_settings(url, secret_key))
     total = finish_database(app, end)
-    print(f"sqlite: {total:,} snapshots loaded in {time.perf_counter() - began:.1f} s")
-    print(f"sqlite: {bring_rollups_current(app).line()}")
+    print(f"{backend}: {total:,} snapshots loaded in {time.perf_counter() - began:.1f} s")
+    print(f"{backend}: {bring_rollups_current(app).line()}{note}")
     try:
+        yield app
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def bench_sqlite(args, workdir: Path, end: datetime) -> tuple[list[Measured], float | None]:
+    path = workdir / "series.sqlite3"
+    url = f"sqlite:///{path}"
+    load = partial(load_sqlite, path)
+    with loaded_app("sqlite", url, load, args.rows // len(ACCOUNTS), end) as app:
         # CPU the rest of the machine used meanwhile: SQLite runs inside this process.
         busy_before, cpu_before, began = machine_busy(), time.process_time(), time.monotonic()
         measured = measure_ranges("sqlite", app, end, args, url)
@@ -311,34 +325,16 @@ def bench_sqlite(args, workdir: Path, end: datetime) -> tuple[list[Measured], fl
         if busy_before is not None and busy_after is not None:
             other_load = max(0.0, busy_after - busy_before - own) / (time.monotonic() - began)
         return measured, other_load
-    finally:
-        with app.app_context():
-            from app.extensions import db
-
-            db.engine.dispose()
 
 
 def bench_postgres(args, scratch: ScratchDatabases, end: datetime) -> list[Measured]:
-    from app import create_app
-
     name = f"bench_{secrets.token_hex(4)}_series"
     scratch.create(name)
     url, conninfo = postgres_urls(args.postgres_url, name)
-    secret_key = secrets.token_hex(32)
-    migrate_database(app_env(url, secret_key))
-    began = time.perf_counter()
-    load_postgres(conninfo, args.rows // len(ACCOUNTS), end)
-    app = create_app(bench_settings(url, secret_key))
-    total = finish_database(app, end)
-    print(f"postgresql: {total:,} snapshots loaded in {time.perf_counter() - began:.1f} s")
-    print(f"postgresql: {bring_rollups_current(app).line()}; the server's CPU not counted")
-    try:
+    load = partial(load_postgres, conninfo)
+    note = "; the server's CPU not counted"
+    with loaded_app("postgresql", url, load, args.rows // len(ACCOUNTS), end, note) as app:
         return measure_ranges("postgresql", app, end, args, url, conninfo)
-    finally:
-        with app.app_context():
-            from app.extensions import db
-
-            db.engine.dispose()
 
 
 # -------------------------------------------------------------------------- report
@@ -384,18 +380,12 @@ def parse_args(argv=None):
     parser.add_argument("--rows", type=int, default=1_000_000, help="snapshots to load")
     parser.add_argument("--requests", type=int, default=30, help="timed requests per range")
     parser.add_argument("--warmup", type=int, default=3, help="untimed requests first")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("BENCH_POSTGRES_URL"),
-        help="a PostgreSQL database on loopback to create a scratch database from "
-        "(default: $BENCH_POSTGRES_URL; PostgreSQL is skipped without one)",
-    )
+    add_postgres_url(parser, "a scratch database")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     if not 1_000 <= args.rows <= 20_000_000 or args.requests < 1 or args.warmup < 0:
         parser.error("--rows 1,000 to 20,000,000, --requests >= 1, --warmup >= 0")
-    if args.postgres_url:
-        check_loopback(parser, args.postgres_url)
+    check_loopback(parser, args.postgres_url)
     return args
 
 
