@@ -98,9 +98,11 @@ def button(page, name):
 
 def wait_for_chart(page, state="ready"):
     """Wait until the chart has settled (drawn, empty or failed), then check which."""
+    # Null-safe: right after a navigation the new page's chart may not exist yet, and a
+    # predicate that throws ends the wait instead of retrying.
     page.wait_for_function(
         "() => { const el = document.getElementById('chart');"
-        " return ['ready', 'empty', 'error'].includes(el.dataset.state)"
+        " return el !== null && ['ready', 'empty', 'error'].includes(el.dataset.state)"
         " && !el.hasAttribute('aria-busy'); }"
     )
     info = chart_info(page)
@@ -383,7 +385,8 @@ def test_chart_follows_the_width_of_a_phone_screen(page, artifacts_dir):
     wide = page.locator(f"{CHART} canvas").bounding_box()["width"]
     page.set_viewport_size({"width": 375, "height": 740})
     page.wait_for_function(
-        "() => document.querySelector('#chart canvas').getBoundingClientRect().width < 375"
+        "() => { const canvas = document.querySelector('#chart canvas');"
+        " return canvas !== null && canvas.getBoundingClientRect().width < 375; }"
     )
     canvas = page.locator(f"{CHART} canvas").bounding_box()
     assert canvas["width"] < wide
