@@ -5,7 +5,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 
-from flask import Flask, current_app, g, has_request_context, request, session
+from flask import Flask, current_app, g, request, session
 from flask_login import current_user
 from jinja2 import pass_context
 
@@ -126,17 +126,27 @@ def exact(value: Decimal | None) -> str:
 
 
 def duration(delta: timedelta) -> str:
-    """A compact age: 45s, 3m 12s, 2h 5m, 4d 1h."""
+    """A compact age, its two largest units, a trailing zero dropped: 45s, 3m 12s, 2h, 4d 1h."""
     seconds = max(0, int(delta.total_seconds()))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
-    while len(parts) > 1 and parts[0][0] == 0:
-        parts.pop(0)
-    # The two largest units, dropping a trailing zero: "5m", "3m 12s", "2d 4h".
-    shown = [f"{value}{unit}" for value, unit in parts[:2] if value or (value, unit) == parts[0]]
-    return " ".join(shown)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, rest = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {rest}s" if rest else f"{minutes}m"
+    hours, rest = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {rest}m" if rest else f"{hours}h"
+    days, rest = divmod(hours, 24)
+    return f"{days}d {rest}h" if rest else f"{days}d"
+
+
+# A page that counted the firing alerts itself leaves the count here for the layout.
+FIRING_COUNT_KEY = "firing_count"
+
+
+def _firing_count() -> int:
+    count = g.pop(FIRING_COUNT_KEY, None)
+    return firing_count() if count is None else count
 
 
 def firing_alerts_context() -> dict:
@@ -145,7 +155,7 @@ def firing_alerts_context() -> dict:
         return {}
     tz = viewer_timezone()
     return {
-        "firing_alerts": firing_count(),
+        "firing_alerts": _firing_count(),
         "display_timezone": tz.key,
         "show_utc": showing_utc(),
         VIEWER_TZ_KEY: tz,
@@ -167,19 +177,17 @@ def cached_url_for(build: Callable[..., str]) -> Callable[..., str]:
     cache: dict[tuple, str] = {}
 
     def url_for(endpoint: str, **values) -> str:
-        if (
-            endpoint.startswith(".")
-            or any(name.startswith("_") for name in values)
-            or not has_request_context()
-        ):
+        if endpoint[0] == "." or (values and any(name[0] == "_" for name in values)):
             return build(endpoint, **values)
         try:
-            key = (endpoint, request.script_root, frozenset(values.items()))
+            key = (endpoint, request.script_root, *values.items())
+            if endpoint == "static":
+                key += (static_version(values.get("filename", "")),)
+            url = cache.get(key)
+        except RuntimeError:  # outside a request
+            return build(endpoint, **values)
         except TypeError:  # an unhashable argument (a list of query values)
             return build(endpoint, **values)
-        if endpoint == "static":
-            key += (static_version(values.get("filename", "")),)
-        url = cache.get(key)
         if url is None:
             url = build(endpoint, **values)
             if len(cache) >= URL_CACHE_SIZE:

@@ -36,9 +36,11 @@ def firing_count() -> int:
     return db.session.execute(FIRING_COUNT).scalar_one()
 
 
-def firing_series() -> set[tuple[str, str]]:
-    """(account, asset) pairs with a firing alert; asset "*" for account-wide rules."""
-    return {(account, asset) for account, asset in db.session.execute(FIRING_SERIES)}
+def firing_series() -> tuple[int, set[tuple[str, str]]]:
+    """How many alerts are firing, and the (account, asset) pairs they are on (asset "*"
+    for account-wide rules): one read for a page that shows both."""
+    rows = db.session.execute(FIRING_SERIES).all()
+    return len(rows), {(account, asset) for account, asset in rows}
 
 
 def transitions(
@@ -78,14 +80,23 @@ def transitions(
 # Every state but normal, spelled out so the query can use the index on state
 # rather than read every alert of every rule (`state != 'normal'` cannot).
 NOT_NORMAL = tuple(state for state in AlertState.ALL if state != AlertState.NORMAL)
+_rule = AlertRule.__table__.c
+# Read-only rows (state, account, value, since, rule name): the page shows them and
+# changes nothing, so no ORM objects.
 ALERTS_FOR_ASSET = (
-    select(Alert)
-    .options(joinedload(Alert.rule))
-    .where(Alert.state.in_(NOT_NORMAL), Alert.asset == bindparam("asset"))
-    .order_by(Alert.state_since.desc())
+    select(
+        _alert.state,
+        _alert.account,
+        _alert.value,
+        _alert.state_since,
+        _rule.name.label("rule_name"),
+    )
+    .join_from(Alert.__table__, AlertRule.__table__, _alert.rule_id == _rule.id)
+    .where(_alert.state.in_(NOT_NORMAL), _alert.asset == bindparam("asset"))
+    .order_by(_alert.state_since.desc())
 )
 
 
-def alerts_for_asset(asset: str) -> list[Alert]:
+def alerts_for_asset(asset: str) -> list:
     """Alerts of an asset that are not back to normal, for its history page."""
-    return list(db.session.execute(ALERTS_FOR_ASSET, {"asset": asset}).scalars())
+    return db.session.execute(ALERTS_FOR_ASSET, {"asset": asset}).all()

@@ -171,6 +171,16 @@ def history_page(
     return HistoryPage(rows, next_cursor)
 
 
+# Snapshots as read before, by the text SQLite gave: a stored snapshot never changes,
+# so the same text always makes the same row, and a page read again (every visit,
+# every refresh) skips the parsing and hands out the same row objects, which lets
+# positions.tables reuse their rendering. Only text is a key: PostgreSQL's Decimals
+# compare equal across scales (1.0 == 1.00), and their rows need no parsing. Cleared
+# when full.
+SNAPSHOT_CACHE_SIZE = 10_000
+_snapshots: dict[tuple, SnapshotRow] = {}
+
+
 def _snapshot_rows(result) -> list[SnapshotRow]:
     """What UTCDateTime and ExactDecimal make of the stored values, for plain-typed rows.
 
@@ -178,9 +188,12 @@ def _snapshot_rows(result) -> list[SnapshotRow]:
     datetimes and Decimals; both become aware UTC datetimes and exact Decimals.
     """
     rows = []
-    for row_id, account, asset, at, amount, price in result:
-        rows.append(
-            SnapshotRow(
+    for stored in result:
+        key = tuple(stored)
+        row = _snapshots.get(key)
+        if row is None:
+            row_id, account, asset, at, amount, price = key
+            row = SnapshotRow(
                 row_id,
                 account,
                 asset,
@@ -188,7 +201,11 @@ def _snapshot_rows(result) -> list[SnapshotRow]:
                 Decimal(amount),
                 None if price is None else Decimal(price),
             )
-        )
+            if isinstance(amount, str):
+                if len(_snapshots) >= SNAPSHOT_CACHE_SIZE:
+                    _snapshots.clear()
+                _snapshots[key] = row
+        rows.append(row)
     return rows
 
 

@@ -9,6 +9,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     jsonify,
     render_template,
     request,
@@ -21,7 +22,7 @@ from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import utcnow
 from app.positions import csv_io, queries, series, sparklines, tables
-from app.templating import FilterError, parse_local_datetime, viewer_timezone
+from app.templating import FIRING_COUNT_KEY, FilterError, parse_local_datetime, viewer_timezone
 
 bp = Blueprint("positions", __name__)
 
@@ -35,8 +36,10 @@ def overview():
     """Show the latest position of every (account, asset)."""
     now = utcnow()
     stale_after = timedelta(seconds=current_app.config["STALE_AFTER_SECONDS"])
+    firing_count, firing = firing_series()
+    g.setdefault(FIRING_COUNT_KEY, firing_count)  # the layout's badge shows it
     rows = tables.overview_rows(
-        queries.latest_position_rows(), now, stale_after, firing_series(), viewer_timezone()
+        queries.latest_position_rows(), now, stale_after, firing, viewer_timezone()
     )
     # The live refresh asks for the table alone; a normal visit gets the whole page.
     template = (

@@ -9,7 +9,8 @@ import pytest
 from app.auth.models import User
 from app.db_types import utcnow
 from app.extensions import db
-from tests.conftest import ParsedPage
+from app.positions.models import LatestPosition, Position
+from tests.conftest import Auth, ParsedPage, make_user
 from tests.positions.helpers import snap, store
 
 
@@ -61,8 +62,6 @@ def test_overview_marks_rows_older_than_the_limit_stale(any_app, viewer_client):
 
 
 def test_overview_is_answered_from_latest_rows_not_history(any_app, viewer_client):
-    from app.positions.models import Position
-
     store(any_app, [snap(minutes=i) for i in range(3)])
     with any_app.app_context():
         db.session.execute(db.delete(Position))
@@ -279,3 +278,43 @@ def test_overview_leaves_the_sparklines_to_their_own_request(any_app, viewer_cli
     html = response.get_data(as_text=True)
     assert 'data-sparklines-url="/overview/sparklines"' in html
     assert '<td class="spark"></td>' in html
+
+
+def test_history_shows_the_digits_stored_now_after_a_snapshot_is_replaced(any_app, viewer_client):
+    # Rows are reused between requests; 1.00 equals 1.0 as a number, so only keying
+    # them by what is stored keeps the page showing the digits sent.
+    store(any_app, [snap(amount="1.0", price="2.0")])
+    assert cells(viewer_client.get("/positions/BTC").text, "history")[0][2:] == [
+        "1.0",
+        "2.0",
+        "2.00",
+    ]
+    with any_app.app_context():
+        db.session.execute(db.delete(Position))
+        db.session.execute(db.delete(LatestPosition))
+        db.session.commit()
+    store(any_app, [snap(amount="1.00", price="2")])
+    assert cells(viewer_client.get("/positions/BTC").text, "history")[0][2:] == [
+        "1.00",
+        "2",
+        "2.00",
+    ]
+
+
+def test_history_rows_are_shown_in_each_viewers_own_timezone(any_app, viewer_client):
+    store(any_app, [snap(minutes=m) for m in range(3)])
+    make_user(any_app, "kenji", role="viewer")
+    with any_app.app_context():
+        db.session.execute(
+            db.update(User).where(User.username == "kenji").values(timezone="Asia/Tokyo")
+        )
+        db.session.commit()
+    tokyo = any_app.test_client()
+    assert Auth(tokyo).login(username="kenji").status_code == 302
+    for _ in range(2):  # the second round reads rows rendered by the first
+        assert cells(viewer_client.get("/positions/BTC").text, "history")[0][0] == (
+            "2026-03-01 12:02:00 UTC"
+        )
+        assert cells(tokyo.get("/positions/BTC").text, "history")[0][0] == (
+            "2026-03-01 21:02:00 JST"
+        )
