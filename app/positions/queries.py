@@ -72,8 +72,13 @@ class HistoryPage:
 _latest = LatestPosition.__table__.c
 _position = Position.__table__.c
 
+# Read as the driver gives them, like the history's rows (see _history_statement).
 LATEST_ROWS = select(
-    _latest.account, _latest.asset, _latest.timestamp, _latest.amount, _latest.price
+    _latest.account,
+    _latest.asset,
+    type_coerce(_latest.timestamp, String()),
+    type_coerce(_latest.amount, String()),
+    type_coerce(_latest.price, String()),
 ).order_by(_latest.asset, _latest.account)
 ASSET_EXISTS = select(_latest.asset).where(_latest.asset == bindparam("asset")).limit(1)
 ACCOUNTS_FOR_ASSET = (
@@ -90,10 +95,13 @@ def latest_positions() -> list[LatestPosition]:
     )
 
 
-def latest_position_rows() -> list:
-    """The same as latest_positions, as read-only rows (account, asset, timestamp,
+def latest_position_rows() -> list[tuple]:
+    """The same as latest_positions, as read-only tuples (account, asset, timestamp,
     amount, price): the overview loads no objects it would never change."""
-    return db.session.execute(LATEST_ROWS).all()
+    return [
+        (account, asset, _utc(at), Decimal(amount), None if price is None else Decimal(price))
+        for account, asset, at, amount, price in db.session.execute(LATEST_ROWS)
+    ]
 
 
 def asset_exists(asset: str) -> bool:
