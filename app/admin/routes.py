@@ -21,7 +21,7 @@ from app.admin.audit import Action
 from app.admin.forms import CreateUserForm, RoleForm
 from app.auth import sessions
 from app.auth.access import requires_role
-from app.auth.forms import ConfirmForm
+from app.auth.forms import ConfirmForm, require_confirmation
 from app.auth.models import ApiToken, Role, User, UserSession
 from app.auth.passwords import PasswordPolicyError
 from app.extensions import db
@@ -31,12 +31,6 @@ from app.templating import FilterError
 log = logging.getLogger(__name__)
 
 bp = Blueprint("admin", __name__)
-
-AUDIT_PAGE_SIZE = 100
-
-
-def _user_or_404(user_id: int) -> User:
-    return db.session.get(User, user_id) or abort(404)
 
 
 def _render_users(form: CreateUserForm | None = None, created=None, status: int = 200):
@@ -117,14 +111,14 @@ def create_user():
 @requires_role(Role.ADMIN)
 def user_detail(user_id: int):
     """Show one user: role, status, password reset, sessions and tokens."""
-    return _render_user(_user_or_404(user_id))
+    return _render_user(db.get_or_404(User, user_id))
 
 
 @bp.route("/users/<int:user_id>/role", methods=["POST"])
 @requires_role(Role.ADMIN)
 def change_role(user_id: int):
     """Change a user's role."""
-    user = _user_or_404(user_id)
+    user = db.get_or_404(User, user_id)
     form = RoleForm()
     if not form.validate_on_submit():
         return _render_user(user, role_form=form, status=400)
@@ -145,11 +139,6 @@ def change_role(user_id: int):
     return redirect(url_for("admin.user_detail", user_id=user.id))
 
 
-def _confirmed() -> None:
-    if not ConfirmForm().validate_on_submit():
-        abort(400, description="The form expired; reload the page and try again.")
-
-
 def _refused(user: User, exc: users.AdminError):
     db.session.rollback()
     flash(str(exc), "error")
@@ -160,8 +149,8 @@ def _refused(user: User, exc: users.AdminError):
 @requires_role(Role.ADMIN)
 def disable_user(user_id: int):
     """Disable a user: no more logins, their live sessions end now."""
-    user = _user_or_404(user_id)
-    _confirmed()
+    user = db.get_or_404(User, user_id)
+    require_confirmation()
     try:
         ended = users.disable_user(current_user, user)
     except users.AdminError as exc:
@@ -176,8 +165,8 @@ def disable_user(user_id: int):
 @requires_role(Role.ADMIN)
 def enable_user(user_id: int):
     """Let a disabled user log in again."""
-    user = _user_or_404(user_id)
-    _confirmed()
+    user = db.get_or_404(User, user_id)
+    require_confirmation()
     try:
         users.enable_user(user)
     except users.AdminError as exc:
@@ -192,8 +181,8 @@ def enable_user(user_id: int):
 @requires_role(Role.ADMIN)
 def reset_password(user_id: int):
     """Set a temporary password, shown once, that the user must change at next login."""
-    user = _user_or_404(user_id)
-    _confirmed()
+    user = db.get_or_404(User, user_id)
+    require_confirmation()
     try:
         temporary = users.reset_password(current_user, user)
     except users.AdminError as exc:
@@ -208,8 +197,8 @@ def reset_password(user_id: int):
 @requires_role(Role.ADMIN)
 def revoke_session(user_id: int, session_id: int):
     """Sign out one of a user's sessions."""
-    user = _user_or_404(user_id)
-    _confirmed()
+    user = db.get_or_404(User, user_id)
+    require_confirmation()
     row = db.session.get(UserSession, session_id)
     if row is None or row.user_id != user.id or row.revoked_at is not None:
         abort(404)
@@ -224,8 +213,8 @@ def revoke_session(user_id: int, session_id: int):
 @requires_role(Role.ADMIN)
 def revoke_token(user_id: int, token_id: int):
     """Revoke one of a user's API tokens."""
-    user = _user_or_404(user_id)
-    _confirmed()
+    user = db.get_or_404(User, user_id)
+    require_confirmation()
     token = db.session.get(ApiToken, token_id)
     if token is None or token.user_id != user.id or token.revoked_at is not None:
         abort(404)
@@ -251,7 +240,7 @@ def audit():
     except (FilterError, BadCursor) as exc:
         flash(str(exc), "error")
         filters, cursor, status = queries.AuditFilters(), None, 400
-    limit = current_app.config.get("AUDIT_PAGE_SIZE", AUDIT_PAGE_SIZE)
+    limit = current_app.config["AUDIT_PAGE_SIZE"]
     page = queries.audit_page(filters, cursor, limit)
     return (
         render_template(

@@ -8,7 +8,14 @@ from sqlalchemy import func, select
 
 from app.admin.audit import Action, record_event, user_target
 from app.auth import sessions, tokens
-from app.auth.models import ApiToken, Role, User, UserSession
+from app.auth.models import (
+    ApiToken,
+    Role,
+    User,
+    UsernameError,
+    UserSession,
+    normalise_username,
+)
 from app.auth.passwords import hash_password
 from app.extensions import db
 
@@ -49,13 +56,12 @@ def user_tokens(user: User) -> list[ApiToken]:
     )
 
 
-def normalise_username(raw: str) -> str:
-    """The stored form of a username, or AdminError saying what is wrong."""
-    name = (raw or "").strip().lower()
-    if not name or len(name) > 64:
-        raise AdminError("Username must be 1 to 64 characters.")
-    if any(c.isspace() or not c.isprintable() for c in name):
-        raise AdminError("Username must not contain spaces or control characters.")
+def new_username(raw: str) -> str:
+    """The stored form of a username no one has, or AdminError saying what is wrong."""
+    try:
+        name = normalise_username(raw)
+    except UsernameError as exc:
+        raise AdminError(str(exc)) from None
     if db.session.execute(select(User.id).where(User.username == name)).first():
         raise AdminError(f"A user named {name!r} exists.")
     return name
@@ -73,7 +79,7 @@ def create_user(
 
     Raises AdminError for a bad username and PasswordPolicyError for a bad password.
     """
-    name = normalise_username(username)
+    name = new_username(username)
     if role not in Role.ALL:
         raise AdminError("Unknown role.")
     generated = None if password else generate_password()

@@ -26,6 +26,7 @@ from app.auth.forms import (
     ConfirmForm,
     TimezoneForm,
     TokenForm,
+    require_confirmation,
 )
 from app.auth.models import ApiToken, Role, UserSession
 from app.auth.passwords import (
@@ -149,9 +150,7 @@ def report_browser_timezone():
 @requires_role(Role.VIEWER)
 def toggle_utc():
     """Switch every time shown in this browser session between my timezone and UTC."""
-    form = ConfirmForm()
-    if not form.validate_on_submit():
-        abort(400, description="The form expired; reload the page and try again.")
+    require_confirmation()
     session[SHOW_UTC_KEY] = not showing_utc()
     return redirect(safe_next(request.form.get("next")) or url_for("positions.overview"))
 

@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 
 from app.admin.audit import CLI_ACTOR, Action, record_event, user_target
 from app.auth import sessions
-from app.auth.models import Role, User
+from app.auth.models import Role, User, UsernameError, normalise_username
 from app.auth.passwords import PasswordPolicyError, hash_password
 from app.extensions import db
 
@@ -40,13 +40,11 @@ def _hash_or_fail(password: str) -> str:
 
 
 def validate_username(username: str) -> str:
-    """Normalise a username, or raise ClickException saying what is wrong."""
-    name = username.strip().lower()
-    if not name or len(name) > 64:
-        raise click.ClickException("Username must be 1 to 64 characters.")
-    if any(c.isspace() or not c.isprintable() for c in name):
-        raise click.ClickException("Username must not contain spaces or control characters.")
-    return name
+    """The stored form of a username, or ClickException saying what is wrong."""
+    try:
+        return normalise_username(username)
+    except UsernameError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @users_cli.command("create")

@@ -1,5 +1,6 @@
 """Forms of the auth room; Flask-WTF adds the CSRF token to each."""
 
+from flask import abort
 from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
@@ -40,6 +41,12 @@ class ConfirmForm(FlaskForm):
     """A POST button with nothing but its CSRF token."""
 
     submit = SubmitField("Confirm")
+
+
+def require_confirmation() -> None:
+    """Stop a button's POST with 400 unless its ConfirmForm validates."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400, description="The form expired; reload the page and try again.")
 
 
 class TokenForm(FlaskForm):

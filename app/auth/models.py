@@ -22,10 +22,27 @@ class Role:
         return cls.ALL.index(role)
 
 
+USERNAME_MAX_LENGTH = 64
+
+
+class UsernameError(ValueError):
+    """A username that cannot be stored; the message says why."""
+
+
+def normalise_username(raw: str) -> str:
+    """The stored form of a username (trimmed, lower case), or UsernameError saying why not."""
+    name = (raw or "").strip().lower()
+    if not name or len(name) > USERNAME_MAX_LENGTH:
+        raise UsernameError(f"Username must be 1 to {USERNAME_MAX_LENGTH} characters.")
+    if any(c.isspace() or not c.isprintable() for c in name):
+        raise UsernameError("Username must not contain spaces or control characters.")
+    return name
+
+
 class User(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     # Stored lower-cased: usernames are case-insensitive everywhere.
-    username: Mapped[str] = mapped_column(String(64), unique=True)
+    username: Mapped[str] = mapped_column(String(USERNAME_MAX_LENGTH), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default=Role.VIEWER)
     active: Mapped[bool] = mapped_column(default=True)
