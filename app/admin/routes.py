@@ -202,7 +202,7 @@ def revoke_session(user_id: int, session_id: int):
     row = db.session.get(UserSession, session_id)
     if row is None or row.user_id != user.id or row.revoked_at is not None:
         abort(404)
-    users.revoke_session(user, row)
+    users.revoke_session(row, "revoked_by_admin")
     db.session.commit()
     log.info("session revoked: admin=%s session=%s", current_user.username, row.id)
     flash("Session signed out.", "success")
@@ -218,7 +218,7 @@ def revoke_token(user_id: int, token_id: int):
     token = db.session.get(ApiToken, token_id)
     if token is None or token.user_id != user.id or token.revoked_at is not None:
         abort(404)
-    users.revoke_token(user, token)
+    users.revoke_token(token)
     db.session.commit()
     log.info("token revoked: admin=%s token=%s", current_user.username, token.id)
     flash(f"Token {token.name!r} revoked.", "success")

@@ -170,15 +170,23 @@ def reset_password(actor: User, user: User) -> str:
     return temporary
 
 
-def revoke_session(user: User, row: UserSession) -> None:
-    sessions.revoke(row, "revoked_by_admin")
-    record_event(Action.SESSION_REVOKE, target=f"session:{row.id}", detail={"user": user.username})
+def revoke_session(row: UserSession, reason: str, *, actor: User | str | None = None) -> None:
+    """End one session and audit it (actor: the request's user by default)."""
+    sessions.revoke(row, reason)
+    record_event(
+        Action.SESSION_REVOKE,
+        target=f"session:{row.id}",
+        detail={"user": row.user.username},
+        actor=actor,
+    )
 
 
-def revoke_token(user: User, token: ApiToken) -> None:
+def revoke_token(token: ApiToken, *, actor: User | str | None = None) -> None:
+    """Revoke one API token and audit it (actor: the request's user by default)."""
     tokens.revoke_token(token)
     record_event(
         Action.TOKEN_REVOKE,
         target=f"token:{token.id}",
-        detail={"name": token.name, "owner": user.username},
+        detail={"name": token.name, "owner": token.user.username},
+        actor=actor,
     )

@@ -18,6 +18,7 @@ from flask import (
 )
 from flask_login import current_user, logout_user
 
+from app.admin import users
 from app.admin.audit import Action, record_event, user_target
 from app.auth import sessions, tokens
 from app.auth.access import requires_role
@@ -162,10 +163,7 @@ def revoke_session(session_id: int):
     row = db.session.get(UserSession, session_id)
     if row is None or row.user_id != current_user.id or row.revoked_at is not None:
         abort(404)
-    sessions.revoke(row, "signed_out_by_user")
-    record_event(
-        Action.SESSION_REVOKE, target=f"session:{row.id}", detail={"user": current_user.username}
-    )
+    users.revoke_session(row, "signed_out_by_user")
     db.session.commit()
     flash("Session signed out.", "success")
     if row.id == current_user.current_session.id:
@@ -241,12 +239,7 @@ def revoke_token(token_id: int):
     )
     if not allowed or token.revoked_at is not None:
         abort(404)
-    tokens.revoke_token(token)
-    record_event(
-        Action.TOKEN_REVOKE,
-        target=f"token:{token.id}",
-        detail={"name": token.name, "owner": token.user.username},
-    )
+    users.revoke_token(token)
     db.session.commit()
     log.info("token revoked: user=%s token=%s", current_user.username, token.id)
     flash(f"Token {token.name!r} revoked.", "success")

@@ -5,10 +5,11 @@ from datetime import UTC, datetime
 import click
 from flask.cli import AppGroup
 
+from app.admin import users
 from app.admin.audit import CLI_ACTOR, Action, record_event
 from app.auth.cli import find_user
 from app.auth.models import ApiToken, Scope
-from app.auth.tokens import create_token, revoke_token
+from app.auth.tokens import create_token
 from app.extensions import db
 
 tokens_cli = AppGroup("tokens", help="Create, list and revoke API tokens.")
@@ -95,12 +96,6 @@ def revoke(token_id):
         raise click.ClickException(f"No token #{token_id}.")
     if token.revoked_at is not None:
         raise click.ClickException(f"Token #{token_id} is already revoked.")
-    revoke_token(token)
-    record_event(
-        Action.TOKEN_REVOKE,
-        target=f"token:{token.id}",
-        detail={"name": token.name, "owner": token.user.username},
-        actor=CLI_ACTOR,
-    )
+    users.revoke_token(token, actor=CLI_ACTOR)
     db.session.commit()
     click.echo(f"Revoked token #{token_id} {token.name!r}.")
