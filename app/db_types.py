@@ -89,3 +89,21 @@ def sqlite_datetime_text(moment: datetime) -> str:
 
 def parse_sqlite_datetime(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def driver_decimal(value: str | Decimal | None) -> Decimal | None:
+    """An ExactDecimal value as a driver returns it (SQLite: the stored text)."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    return Decimal(value)
+
+
+def driver_utc(value: str | datetime | None) -> datetime | None:
+    """A UTCDateTime value as a driver returns it, aware in UTC: SQLite gives the
+    stored naive UTC text, PostgreSQL an aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        # One parse with the zone, no replace() (slower, on a hot path).
+        return datetime.fromisoformat(value + "+00:00")
+    return value.astimezone(UTC)

@@ -1,9 +1,15 @@
 """Read queries of the alerts room."""
 
-from sqlalchemy import bindparam, case, func, select
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+from sqlalchemy import bindparam, case, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from app.alerts.models import Alert, AlertRule, AlertState, AlertTransition
+from app.db_reads import DriverRead
+from app.db_types import driver_decimal, driver_utc
 from app.extensions import db
 
 
@@ -20,27 +26,27 @@ def open_alerts() -> list[Alert]:
     )
 
 
-# The layout counts firing alerts on every page: statements built once skip
-# SQLAlchemy's per-call construction and cache-key work, and table columns (not ORM
-# attributes) keep the ORM out of a read that loads no objects. Both use the index
-# on alert.state.
+# The layout counts firing alerts on every page: fixed reads of table columns on the
+# driver's cursor (app.db_reads). Both use the index on alert.state.
 _alert = Alert.__table__.c
-FIRING_COUNT = (
+FIRING_COUNT = DriverRead(
     select(func.count()).select_from(Alert.__table__).where(_alert.state == AlertState.FIRING)
 )
-FIRING_SERIES = select(_alert.account, _alert.asset).where(_alert.state == AlertState.FIRING)
+FIRING_SERIES = DriverRead(
+    select(_alert.account, _alert.asset).where(_alert.state == AlertState.FIRING)
+)
 
 
 def firing_count() -> int:
     """How many alerts are firing now."""
-    return db.session.execute(FIRING_COUNT).scalar_one()
+    return FIRING_COUNT.first()[0]
 
 
 def firing_series() -> tuple[int, set[tuple[str, str]]]:
     """How many alerts are firing, and the (account, asset) pairs they are on (asset "*"
     for account-wide rules): one read for a page that shows both."""
-    rows = db.session.execute(FIRING_SERIES).all()
-    return len(rows), {(account, asset) for account, asset in rows}
+    rows = FIRING_SERIES.rows()
+    return len(rows), set(rows)
 
 
 def transitions(
@@ -83,7 +89,7 @@ NOT_NORMAL = tuple(state for state in AlertState.ALL if state != AlertState.NORM
 _rule = AlertRule.__table__.c
 # Read-only rows (state, account, value, since, rule name): the page shows them and
 # changes nothing, so no ORM objects.
-ALERTS_FOR_ASSET = (
+ALERTS_FOR_ASSET = DriverRead(
     select(
         _alert.state,
         _alert.account,
@@ -92,11 +98,25 @@ ALERTS_FOR_ASSET = (
         _rule.name.label("rule_name"),
     )
     .join_from(Alert.__table__, AlertRule.__table__, _alert.rule_id == _rule.id)
-    .where(_alert.state.in_(NOT_NORMAL), _alert.asset == bindparam("asset"))
+    .where(
+        or_(*(_alert.state == state for state in NOT_NORMAL)),
+        _alert.asset == bindparam("asset"),
+    )
     .order_by(_alert.state_since.desc())
 )
 
 
-def alerts_for_asset(asset: str) -> list:
+class AssetAlert(NamedTuple):
+    state: str
+    account: str
+    value: Decimal | None
+    state_since: datetime
+    rule_name: str
+
+
+def alerts_for_asset(asset: str) -> list[AssetAlert]:
     """Alerts of an asset that are not back to normal, for its history page."""
-    return db.session.execute(ALERTS_FOR_ASSET, {"asset": asset}).all()
+    return [
+        AssetAlert(state, account, driver_decimal(value), driver_utc(since), rule_name)
+        for state, account, value, since, rule_name in ALERTS_FOR_ASSET.rows(asset=asset)
+    ]

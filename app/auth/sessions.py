@@ -3,13 +3,15 @@
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from flask import current_app, request
 from flask_login import current_user
 from sqlalchemy import bindparam, select, update
 
 from app.auth.models import Role, User, UserSession
-from app.db_types import utcnow
+from app.db_reads import DriverRead
+from app.db_types import driver_utc, utcnow
 from app.extensions import db
 
 
@@ -45,7 +47,7 @@ class SessionUser:
     is_authenticated = True
     is_anonymous = False
 
-    def __init__(self, row, token: str):
+    def __init__(self, row: "SessionRow", token: str):
         self.id = row.user_id
         self.username = row.username
         self.role = row.role
@@ -87,13 +89,48 @@ class SessionUser:
         return f"<SessionUser {self.username} {self.role}>"
 
 
-# Runs on every request, so it is built once, over table columns: SQLAlchemy reuses
-# its compiled form, and the row comes back through Core without ORM objects.
+class SessionRow(NamedTuple):
+    """A session and its user, as the session check reads them."""
+
+    session_id: int
+    user_id: int
+    created_at: datetime
+    last_seen_at: datetime
+    revoked_at: datetime | None
+    username: str
+    role: str
+    active: bool
+    timezone: str
+    timezone_chosen: bool
+    must_change_password: bool
+
+    @classmethod
+    def from_driver(cls, values: tuple) -> "SessionRow":
+        """From the driver's values: times as text and flags as 0/1 on SQLite."""
+        (session_id, user_id, created, seen, revoked, username, role, active, tz, chosen,
+         must_change) = values  # fmt: skip
+        return cls(
+            session_id,
+            user_id,
+            driver_utc(created),
+            driver_utc(seen),
+            driver_utc(revoked),
+            username,
+            role,
+            bool(active),
+            tz,
+            bool(chosen),
+            bool(must_change),
+        )
+
+
+# Runs on every request: read on the driver's cursor (app.db_reads), one row of
+# table columns, no ORM objects.
 _session = UserSession.__table__.c
 _user = User.__table__.c
-SESSION_BY_TOKEN_HASH = (
+SESSION_BY_TOKEN_HASH = DriverRead(
     select(
-        _session.id.label("session_id"),
+        _session.id,
         _session.user_id,
         _session.created_at,
         _session.last_seen_at,
@@ -122,8 +159,11 @@ EXPIRE_SESSION = (
 
 def load_session_user(token: str) -> SessionUser | None:
     """Return the user of a live session, or None if it is revoked, expired or unknown."""
-    row = db.session.execute(SESSION_BY_TOKEN_HASH, {"token_hash": hash_token(token)}).first()
-    if row is None or row.revoked_at is not None or not row.active:
+    found = SESSION_BY_TOKEN_HASH.first(token_hash=hash_token(token))
+    if found is None:
+        return None
+    row = SessionRow.from_driver(found)
+    if row.revoked_at is not None or not row.active:
         return None
     cfg = current_app.config
     now = utcnow()

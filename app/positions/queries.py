@@ -3,12 +3,14 @@
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
-from sqlalchemy import Select, String, bindparam, or_, select, type_coerce
+from sqlalchemy import bindparam, or_, select
 
+from app.db_reads import DriverRead
+from app.db_types import driver_decimal, driver_utc
 from app.extensions import db
 from app.positions.models import LatestPosition, Position
 from app.positions.points import EPOCH, MICROSECOND
@@ -72,16 +74,15 @@ class HistoryPage:
 _latest = LatestPosition.__table__.c
 _position = Position.__table__.c
 
-# Read as the driver gives them, like the history's rows (see _history_statement).
-LATEST_ROWS = select(
-    _latest.account,
-    _latest.asset,
-    type_coerce(_latest.timestamp, String()),
-    type_coerce(_latest.amount, String()),
-    type_coerce(_latest.price, String()),
-).order_by(_latest.asset, _latest.account)
-ASSET_EXISTS = select(_latest.asset).where(_latest.asset == bindparam("asset")).limit(1)
-ACCOUNTS_FOR_ASSET = (
+LATEST_ROWS = DriverRead(
+    select(
+        _latest.account, _latest.asset, _latest.timestamp, _latest.amount, _latest.price
+    ).order_by(_latest.asset, _latest.account)
+)
+ASSET_EXISTS = DriverRead(
+    select(_latest.asset).where(_latest.asset == bindparam("asset")).limit(1)
+)
+ACCOUNTS_FOR_ASSET = DriverRead(
     select(_latest.account).where(_latest.asset == bindparam("asset")).order_by(_latest.account)
 )
 
@@ -99,40 +100,34 @@ def latest_position_rows() -> list[tuple]:
     """The same as latest_positions, as read-only tuples (account, asset, timestamp,
     amount, price): the overview loads no objects it would never change."""
     return [
-        (account, asset, _utc(at), Decimal(amount), None if price is None else Decimal(price))
-        for account, asset, at, amount, price in db.session.execute(LATEST_ROWS)
+        (account, asset, driver_utc(at), driver_decimal(amount), driver_decimal(price))
+        for account, asset, at, amount, price in LATEST_ROWS.rows()
     ]
 
 
 def asset_exists(asset: str) -> bool:
-    return db.session.execute(ASSET_EXISTS, {"asset": asset}).first() is not None
+    return ASSET_EXISTS.first(asset=asset) is not None
 
 
 def accounts_for_asset(asset: str) -> list[str]:
-    return list(db.session.execute(ACCOUNTS_FOR_ASSET, {"asset": asset}).scalars())
+    return [account for (account,) in ACCOUNTS_FOR_ASSET.rows(asset=asset)]
 
 
-_history_statements: dict[tuple[bool, bool, bool, bool], Select] = {}
+_history_statements: dict[tuple[bool, bool, bool, bool], DriverRead] = {}
 
 
-def _history_statement(account: bool, start: bool, end: bool, cursor: bool) -> Select:
+def _history_statement(account: bool, start: bool, end: bool, cursor: bool) -> DriverRead:
     """The history query for one combination of filters, built on first use."""
     shape = (account, start, end, cursor)
     query = _history_statements.get(shape)
     if query is not None:
         return query
     c = _position
-    # The columns' own types would convert each value through two Python-level
-    # processors; read as the driver gives them and finished in _snapshot_rows, at
-    # about half the cost for a page of 100 rows.
-    query = select(
-        c.id,
-        c.account,
-        c.asset,
-        type_coerce(c.timestamp, String()),
-        type_coerce(c.amount, String()),
-        type_coerce(c.price, String()),
-    ).where(c.asset == bindparam("asset"))
+    # Read as the driver gives them and finished in _snapshot_rows: the columns' own
+    # types would convert each value through two Python-level processors.
+    query = select(c.id, c.account, c.asset, c.timestamp, c.amount, c.price).where(
+        c.asset == bindparam("asset")
+    )
     if account:
         query = query.where(c.account == bindparam("account"))
     if start:
@@ -149,9 +144,9 @@ def _history_statement(account: bool, start: bool, end: bool, cursor: bool) -> S
                 c.id < bindparam("cursor_id"),
             ),
         )
-    query = query.order_by(c.timestamp.desc(), c.id.desc()).limit(bindparam("limit"))
-    _history_statements[shape] = query
-    return query
+    read = DriverRead(query.order_by(c.timestamp.desc(), c.id.desc()).limit(bindparam("limit")))
+    _history_statements[shape] = read
+    return read
 
 
 def history_page(
@@ -171,7 +166,7 @@ def history_page(
     if cursor is not None:
         params["cursor_timestamp"] = cursor.timestamp
         params["cursor_id"] = cursor.id
-    rows = _snapshot_rows(db.session.execute(query, params).all())
+    rows = _snapshot_rows(query.rows(**params))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -196,8 +191,7 @@ def _snapshot_rows(result) -> list[SnapshotRow]:
     datetimes and Decimals; both become aware UTC datetimes and exact Decimals.
     """
     rows = []
-    for stored in result:
-        key = tuple(stored)
+    for key in result:  # the driver's tuples
         row = _snapshots.get(key)
         if row is None:
             row_id, account, asset, at, amount, price = key
@@ -205,7 +199,7 @@ def _snapshot_rows(result) -> list[SnapshotRow]:
                 row_id,
                 account,
                 asset,
-                _utc(at),
+                driver_utc(at),
                 Decimal(amount),
                 None if price is None else Decimal(price),
             )
@@ -215,10 +209,3 @@ def _snapshot_rows(result) -> list[SnapshotRow]:
                 _snapshots[key] = row
         rows.append(row)
     return rows
-
-
-def _utc(value: str | datetime) -> datetime:
-    if isinstance(value, str):
-        # The stored naive UTC text, with its zone: one parse, no replace() (slow).
-        return datetime.fromisoformat(value + "+00:00")
-    return value.astimezone(UTC)

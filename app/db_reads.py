@@ -1,0 +1,90 @@
+"""Fixed reads that every page runs, executed on the driver's cursor.
+
+SQLAlchemy's execute path costs about 80 µs a statement on top of what SQLite
+itself spends on a one-row read (bench/pages.py --profile), and every page runs a
+few fixed reads: the session check, the firing count, the page's own query. A
+`DriverRead` compiles its Core statement once per dialect and runs it on the cursor
+of the session's own connection, in the session's transaction like any other read.
+
+What it keeps from SQLAlchemy: the SQL and parameter style of each dialect, the
+parameters' bind processors (a datetime is stored as the column type stores it), and
+errors as SQLAlchemy's (`OperationalError` → 503), with a lost connection invalidated.
+What it leaves out: result processing. Rows come back as the driver makes them (text
+times and decimals on SQLite; datetimes and Decimals on PostgreSQL); the caller
+finishes them, as positions.queries does for its rows.
+"""
+
+from typing import NamedTuple
+
+from sqlalchemy import Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+
+from app.extensions import db
+
+
+class _Compiled(NamedTuple):
+    sql: str
+    defaults: dict  # every parameter, with the values bound in the statement
+    processors: dict  # parameter name -> bind processor, for those that have one
+    positions: tuple[str, ...] | None  # the order of a positional style's parameters
+
+
+class DriverRead:
+    """A Core SELECT run on the driver's cursor: `rows(**params)` → driver tuples."""
+
+    def __init__(self, statement: Select):
+        self.statement = statement
+        self._compiled: dict[str, _Compiled] = {}
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect)
+            if "POSTCOMPILE" in compiled.string:
+                # An IN list is written out per execution by SQLAlchemy; spell it as
+                # ORed equalities instead.
+                raise ValueError("DriverRead takes no expanding (IN list) parameters")
+            processors = {}
+            for bind, name in compiled.bind_names.items():
+                processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                if processor is not None:
+                    processors[name] = processor
+            positions = tuple(compiled.positiontup) if compiled.positional else None
+            found = _Compiled(compiled.string, dict(compiled.params), processors, positions)
+            self._compiled[dialect.name] = found
+        return found
+
+    def rows(self, **params) -> list[tuple]:
+        """The rows for these parameters; names the statement does not use are ignored."""
+        connection = db.session.connection()
+        compiled = self._compile(connection.dialect)
+        values = {name: params.get(name, value) for name, value in compiled.defaults.items()}
+        for name, processor in compiled.processors.items():
+            if values[name] is not None:
+                values[name] = processor(values[name])
+        if compiled.positions is not None:
+            values = tuple(values[name] for name in compiled.positions)
+        dbapi_connection = connection.connection
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(compiled.sql, values)
+            return cursor.fetchall()
+        except connection.dialect.loaded_dbapi.Error as exc:
+            lost = connection.dialect.is_disconnect(exc, dbapi_connection, cursor)
+            if lost:
+                connection.invalidate(exc)
+            raise DBAPIError.instance(
+                compiled.sql,
+                values,
+                exc,
+                connection.dialect.loaded_dbapi.Error,
+                connection_invalidated=lost,
+                dialect=connection.dialect,
+            ) from exc
+        finally:
+            cursor.close()
+
+    def first(self, **params) -> tuple | None:
+        found = self.rows(**params)
+        return found[0] if found else None

@@ -1,0 +1,85 @@
+"""Fixed reads on the driver's cursor: the same rows as SQLAlchemy, its errors, its transaction."""
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import DBAPIError
+
+from app.db_reads import DriverRead
+from app.db_types import driver_decimal, driver_utc
+from app.extensions import db
+from app.positions.models import Position
+from tests.positions.helpers import T0, snap, store
+
+_position = Position.__table__.c
+WINDOW = DriverRead(
+    select(_position.account, _position.timestamp, _position.amount)
+    .where(
+        _position.asset == bindparam("asset"),
+        _position.timestamp >= bindparam("start"),
+        _position.timestamp < bindparam("end"),
+    )
+    .order_by(_position.timestamp, _position.account)
+)
+
+
+def test_rows_match_sqlalchemys_with_datetimes_bound_as_the_column_stores_them(any_app):
+    store(
+        any_app,
+        [snap(account=a, minutes=m, amount=f"{m}.10") for m in range(5) for a in ("x", "y")]
+        + [snap(asset="ETH", minutes=2)],
+    )
+    # Bounds in another zone: only the column type's processing makes them UTC text.
+    tokyo = ZoneInfo("Asia/Tokyo")
+    start, end = T0 + timedelta(minutes=1), T0 + timedelta(minutes=3)
+    params = {"asset": "BTC", "start": start.astimezone(tokyo), "end": end.astimezone(tokyo)}
+    with any_app.app_context():
+        expected = db.session.execute(
+            select(Position.account, Position.timestamp, Position.amount)
+            .where(
+                Position.asset == params["asset"],
+                Position.timestamp >= params["start"],
+                Position.timestamp < params["end"],
+            )
+            .order_by(Position.timestamp, Position.account)
+        ).all()
+        got = [
+            (account, driver_utc(at), driver_decimal(amount))
+            for account, at, amount in WINDOW.rows(**params)
+        ]
+    assert got == [tuple(row) for row in expected]
+    assert [str(amount) for _, _, amount in got] == ["1.10", "1.10", "2.10", "2.10"]
+
+
+def test_reads_inside_the_sessions_own_transaction(any_app):
+    with any_app.app_context():
+        db.session.add(
+            Position(account="x", asset="BTC", timestamp=T0, amount=snap().amount, price=None)
+        )
+        db.session.flush()  # not committed: only this transaction can see it
+        assert len(WINDOW.rows(asset="BTC", start=T0, end=T0 + timedelta(1))) == 1
+        db.session.rollback()
+        assert WINDOW.rows(asset="BTC", start=T0, end=T0 + timedelta(1)) == []
+
+
+def test_a_database_error_is_sqlalchemys_and_the_session_recovers(any_app):
+    broken = DriverRead(select(_position.id).where(_position.asset == bindparam("asset")))
+    with any_app.app_context():
+        with db.engine.begin() as connection:
+            connection.execute(db.text("ALTER TABLE position RENAME TO position_gone"))
+        try:
+            with pytest.raises(DBAPIError):
+                broken.rows(asset="BTC")
+            db.session.rollback()
+        finally:
+            with db.engine.begin() as connection:
+                connection.execute(db.text("ALTER TABLE position_gone RENAME TO position"))
+        assert broken.rows(asset="BTC") == []
+
+
+def test_an_in_list_is_refused_when_first_used(app):
+    in_list = DriverRead(select(_position.id).where(_position.asset.in_(["BTC", "ETH"])))
+    with app.app_context(), pytest.raises(ValueError, match="IN list"):
+        in_list.rows()
