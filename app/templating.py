@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from flask import Flask, current_app, g, request, session
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 from jinja2 import pass_context
 
 from app.alerts.queries import firing_count
@@ -144,18 +145,43 @@ def duration(delta: timedelta) -> str:
 FIRING_COUNT_KEY = "firing_count"
 
 
+# The layout's CSRF token by (signing secret, session secret); see layout_csrf_token.
+_signed_csrf_tokens: dict[tuple[str, str], str] = {}
+
+
+def layout_csrf_token() -> str:
+    """The CSRF token the layout's forms carry, signed once per session secret.
+
+    Flask-WTF signs the session's secret anew on every page (~0.1 ms). With no time
+    limit on tokens (WTF_CSRF_TIME_LIMIT = None) a signed token is valid for as long
+    as its session, so one signature serves every page of it.
+    """
+    config = current_app.config
+    raw = session.get(config["WTF_CSRF_FIELD_NAME"])
+    if raw is None or config["WTF_CSRF_TIME_LIMIT"] is not None:
+        return generate_csrf()
+    key = (config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key, raw)
+    token = _signed_csrf_tokens.get(key)
+    if token is None:
+        token = _remember(_signed_csrf_tokens, key, generate_csrf())
+    return token
+
+
 def _firing_count() -> int:
     count = g.pop(FIRING_COUNT_KEY, None)
     return firing_count() if count is None else count
 
 
-def firing_alerts_context() -> dict:
-    """Every logged-in page shows how many alerts are firing, and which zone times are in."""
+def layout_context() -> dict:
+    """What every logged-in page shows: the firing count, the zone of its times; and the
+    session's CSRF token for its forms."""
     if not getattr(current_user, "is_authenticated", False):
         return {}
     tz = viewer_timezone()
     return {
         "firing_alerts": _firing_count(),
+        # Replaces Flask-WTF's csrf_token() for logged-in pages.
+        "csrf_token": layout_csrf_token,
         "display_timezone": tz.key,
         "show_utc": showing_utc(),
         VIEWER_TZ_KEY: tz,
@@ -200,7 +226,7 @@ def cached_url_for(build: Callable[..., str]) -> Callable[..., str]:
 
 def register_template_filters(app: Flask) -> None:
     app.jinja_env.globals["url_for"] = cached_url_for(app.url_for)
-    app.context_processor(firing_alerts_context)
+    app.context_processor(layout_context)
     app.add_template_filter(local_time_filter, "localtime")
     app.add_template_filter(utc_iso, "utc")
     app.add_template_filter(exact, "exact")

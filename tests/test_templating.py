@@ -1,5 +1,6 @@
 """Shared template filters."""
 
+import re
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -8,8 +9,10 @@ import pytest
 from flask import g, render_template_string, url_for
 
 from app import templating
+from app.auth.models import Role
 from app.ops import assets
 from app.templating import duration, exact, local_time, utc_iso
+from tests.conftest import client_as
 
 
 @pytest.mark.parametrize(
@@ -129,3 +132,19 @@ def test_the_localtime_filter_shows_the_viewers_zone_with_and_without_a_page_con
         assert render_template_string("{{ m|localtime }}", m=moment) == "2026-07-01 14:00:00 CEST"
         tokyo = {templating.VIEWER_TZ_KEY: zoneinfo.ZoneInfo("Asia/Tokyo")}
         assert template.render(m=moment, **tokyo) == "2026-07-01 21:00:00 JST"
+
+
+def _layout_token(client) -> str:
+    html = client.get("/").get_data(as_text=True)
+    return re.search(r'<meta name="csrf-token" content="([^"]+)">', html).group(1)
+
+
+def test_layout_csrf_token_is_signed_once_per_session_and_only_its_session_accepts_it(app):
+    alice = client_as(app, Role.VIEWER, "alice")
+    bob = client_as(app, Role.VIEWER, "bob")
+    token = _layout_token(alice)
+    assert _layout_token(alice) == token
+    assert _layout_token(bob) != token
+    assert bob.post("/logout", data={"csrf_token": token}).status_code == 400
+    assert alice.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert alice.get("/").status_code == 302  # logged out
