@@ -95,7 +95,7 @@ ALERTS_FOR_ASSET = DriverRead(
         _alert.account,
         _alert.value,
         _alert.state_since,
-        _rule.name.label("rule_name"),
+        _rule.name,
     )
     .join_from(Alert.__table__, AlertRule.__table__, _alert.rule_id == _rule.id)
     .where(

@@ -107,20 +107,14 @@ class SessionRow(NamedTuple):
     @classmethod
     def from_driver(cls, values: tuple) -> "SessionRow":
         """From the driver's values: times as text and flags as 0/1 on SQLite."""
-        (session_id, user_id, created, seen, revoked, username, role, active, tz, chosen,
-         must_change) = values  # fmt: skip
-        return cls(
-            session_id,
-            user_id,
-            driver_utc(created),
-            driver_utc(seen),
-            driver_utc(revoked),
-            username,
-            role,
-            bool(active),
-            tz,
-            bool(chosen),
-            bool(must_change),
+        row = cls._make(values)
+        return row._replace(
+            created_at=driver_utc(row.created_at),
+            last_seen_at=driver_utc(row.last_seen_at),
+            revoked_at=driver_utc(row.revoked_at),
+            active=bool(row.active),
+            timezone_chosen=bool(row.timezone_chosen),
+            must_change_password=bool(row.must_change_password),
         )
 
 

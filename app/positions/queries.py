@@ -117,7 +117,7 @@ _history_statements: dict[tuple[bool, bool, bool, bool], DriverRead] = {}
 
 
 def _history_statement(account: bool, start: bool, end: bool, cursor: bool) -> DriverRead:
-    """The history query for one combination of filters, built on first use."""
+    """The history read for one combination of filters, built on first use."""
     shape = (account, start, end, cursor)
     query = _history_statements.get(shape)
     if query is not None:
@@ -185,7 +185,7 @@ _snapshots: dict[tuple, SnapshotRow] = {}
 
 
 def _snapshot_rows(result) -> list[SnapshotRow]:
-    """What UTCDateTime and ExactDecimal make of the stored values, for plain-typed rows.
+    """What UTCDateTime and ExactDecimal make of the stored values, for the driver's rows.
 
     SQLite gives naive UTC text for times and text for decimals, PostgreSQL aware
     datetimes and Decimals; both become aware UTC datetimes and exact Decimals.
