@@ -96,13 +96,24 @@ def latest_positions() -> list[LatestPosition]:
     )
 
 
-def latest_position_rows() -> list[tuple]:
-    """The same as latest_positions, as read-only tuples (account, asset, timestamp,
-    amount, price): the overview loads no objects it would never change."""
-    return [
-        (account, asset, driver_utc(at), driver_decimal(amount), driver_decimal(price))
-        for account, asset, at, amount, price in LATEST_ROWS.rows()
-    ]
+class LatestRow(NamedTuple):
+    """The latest snapshot of one (account, asset), as the overview reads it."""
+
+    account: str
+    asset: str
+    timestamp: datetime  # aware, UTC
+    amount: Decimal
+    price: Decimal | None
+
+
+def latest_position_rows() -> list[LatestRow]:
+    """The same as latest_positions, as read-only rows: the overview loads no objects
+    it would never change."""
+    return _rows_from_driver(LATEST_ROWS.rows(), _latest_rows, _latest_row)
+
+
+def _latest_row(account, asset, at, amount, price) -> LatestRow:
+    return LatestRow(account, asset, driver_utc(at), driver_decimal(amount), driver_decimal(price))
 
 
 def asset_exists(asset: str) -> bool:
@@ -174,38 +185,39 @@ def history_page(
     return HistoryPage(rows, next_cursor)
 
 
-# Snapshots as read before, by the text SQLite gave: a stored snapshot never changes,
-# so the same text always makes the same row, and a page read again (every visit,
-# every refresh) skips the parsing and hands out the same row objects, which lets
+# Rows as made before from the text SQLite gave: a stored snapshot never changes, so
+# the same text always makes the same row, and a page read again (every visit, every
+# refresh) skips the parsing and gets the same row objects, which lets
 # positions.tables reuse their rendering. Only text is a key: PostgreSQL's Decimals
-# compare equal across scales (1.0 == 1.00), and their rows need no parsing. Cleared
-# when full.
-SNAPSHOT_CACHE_SIZE = 10_000
+# compare equal across scales (1.0 == 1.00), and its rows need little parsing. Each
+# cache is cleared when full.
+ROW_CACHE_SIZE = 10_000
 _snapshots: dict[tuple, SnapshotRow] = {}
+_latest_rows: dict[tuple, LatestRow] = {}
+
+
+def _rows_from_driver(result, cache: dict, make) -> list:
+    """make(*values) for each of the driver's tuples, the same row for the same text."""
+    rows = []
+    for values in result:
+        row = cache.get(values)
+        if row is None:
+            row = make(*values)
+            if not any(isinstance(value, Decimal) for value in values):
+                if len(cache) >= ROW_CACHE_SIZE:
+                    cache.clear()
+                cache[values] = row
+        rows.append(row)
+    return rows
 
 
 def _snapshot_rows(result) -> list[SnapshotRow]:
-    """What UTCDateTime and ExactDecimal make of the stored values, for the driver's rows.
+    """Snapshots from the driver's rows, with what UTCDateTime and ExactDecimal make of
+    the stored values: aware UTC datetimes and exact Decimals."""
+    return _rows_from_driver(result, _snapshots, _snapshot_row)
 
-    SQLite gives naive UTC text for times and text for decimals, PostgreSQL aware
-    datetimes and Decimals; both become aware UTC datetimes and exact Decimals.
-    """
-    rows = []
-    for key in result:  # the driver's tuples
-        row = _snapshots.get(key)
-        if row is None:
-            row_id, account, asset, at, amount, price = key
-            row = SnapshotRow(
-                row_id,
-                account,
-                asset,
-                driver_utc(at),
-                Decimal(amount),
-                None if price is None else Decimal(price),
-            )
-            if isinstance(amount, str):
-                if len(_snapshots) >= SNAPSHOT_CACHE_SIZE:
-                    _snapshots.clear()
-                _snapshots[key] = row
-        rows.append(row)
-    return rows
+
+def _snapshot_row(row_id, account, asset, at, amount, price) -> SnapshotRow:
+    return SnapshotRow(
+        row_id, account, asset, driver_utc(at), driver_decimal(amount), driver_decimal(price)
+    )

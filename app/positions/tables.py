@@ -26,12 +26,15 @@ from app.templating import duration, exact, time_in_zone, utc_iso
 # every visit. Cleared when full, like the time texts in app.templating.
 CACHE_SIZE = 20_000
 _escaped: dict[str, str] = {}
-# History rows as rendered, by the identity of the row object and the zone.
-# positions.queries hands out the same object for the same stored snapshot (on
-# SQLite), and a snapshot never changes once stored. Identity, not equality: equal
-# Decimals may differ in scale (1.0 == 1.00), and the page shows the digits sent.
-HISTORY_CACHE_SIZE = 10_000
-_history_rows: dict[tuple[int, int], tuple] = {}
+# Rows as rendered, by the identity of the row object and of the zone, plus whatever
+# else the markup depends on. positions.queries hands out the same object for the
+# same stored values (on SQLite), and a stored snapshot never changes. Identity, not
+# equality: equal Decimals may differ in scale (1.0 == 1.00), and a page shows the
+# digits sent. Each entry holds the row and the zone, so neither id can be taken by
+# another object while it exists.
+RENDERED_CACHE_SIZE = 10_000
+_history_rows: dict[tuple, tuple] = {}
+_overview_rows: dict[tuple, tuple] = {}
 
 STALE_MARK = ' <span class="badge stale">stale</span>'
 ALERT_MARK = ' <a class="badge firing" href="{}">alert</a>'
@@ -52,6 +55,19 @@ def _local(moment: datetime, tz: tzinfo) -> str:
     return _text(time_in_zone(moment, tz))
 
 
+def _rendered(cache: dict, render, row, tz: tzinfo, *extra):
+    """render(row, tz, *extra), remembered for this row object, zone and `extra`."""
+    key = (id(row), id(tz), *extra)
+    found = cache.get(key)
+    if found is not None and found[0] is row and found[1] is tz:
+        return found[2]
+    markup = render(row, tz, *extra)
+    if len(cache) >= RENDERED_CACHE_SIZE:
+        cache.clear()
+    cache[key] = (row, tz, markup)
+    return markup
+
+
 def overview_rows(
     latest, now: datetime, stale_after: timedelta, firing: set, tz: tzinfo
 ) -> Markup:
@@ -59,51 +75,46 @@ def overview_rows(
     history_prefix = url_for("positions.history", asset="X")[:-1]
     alert_mark = ALERT_MARK.format(html.escape(url_for("alerts.index")))
     rows = []
-    # Unpacked: reading a Row's field by name costs as much as formatting it.
-    for account_name, asset_name, at, amount, price in latest:
-        age = now - at
+    for p in latest:
+        age = now - p.timestamp
         stale = age > stale_after
-        alerting = (account_name, asset_name) in firing or (account_name, "*") in firing
-        account, asset, at_utc = _text(account_name), _text(asset_name), utc_iso(at)
-        amount_text, price_text = exact(amount), exact(price)
-        css = ("stale" if stale else "") + (" alerting" if alerting else "")
-        marks = (STALE_MARK if stale else "") + (alert_mark if alerting else "")
-        # data-live-values is read by live.js to tell which rows changed since the
-        # last refresh.
-        rows.append(
-            f'<tr class="{css}" data-account="{account}" data-asset="{asset}"\n'
-            f'  data-live-key="{account}/{asset}" '
-            f'data-live-values="{amount_text} {price_text} {at_utc} {stale} {alerting}">\n'
-            f'  <td><a href="{_text(history_prefix + quote(asset_name, safe="/"))}">'
-            f"{asset}</a></td>\n"
-            f"  <td>{account}</td>\n"
-            f'  <td class="num">{amount_text}</td>\n'
-            f'  <td class="num">{price_text}</td>\n'
-            f'  <td class="num">{exact(notional(amount, price))}</td>\n'
-            f'  <td title="{at_utc}">{_local(at, tz)}</td>\n'
-            f'  <td class="num">{duration(age)}{marks}</td>\n'
-            '  <td class="spark"></td>\n'
-            "</tr>\n"
+        alerting = (p.account, p.asset) in firing or (p.account, "*") in firing
+        # Everything but the age changes only with the row, its marks or our URLs.
+        head, tail = _rendered(
+            _overview_rows, _overview_row, p, tz, stale, alerting, history_prefix, alert_mark
         )
+        rows.append(f"{head}{duration(age)}{tail}")
     return Markup("".join(rows))  # noqa: S704 (names escaped, the rest made by us)
+
+
+def _overview_row(
+    p, tz: tzinfo, stale: bool, alerting: bool, history_prefix: str, alert_mark: str
+) -> tuple[str, str]:
+    """The row's markup before and after its age."""
+    account, asset, at_utc = _text(p.account), _text(p.asset), utc_iso(p.timestamp)
+    amount, price = exact(p.amount), exact(p.price)
+    css = ("stale" if stale else "") + (" alerting" if alerting else "")
+    marks = (STALE_MARK if stale else "") + (alert_mark if alerting else "")
+    head = (
+        f'<tr class="{css}" data-account="{account}" data-asset="{asset}"\n'
+        f'  data-live-key="{account}/{asset}" '
+        # Read by live.js to tell which rows changed since the last refresh.
+        f'data-live-values="{amount} {price} {at_utc} {stale} {alerting}">\n'
+        f'  <td><a href="{_text(history_prefix + quote(p.asset, safe="/"))}">{asset}</a></td>\n'
+        f"  <td>{account}</td>\n"
+        f'  <td class="num">{amount}</td>\n'
+        f'  <td class="num">{price}</td>\n'
+        f'  <td class="num">{exact(notional(p.amount, p.price))}</td>\n'
+        f'  <td title="{at_utc}">{_local(p.timestamp, tz)}</td>\n'
+        '  <td class="num">'
+    )
+    tail = f'{marks}</td>\n  <td class="spark"></td>\n</tr>\n'
+    return head, tail
 
 
 def history_rows(snapshots, tz: tzinfo) -> Markup:
     """One <tr> per snapshot: time (UTC on hover), account, amount, price, notional."""
-    rows = []
-    for p in snapshots:
-        key = (id(p), id(tz))
-        cached = _history_rows.get(key)
-        # The entry holds the row and the zone it was made from, so neither id can
-        # be reused by another object while it exists.
-        if cached is not None and cached[0] is p and cached[1] is tz:
-            row = cached[2]
-        else:
-            row = _history_row(p, tz)
-            if len(_history_rows) >= HISTORY_CACHE_SIZE:
-                _history_rows.clear()
-            _history_rows[key] = (p, tz, row)
-        rows.append(row)
+    rows = [_rendered(_history_rows, _history_row, p, tz) for p in snapshots]
     return Markup("".join(rows))  # noqa: S704 (names escaped, the rest made by us)
 
 

@@ -318,3 +318,19 @@ def test_history_rows_are_shown_in_each_viewers_own_timezone(any_app, viewer_cli
         assert cells(tokyo.get("/positions/BTC").text, "history")[0][0] == (
             "2026-03-01 21:02:00 JST"
         )
+
+
+def test_overview_rows_show_each_visits_age_and_the_latest_digits(
+    any_app, viewer_client, monkeypatch
+):
+    # Rows are reused between visits; the age and a new snapshot must still show.
+    now = utcnow().replace(microsecond=0)
+    monkeypatch.setattr("app.positions.routes.utcnow", lambda: now)
+    store(any_app, [snap(at=now - timedelta(seconds=30), amount="1.0", price="2")])
+    row = cells(viewer_client.get("/").text, "overview")[0]
+    assert (row[2:5], row[6]) == (["1.0", "2", "2.0"], "30s")
+    monkeypatch.setattr("app.positions.routes.utcnow", lambda: now + timedelta(minutes=2))
+    assert cells(viewer_client.get("/").text, "overview")[0][6] == "2m 30s"
+    store(any_app, [snap(at=now, amount="1.00", price="2")])
+    row = cells(viewer_client.get("/").text, "overview")[0]
+    assert (row[2:5], row[6]) == (["1.00", "2", "2.00"], "2m")
