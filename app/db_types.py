@@ -87,10 +87,6 @@ def sqlite_datetime_text(moment: datetime) -> str:
     )
 
 
-def parse_sqlite_datetime(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
 def driver_decimal(value: str | Decimal | None) -> Decimal | None:
     """An ExactDecimal value as a driver returns it (SQLite: the stored text)."""
     if value is None or isinstance(value, Decimal):

@@ -21,7 +21,7 @@ from app.admin.audit import Action
 from app.admin.forms import CreateUserForm, RoleForm
 from app.auth import sessions
 from app.auth.access import requires_role
-from app.auth.forms import ConfirmForm, require_confirmation
+from app.auth.forms import require_confirmation
 from app.auth.models import ApiToken, Role, User, UserSession
 from app.auth.passwords import PasswordPolicyError
 from app.extensions import db
@@ -39,7 +39,6 @@ def _render_users(form: CreateUserForm | None = None, created=None, status: int 
             "admin/users.html",
             rows=users.list_users(),
             form=form or CreateUserForm(formdata=None),
-            confirm_form=ConfirmForm(),
             created=created,
         ),
         status,
@@ -55,7 +54,6 @@ def _render_user(user: User, role_form: RoleForm | None = None, temporary=None, 
             "admin/user.html",
             user=user,
             role_form=role_form,
-            confirm_form=ConfirmForm(),
             sessions=sessions.active_sessions(user),
             tokens=users.user_tokens(user),
             temporary=temporary,

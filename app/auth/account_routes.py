@@ -24,7 +24,6 @@ from app.auth import sessions, tokens
 from app.auth.access import requires_role
 from app.auth.forms import (
     ChangePasswordForm,
-    ConfirmForm,
     TimezoneForm,
     TokenForm,
     require_confirmation,
@@ -69,7 +68,6 @@ def _render_account(
             password_form=password_form or ChangePasswordForm(prefix="pw"),
             timezone_form=timezone_form,
             token_form=token_form or TokenForm(prefix="tok", formdata=None),
-            confirm_form=ConfirmForm(),
             sessions=sessions.active_sessions(current_user),
             current_session=current_user.current_session,
             tokens=tokens.tokens_visible_to(current_user),

@@ -11,8 +11,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.alerts.engine import evaluate_series
 from app.db_types import (
+    driver_utc,
     format_decimal,
-    parse_sqlite_datetime,
     sqlite_datetime_text,
     utcnow,
 )
@@ -179,7 +179,7 @@ def _insert_new_sqlite(chunk: list[Snapshot], now) -> set[Key]:
         )
     connection = db.session.connection()
     rows = connection.exec_driver_sql(_sqlite_insert_sql(len(chunk)), tuple(params))
-    return {(account, asset, parse_sqlite_datetime(at)) for account, asset, at in rows}
+    return {(account, asset, driver_utc(at)) for account, asset, at in rows}
 
 
 def _classify_existing(skipped: list[Snapshot], result: IngestResult) -> None:
