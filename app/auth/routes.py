@@ -1,6 +1,7 @@
 """Login, logout, and the forced password change after a reset."""
 
 import logging
+import secrets
 
 from flask import (
     Blueprint,
@@ -120,6 +121,11 @@ def login():
     session.clear()
     sessions.start_session(user)
     login_user(user)
+    # The new session's CSRF secret goes out with the login response. Added by the
+    # first page instead, it would make that page rewrite the cookie, and every page
+    # asked for with the login cookie (a script, a client that keeps no cookies) would
+    # make a new secret and re-sign the cookie.
+    session[current_app.config["WTF_CSRF_FIELD_NAME"]] = secrets.token_hex(32)
     record_event(Action.LOGIN_SUCCESS, target=user_target(user), actor=user)
     db.session.commit()
     log.info("login: user=%s address=%s", user.username, address)

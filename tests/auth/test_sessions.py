@@ -39,6 +39,24 @@ def test_login_issues_a_fresh_session_and_drops_pre_login_data(app, client, auth
         assert post["_user_id"] != "forged"
 
 
+def test_pages_after_login_leave_the_cookie_as_the_login_set_it(app, client, auth, viewer):
+    auth.login()
+    login_cookie = cookie_value(client, app)
+    for path in ("/", "/account"):
+        response = client.get(path)
+        assert response.status_code == 200
+        set_cookies = response.headers.getlist("Set-Cookie")
+        assert not [c for c in set_cookies if c.startswith(app.config["SESSION_COOKIE_NAME"])]
+    assert cookie_value(client, app) == login_cookie
+
+
+def test_a_csrf_token_from_before_login_is_refused_after_it(app, client, auth, viewer):
+    pre_login = csrf_token_from(client, "/login")
+    auth.login()
+    assert client.post("/logout", data={"csrf_token": pre_login}).status_code == 400
+    assert client.get("/").status_code == 200  # still logged in
+
+
 def test_session_token_is_random_and_stored_only_as_hash(app, client, auth, viewer):
     auth.login()
     with client.session_transaction() as s:
