@@ -126,8 +126,10 @@ def register_extensions(app: Flask) -> None:
     _move_new_hooks(app, hooks, blueprint="api")
 
     from app.auth.access import enforce_access, unauthorized
+    from app.auth.cookie_session import VerifiedCookieSessionInterface
     from app.auth.sessions import current_user_context, load_session_user
 
+    app.session_interface = VerifiedCookieSessionInterface()
     login_manager.init_app(app)
     login_manager.session_protection = None  # sessions are checked server-side
     login_manager.user_loader(load_session_user)
