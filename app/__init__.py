@@ -117,6 +117,9 @@ def register_extensions(app: Flask) -> None:
                 "connect",
                 lambda conn, rec: _configure_sqlite(conn, rec, timeout),
             )
+    from app.db_reads import release_read_connection
+
+    app.teardown_request(release_read_connection)
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     hooks = _request_hooks(app)

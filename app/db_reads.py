@@ -3,8 +3,11 @@
 SQLAlchemy's execute path costs about 80 µs a statement on top of what SQLite
 itself spends on a one-row read (bench/pages.py --profile), and every page runs a
 few fixed reads: the session check, the firing count, the page's own query. A
-`DriverRead` compiles its Core statement once per dialect and runs it on the cursor
-of the session's own connection, in the session's transaction like any other read.
+`DriverRead` compiles its Core statement once per dialect and runs it on a driver
+cursor: in the session's transaction when the session has one, so a read sees what the
+request wrote; otherwise on one pooled connection that the request keeps until it ends.
+A page that only reads then never starts an ORM session, whose checkout, transaction
+and close cost more than the page's reads.
 
 What it keeps from SQLAlchemy: the SQL and parameter style of each dialect, the
 parameters' bind processors (a datetime is stored as the column type stores it), and
@@ -14,8 +17,10 @@ times and decimals on SQLite; datetimes and Decimals on PostgreSQL); the caller
 finishes them, as positions.queries does for its rows.
 """
 
+from collections.abc import Callable
 from typing import NamedTuple
 
+from flask import g, has_request_context
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -57,30 +62,29 @@ class DriverRead:
 
     def rows(self, **params) -> list[tuple]:
         """The rows for these parameters; names the statement does not use are ignored."""
-        connection = db.session.connection()
-        compiled = self._compile(connection.dialect)
+        dbapi_connection, dialect, invalidate = _read_connection()
+        compiled = self._compile(dialect)
         values = {name: params.get(name, value) for name, value in compiled.defaults.items()}
         for name, processor in compiled.processors.items():
             if values[name] is not None:
                 values[name] = processor(values[name])
         if compiled.positions is not None:
             values = tuple(values[name] for name in compiled.positions)
-        dbapi_connection = connection.connection
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(compiled.sql, values)
             return cursor.fetchall()
-        except connection.dialect.loaded_dbapi.Error as exc:
-            lost = connection.dialect.is_disconnect(exc, dbapi_connection, cursor)
+        except dialect.loaded_dbapi.Error as exc:
+            lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
             if lost:
-                connection.invalidate(exc)
+                invalidate(exc)
             raise DBAPIError.instance(
                 compiled.sql,
                 values,
                 exc,
-                connection.dialect.loaded_dbapi.Error,
+                dialect.loaded_dbapi.Error,
                 connection_invalidated=lost,
-                dialect=connection.dialect,
+                dialect=dialect,
             ) from exc
         finally:
             cursor.close()
@@ -88,3 +92,30 @@ class DriverRead:
     def first(self, **params) -> tuple | None:
         found = self.rows(**params)
         return found[0] if found else None
+
+
+READ_CONNECTION_KEY = "driver_read_connection"
+
+
+def _read_connection() -> tuple[object, Dialect, Callable]:
+    """The DBAPI connection to read on, its dialect, and how to invalidate it."""
+    sessions = db.session.registry  # asked without making a session when there is none
+    if not has_request_context() or (sessions.has() and sessions().in_transaction()):
+        connection = db.session.connection()
+        return connection.connection, connection.dialect, connection.invalidate
+    held = g.get(READ_CONNECTION_KEY)
+    if held is None or not held[0].is_valid:
+        if held is not None:
+            held[0].close()
+        engine = db.engine
+        held = (engine.raw_connection(), engine.dialect)
+        setattr(g, READ_CONNECTION_KEY, held)
+    pooled, dialect = held
+    return pooled, dialect, pooled.invalidate
+
+
+def release_read_connection(_exc: BaseException | None = None) -> None:
+    """teardown_request: give the request's read connection back to the pool."""
+    held = g.pop(READ_CONNECTION_KEY, None)
+    if held is not None:
+        held[0].close()

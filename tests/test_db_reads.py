@@ -4,10 +4,11 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import bindparam, select
+from flask import g
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.exc import DBAPIError
 
-from app.db_reads import DriverRead
+from app.db_reads import READ_CONNECTION_KEY, DriverRead
 from app.db_types import driver_decimal, driver_utc
 from app.extensions import db
 from app.positions.models import Position
@@ -23,6 +24,15 @@ WINDOW = DriverRead(
     )
     .order_by(_position.timestamp, _position.account)
 )
+
+
+def btc_day(start=T0):
+    return WINDOW.rows(asset="BTC", start=start, end=start + timedelta(1))
+
+
+def checked_out(app) -> int:
+    with app.app_context():
+        return db.engine.pool.checkedout()
 
 
 def test_rows_match_sqlalchemys_with_datetimes_bound_as_the_column_stores_them(any_app):
@@ -83,3 +93,48 @@ def test_an_in_list_is_refused_when_first_used(app):
     in_list = DriverRead(select(_position.id).where(_position.asset.in_(["BTC", "ETH"])))
     with app.app_context(), pytest.raises(ValueError, match="IN list"):
         in_list.rows()
+
+
+def test_a_request_that_only_reads_starts_no_session_and_uses_one_connection(any_app):
+    store(any_app, [snap()])
+    with any_app.test_request_context():
+        assert len(btc_day()) == 1
+        assert len(btc_day()) == 1
+        assert not db.session().in_transaction()
+        assert db.engine.pool.checkedout() == 1
+    assert checked_out(any_app) == 0  # back in the pool when the request ends
+
+
+def test_a_read_after_the_request_wrote_sees_the_write(any_app):
+    with any_app.test_request_context():
+        assert btc_day() == []  # on the request's read connection
+        db.session.add(
+            Position(account="x", asset="BTC", timestamp=T0, amount=snap().amount, price=None)
+        )
+        db.session.flush()  # not committed: only the session's transaction sees it
+        assert len(btc_day()) == 1
+        db.session.rollback()
+        assert btc_day() == []
+
+
+def test_a_failed_request_gives_its_read_connection_back(any_app):
+    with pytest.raises(RuntimeError), any_app.test_request_context():
+        btc_day()
+        raise RuntimeError("the view failed")
+    assert checked_out(any_app) == 0
+
+
+def test_a_lost_read_connection_is_replaced_for_the_next_read(any_app):
+    if any_app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("a SQLite file has no server to lose the connection to")
+    store(any_app, [snap()])
+    with any_app.test_request_context():
+        btc_day()
+        pid = g.get(READ_CONNECTION_KEY)[0].dbapi_connection.info.backend_pid
+        with db.engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(DBAPIError) as lost:
+            btc_day()
+        assert lost.value.connection_invalidated
+        assert len(btc_day()) == 1  # on a new connection
+    assert checked_out(any_app) == 0

@@ -4,7 +4,7 @@ import time
 
 from flask import Flask, Request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from itsdangerous import BadSignature
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 # Values a remembered session may hold: immutable, so every request's copy of the
 # session is independent of the others. A session holding anything else (flashed
@@ -26,6 +26,15 @@ class VerifiedCookieSessionInterface(SecureCookieSessionInterface):
 
     def __init__(self) -> None:
         self._verified: dict[tuple[str, str], tuple[dict, int]] = {}
+        self._serializer: tuple[tuple, URLSafeTimedSerializer | None] | None = None
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        # Built once per set of keys: building one costs about as much as checking a
+        # cookie, and it keeps no state between calls.
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        if self._serializer is None or self._serializer[0] != keys:
+            self._serializer = (keys, super().get_signing_serializer(app))
+        return self._serializer[1]
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         serializer = self.get_signing_serializer(app)

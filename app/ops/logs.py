@@ -2,8 +2,8 @@
 
 import json
 import logging
+import random
 import re
-import secrets
 import time
 
 from flask import Flask, g, has_request_context, request
@@ -64,7 +64,8 @@ class RequestContextFilter(logging.Filter):
 def assign_request_id() -> None:
     """Use nginx's X-Request-ID when it looks like one, else make one."""
     given = request.headers.get("X-Request-ID", "")
-    g.request_id = given if _REQUEST_ID.fullmatch(given) else secrets.token_hex(16)
+    # Unique, not secret: the random module is reseeded in every forked worker.
+    g.request_id = given if _REQUEST_ID.fullmatch(given) else f"{random.getrandbits(128):032x}"
 
 
 def echo_request_id(response):
