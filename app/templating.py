@@ -12,7 +12,7 @@ from jinja2 import pass_context
 
 from app.alerts.queries import firing_count
 from app.db_types import format_decimal
-from app.ops.assets import static_version
+from app.ops.assets import StaticURLs
 
 SHOW_UTC_KEY = "show_utc"
 # The template context entry holding the viewer's zone, for the localtime filter.
@@ -188,13 +188,14 @@ def layout_context() -> dict:
     }
 
 
-# A page builds a dozen URLs or more (navigation, forms, static files) and nearly all
-# repeat from request to request; building one through the routing map and the
-# url_defaults hooks costs many times a lookup. A URL is a function of the endpoint,
-# its arguments and the script root, plus, for a static file, its version: that is
-# part of the key, so a changed file still gets a new URL. Absolute URLs, anchors and
-# blueprint-relative names depend on more and are always built. A url_defaults hook
-# that read the request (none does) would have to become part of the key.
+# A page builds a dozen URLs (navigation, forms, links) and nearly all repeat from
+# request to request; building one through the routing map and the url_defaults hooks
+# costs many times a lookup. A URL is a function of the endpoint, its arguments and
+# the script root. Static files carry their version, which changes with the file:
+# templates name them with `static[...]` (app.ops.assets), and url_for builds them
+# every time. Absolute URLs, anchors and blueprint-relative names depend on more and
+# are always built. A url_defaults hook that read the request (none does) would have
+# to become part of the key.
 URL_CACHE_SIZE = 4096
 
 
@@ -203,12 +204,14 @@ def cached_url_for(build: Callable[..., str]) -> Callable[..., str]:
     cache: dict[tuple, str] = {}
 
     def url_for(endpoint: str, **values) -> str:
-        if endpoint[0] == "." or (values and any(name[0] == "_" for name in values)):
+        if (
+            endpoint[0] == "."
+            or endpoint == "static"
+            or (values and any(name[0] == "_" for name in values))
+        ):
             return build(endpoint, **values)
         try:
             key = (endpoint, request.script_root, *values.items())
-            if endpoint == "static":
-                key += (static_version(values.get("filename", "")),)
             url = cache.get(key)
         except RuntimeError:  # outside a request
             return build(endpoint, **values)
@@ -226,6 +229,7 @@ def cached_url_for(build: Callable[..., str]) -> Callable[..., str]:
 
 def register_template_filters(app: Flask) -> None:
     app.jinja_env.globals["url_for"] = cached_url_for(app.url_for)
+    app.jinja_env.globals["static"] = StaticURLs(app.url_for)
     app.context_processor(layout_context)
     app.add_template_filter(local_time_filter, "localtime")
     app.add_template_filter(utc_iso, "utc")

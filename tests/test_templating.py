@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from flask import g, render_template_string, url_for
+from markupsafe import escape
 
 from app import templating
 from app.auth.models import Role
@@ -113,14 +114,23 @@ def test_template_urls_are_those_url_for_builds(app):
 
 def test_a_changed_static_file_gets_a_new_url_in_templates(app, monkeypatch):
     version = {"css/app.css": "aaaa"}
-    fake = version.get
-    monkeypatch.setattr(assets, "static_version", fake)
-    monkeypatch.setattr(templating, "static_version", fake)
-    cached = app.jinja_env.globals["url_for"]
+    monkeypatch.setattr(assets, "static_version", version.get)
+    monkeypatch.setattr(assets, "RECHECK_SECONDS", 0.0)
+    page = app.jinja_env.from_string("{{ static['css/app.css'] }}")
     with app.test_request_context("/"):
-        assert cached("static", filename="css/app.css").endswith("?v=aaaa")
+        assert page.render().endswith("?v=aaaa")
         version["css/app.css"] = "bbbb"
-        assert cached("static", filename="css/app.css").endswith("?v=bbbb")
+        assert page.render().endswith("?v=bbbb")
+
+
+def test_template_static_urls_are_those_url_for_builds_under_each_script_root(app):
+    page = app.jinja_env.from_string("{{ static['css/app.css'] }} {{ static['a&b.js'] }}")
+    for script_root in ("", "/monitor"):
+        with app.test_request_context("/", base_url=f"http://localhost{script_root}/"):
+            for _ in range(2):
+                expected = [url_for("static", filename=f) for f in ("css/app.css", "a&b.js")]
+                assert page.render() == " ".join(str(escape(url)) for url in expected)
+            assert page.render().startswith(f"{script_root}/static/css/app.css?v=")
 
 
 def test_the_localtime_filter_shows_the_viewers_zone_with_and_without_a_page_context(app):

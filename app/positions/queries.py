@@ -135,8 +135,9 @@ def _history_statement(account: bool, start: bool, end: bool, cursor: bool) -> D
         return query
     c = _position
     # Read as the driver gives them and finished in _snapshot_rows: the columns' own
-    # types would convert each value through two Python-level processors.
-    query = select(c.id, c.account, c.asset, c.timestamp, c.amount, c.price).where(
+    # types would convert each value through two Python-level processors. The asset is
+    # the one asked for; the driver makes a Python object of every value it returns.
+    query = select(c.id, c.account, c.timestamp, c.amount, c.price).where(
         c.asset == bindparam("asset")
     )
     if account:
@@ -177,7 +178,7 @@ def history_page(
     if cursor is not None:
         params["cursor_timestamp"] = cursor.timestamp
         params["cursor_id"] = cursor.id
-    rows = _snapshot_rows(query.rows(**params))
+    rows = _snapshot_rows(query.rows(**params), asset)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -211,13 +212,14 @@ def _rows_from_driver(result, cache: dict, make) -> list:
     return rows
 
 
-def _snapshot_rows(result) -> list[SnapshotRow]:
-    """Snapshots from the driver's rows, with what UTCDateTime and ExactDecimal make of
-    the stored values: aware UTC datetimes and exact Decimals."""
-    return _rows_from_driver(result, _snapshots, _snapshot_row)
+def _snapshot_rows(result, asset: str) -> list[SnapshotRow]:
+    """Snapshots of `asset` from the driver's rows, with what UTCDateTime and ExactDecimal
+    make of the stored values: aware UTC datetimes and exact Decimals. The rows are
+    remembered without the asset: the id alone names a snapshot."""
 
+    def snapshot_row(row_id, account, at, amount, price) -> SnapshotRow:
+        return SnapshotRow(
+            row_id, account, asset, driver_utc(at), driver_decimal(amount), driver_decimal(price)
+        )
 
-def _snapshot_row(row_id, account, asset, at, amount, price) -> SnapshotRow:
-    return SnapshotRow(
-        row_id, account, asset, driver_utc(at), driver_decimal(amount), driver_decimal(price)
-    )
+    return _rows_from_driver(result, _snapshots, snapshot_row)
