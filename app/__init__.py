@@ -133,7 +133,8 @@ def register_extensions(app: Flask) -> None:
     from app.auth.sessions import current_user_context, load_session_user
 
     app.session_interface = VerifiedCookieSessionInterface()
-    login_manager.init_app(app)
+    # current_user_context gives templates the user itself, not Flask-Login's proxy.
+    login_manager.init_app(app, add_context_processor=False)
     login_manager.session_protection = None  # sessions are checked server-side
     login_manager.user_loader(load_session_user)
     login_manager.unauthorized_handler(unauthorized)

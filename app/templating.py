@@ -11,7 +11,9 @@ from flask_wtf.csrf import generate_csrf
 from jinja2 import pass_context
 
 from app.alerts.queries import firing_count
+from app.auth.models import Role
 from app.db_types import format_decimal
+from app.nav import Nav, NavState, register_nav
 from app.ops.assets import StaticURLs
 
 SHOW_UTC_KEY = "show_utc"
@@ -173,17 +175,31 @@ def _firing_count() -> int:
 
 
 def layout_context() -> dict:
-    """What every logged-in page shows: the firing count, the zone of its times; and the
-    session's CSRF token for its forms."""
-    if not getattr(current_user, "is_authenticated", False):
-        return {}
+    """What every page shows: the navigation bar; for a logged-in user also the firing
+    count, the zone of its times and the session's CSRF token for its forms."""
+    user = current_user._get_current_object()
+    if not user.is_authenticated:
+        return {"nav": Nav(NavState(request.script_root))}
     tz = viewer_timezone()
+    firing, show_utc, csrf = _firing_count(), showing_utc(), layout_csrf_token()
+    state = NavState(
+        request.script_root,
+        user.username,
+        user.role,
+        user.has_role(Role.ADMIN),
+        user.timezone,
+        csrf,
+        firing,
+        show_utc,
+        tz.key,
+    )
     return {
-        "firing_alerts": _firing_count(),
+        "nav": Nav(state, request.full_path if request.query_string else request.path),
+        "firing_alerts": firing,
         # Replaces Flask-WTF's csrf_token() for logged-in pages.
         "csrf_token": layout_csrf_token,
         "display_timezone": tz.key,
-        "show_utc": showing_utc(),
+        "show_utc": show_utc,
         VIEWER_TZ_KEY: tz,
     }
 
@@ -230,6 +246,7 @@ def cached_url_for(build: Callable[..., str]) -> Callable[..., str]:
 def register_template_filters(app: Flask) -> None:
     app.jinja_env.globals["url_for"] = cached_url_for(app.url_for)
     app.jinja_env.globals["static"] = StaticURLs(app.url_for)
+    register_nav(app)
     app.context_processor(layout_context)
     app.add_template_filter(local_time_filter, "localtime")
     app.add_template_filter(utc_iso, "utc")

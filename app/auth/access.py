@@ -3,7 +3,7 @@
 import functools
 import logging
 
-from flask import abort, current_app, g, jsonify, redirect, request, url_for
+from flask import abort, current_app, flash, g, jsonify, redirect, request, url_for
 from flask_login import current_user
 
 from app.auth.models import Role, Scope
@@ -72,8 +72,15 @@ def requires_token(scope: str):
     return decorate
 
 
+# What a user whose password was reset may still reach before choosing a new one.
+PASSWORD_CHANGE_ENDPOINTS = frozenset(
+    {"account.index", "account.change_password", "auth.logout", "account.report_browser_timezone"}
+)
+
+
 def enforce_access():
-    """before_request: apply the view's declared access; deny views that declare none."""
+    """before_request: apply the view's declared access; deny views that declare none;
+    keep a user with a reset password on the password form until they change it."""
     # Each name below is a proxy lookup; this runs on every request, so once each.
     endpoint = request.endpoint
     if endpoint is None or endpoint == "static":
@@ -97,7 +104,19 @@ def enforce_access():
             access,
         )
         abort(403)
+    if user.must_change_password and endpoint not in PASSWORD_CHANGE_ENDPOINTS:
+        return password_change_required()
     return None
+
+
+def password_change_required():
+    message = "Choose a new password before continuing."
+    if wants_json():
+        return jsonify(error="password_change_required", message=message), 403
+    if request.headers.get("HX-Request"):
+        return "", 204, {"HX-Redirect": url_for("account.index")}
+    flash(message, "info")
+    return redirect(url_for("account.index"))
 
 
 def unauthorized():

@@ -7,7 +7,6 @@ from flask import (
     Blueprint,
     current_app,
     flash,
-    jsonify,
     redirect,
     render_template,
     request,
@@ -18,7 +17,7 @@ from flask_login import current_user, login_user, logout_user
 
 from app.admin.audit import Action, record_event, user_target
 from app.auth import sessions, throttle
-from app.auth.access import PUBLIC, TOKEN, public
+from app.auth.access import public
 from app.auth.forms import (
     LoginForm,
 )
@@ -27,7 +26,7 @@ from app.auth.passwords import (
     burn_verification_time,
     verify_password,
 )
-from app.auth.redirects import safe_next, wants_json
+from app.auth.redirects import safe_next
 from app.extensions import db
 
 log = logging.getLogger(__name__)
@@ -35,31 +34,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 
 LOGIN_FAILED = "Invalid username or password, or too many failed attempts."
-
-# What a user whose password was reset may still reach before choosing a new one.
-PASSWORD_CHANGE_ENDPOINTS = frozenset(
-    {"account.index", "account.change_password", "auth.logout", "account.report_browser_timezone"}
-)
-
-
-@bp.before_app_request
-def require_password_change():
-    """Keep a user with a reset password on the password form until they change it."""
-    if request.endpoint is None or request.endpoint in PASSWORD_CHANGE_ENDPOINTS:
-        return None
-    view = current_app.view_functions.get(request.endpoint)
-    # Public pages and token-only API routes do not depend on the browser session.
-    if getattr(view, "access", None) in (PUBLIC, TOKEN):
-        return None
-    if not getattr(current_user, "must_change_password", False):
-        return None
-    message = "Choose a new password before continuing."
-    if wants_json():
-        return jsonify(error="password_change_required", message=message), 403
-    if request.headers.get("HX-Request"):
-        return "", 204, {"HX-Redirect": url_for("account.index")}
-    flash(message, "info")
-    return redirect(url_for("account.index"))
 
 
 @bp.route("/login", methods=["GET", "POST"])

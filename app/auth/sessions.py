@@ -185,8 +185,7 @@ def current_user_context() -> dict:
     """Give templates the request's user itself rather than Flask-Login's proxy.
 
     The layout reads the user a dozen times a page; each read through the proxy is
-    a context-variable and `g` lookup. Registered after Flask-Login's own processor,
-    so it replaces that entry.
+    a context-variable and `g` lookup. Flask-Login's own processor is not installed.
     """
     return {"current_user": current_user._get_current_object()}
 
