@@ -27,7 +27,8 @@ class Position(db.Model):
     __table_args__ = (
         UniqueConstraint("account", "asset", "timestamp"),
         # Serves the history page: one asset, newest first, keyset on (timestamp, id).
-        Index(None, "asset", "timestamp", "id"),
+        # It holds every column the page shows, so the page reads the index alone.
+        Index(None, "asset", "timestamp", "id", "account", "amount", "price"),
     )
 
 
