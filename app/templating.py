@@ -13,7 +13,8 @@ from jinja2 import pass_context
 from app.alerts.queries import firing_count
 from app.auth.models import Role
 from app.db_types import format_decimal
-from app.nav import Nav, NavState, register_nav
+from app.fragments import register_fragments
+from app.nav import NavState, nav_bar
 from app.ops.assets import StaticURLs
 
 SHOW_UTC_KEY = "show_utc"
@@ -179,7 +180,7 @@ def layout_context() -> dict:
     count, the zone of its times and the session's CSRF token for its forms."""
     user = current_user._get_current_object()
     if not user.is_authenticated:
-        return {"nav": Nav(NavState(request.script_root))}
+        return {"nav": nav_bar(NavState(request.script_root))}
     tz = viewer_timezone()
     firing, show_utc, csrf = _firing_count(), showing_utc(), layout_csrf_token()
     state = NavState(
@@ -194,7 +195,7 @@ def layout_context() -> dict:
         tz.key,
     )
     return {
-        "nav": Nav(state, request.full_path if request.query_string else request.path),
+        "nav": nav_bar(state, request.full_path if request.query_string else request.path),
         "firing_alerts": firing,
         # Replaces Flask-WTF's csrf_token() for logged-in pages.
         "csrf_token": layout_csrf_token,
@@ -246,7 +247,7 @@ def cached_url_for(build: Callable[..., str]) -> Callable[..., str]:
 def register_template_filters(app: Flask) -> None:
     app.jinja_env.globals["url_for"] = cached_url_for(app.url_for)
     app.jinja_env.globals["static"] = StaticURLs(app.url_for)
-    register_nav(app)
+    register_fragments(app)
     app.context_processor(layout_context)
     app.add_template_filter(local_time_filter, "localtime")
     app.add_template_filter(utc_iso, "utc")

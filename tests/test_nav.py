@@ -2,14 +2,10 @@
 
 import re
 
-import pytest
-from jinja2 import UndefinedError
-
 from app.auth.models import Role, User
 from app.extensions import db
-from app.nav import NavRenderer
 from tests.alerts.helpers import firing_btc_alert
-from tests.conftest import ParsedPage, build_app, client_as
+from tests.conftest import ParsedPage, client_as
 from tests.positions.helpers import snap, store
 
 
@@ -61,17 +57,3 @@ def test_the_bar_under_a_script_root_links_there(app):
         page = alice.get("/", base_url=f"http://localhost{root}/").text
         assert f'href="{root}/alerts/"' in page
         assert f'action="{root}/logout"' in page
-
-
-def test_the_bar_template_can_read_nothing_but_its_state(app):
-    environment = app.extensions["nav"].environment
-    with app.test_request_context("/"):
-        for name in ("request.path", "current_user.username", "session", "config"):
-            with pytest.raises(UndefinedError):
-                environment.from_string(f"{{{{ {name} }}}}").render()
-
-
-def test_with_template_reloading_the_bar_is_rendered_for_every_page(sqlite_url):
-    reloading = build_app(sqlite_url, TEMPLATES_AUTO_RELOAD=True)
-    assert NavRenderer(reloading).remember is False
-    assert NavRenderer(build_app(sqlite_url)).remember is True

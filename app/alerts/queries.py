@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, case, func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from app.alerts.models import Alert, AlertRule, AlertState, AlertTransition
@@ -87,10 +87,11 @@ def transitions(
 # rather than read every alert of every rule (`state != 'normal'` cannot).
 NOT_NORMAL = tuple(state for state in AlertState.ALL if state != AlertState.NORMAL)
 _rule = AlertRule.__table__.c
-# Read-only rows (state, account, value, since, rule name): the page shows them and
-# changes nothing, so no ORM objects.
-ALERTS_FOR_ASSET = DriverRead(
+# Read-only rows (asset, state, account, value, since, rule name) of every alert that is
+# not normal: the page shows them and changes nothing, so no ORM objects.
+OPEN_ALERT_ROWS = DriverRead(
     select(
+        _alert.asset,
         _alert.state,
         _alert.account,
         _alert.value,
@@ -98,10 +99,7 @@ ALERTS_FOR_ASSET = DriverRead(
         _rule.name,
     )
     .join_from(Alert.__table__, AlertRule.__table__, _alert.rule_id == _rule.id)
-    .where(
-        or_(*(_alert.state == state for state in NOT_NORMAL)),
-        _alert.asset == bindparam("asset"),
-    )
+    .where(or_(*(_alert.state == state for state in NOT_NORMAL)))
     .order_by(_alert.state_since.desc())
 )
 
@@ -114,9 +112,13 @@ class AssetAlert(NamedTuple):
     rule_name: str
 
 
-def alerts_for_asset(asset: str) -> list[AssetAlert]:
-    """Alerts of an asset that are not back to normal, for its history page."""
-    return [
+def alerts_for_asset(asset: str) -> tuple[int, list[AssetAlert]]:
+    """How many alerts are firing, and the alerts of `asset` that are not back to
+    normal: one read for its history page, which shows both."""
+    rows = OPEN_ALERT_ROWS.rows()
+    firing = sum(1 for row in rows if row[1] == AlertState.FIRING)
+    return firing, [
         AssetAlert(state, account, driver_decimal(value), driver_utc(since), rule_name)
-        for state, account, value, since, rule_name in ALERTS_FOR_ASSET.rows(asset=asset)
+        for alert_asset, state, account, value, since, rule_name in rows
+        if alert_asset == asset
     ]

@@ -14,7 +14,6 @@ from flask import (
     render_template,
     request,
     stream_with_context,
-    url_for,
 )
 
 from app.alerts.queries import alerts_for_asset, firing_series
@@ -22,6 +21,7 @@ from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import utcnow
 from app.positions import csv_io, queries, series, sparklines, tables
+from app.positions.history_view import history_body
 from app.templating import FIRING_COUNT_KEY, FilterError, parse_local_datetime, viewer_timezone
 
 bp = Blueprint("positions", __name__)
@@ -102,22 +102,21 @@ def history(asset: str):
         limit=current_app.config["HISTORY_PAGE_SIZE"],
     )
     filters = {k: v for k, v in args.items() if k in ("account", "from", "to", "range") and v}
-    return (
-        render_template(
-            "positions/history.html",
-            asset=asset,
-            page=page,
-            rows=tables.history_rows(page.rows, viewer_timezone()),
-            accounts=accounts,
-            alerts=alerts_for_asset(asset),
-            account=account,
-            filters=filters,
-            is_first_page=cursor is None,
-            series_url=url_for("positions.asset_series", asset=asset),
-            timezone=viewer_timezone().key,
-        ),
-        status,
+    firing_count, alerts = alerts_for_asset(asset)
+    g.setdefault(FIRING_COUNT_KEY, firing_count)  # the layout's badge shows it
+    tz = viewer_timezone()
+    body = history_body(
+        asset,
+        account=account,
+        accounts=accounts,
+        filters=filters,
+        alerts=alerts,
+        page=page,
+        is_first_page=cursor is None,
+        rows=tables.history_rows(page.rows, tz),
+        tz=tz,
     )
+    return render_template("positions/history.html", asset=asset, content=body), status
 
 
 @bp.route("/positions.csv")
