@@ -109,6 +109,8 @@ def _engine_options(app: Flask) -> dict:
 def register_extensions(app: Flask) -> None:
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app)
     db.init_app(app)
+    from app.db_reads import forget_thread_connection, release_read_connection
+
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             timeout = app.config["SQLITE_BUSY_TIMEOUT_MS"]
@@ -117,7 +119,7 @@ def register_extensions(app: Flask) -> None:
                 "connect",
                 lambda conn, rec: _configure_sqlite(conn, rec, timeout),
             )
-    from app.db_reads import release_read_connection
+            event.listen(db.engine, "engine_disposed", forget_thread_connection)
 
     app.teardown_request(release_read_connection)
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)

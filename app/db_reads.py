@@ -7,7 +7,8 @@ few fixed reads: the session check, the firing count, the page's own query. A
 cursor: in the session's transaction when the session has one, so a read sees what the
 request wrote; otherwise on one pooled connection that the request keeps until it ends.
 A page that only reads then never starts an ORM session, whose checkout, transaction
-and close cost more than the page's reads.
+and close cost more than the page's reads. On SQLite that connection is the thread's
+own, kept between requests (see `_thread`).
 
 What it keeps from SQLAlchemy: the SQL and parameter style of each dialect, the
 parameters' bind processors (a datetime is stored as the column type stores it), and
@@ -17,12 +18,14 @@ times and decimals on SQLite; datetimes and Decimals on PostgreSQL); the caller
 finishes them, as positions.queries does for its rows.
 """
 
+import threading
+import weakref
 from collections.abc import Callable
 from typing import NamedTuple
 
 from flask import g, has_request_context
 from sqlalchemy import Select
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 
 from app.extensions import db
@@ -95,6 +98,12 @@ class DriverRead:
 
 
 READ_CONNECTION_KEY = "driver_read_connection"
+# On SQLite each thread keeps one read connection for as long as the engine lives: a
+# file has no server that could drop it, and the driver starts no transaction for a
+# SELECT, so an idle connection holds no snapshot and no lock. It is made by the pool
+# (with the pool's connect settings) and detached from it. PostgreSQL's connections
+# are checked out for one request, where the pool's pre-ping notices a restart.
+_thread = threading.local()
 
 
 def _read_connection() -> tuple[object, Dialect, Callable]:
@@ -103,15 +112,37 @@ def _read_connection() -> tuple[object, Dialect, Callable]:
     if not has_request_context() or (sessions.has() and sessions().in_transaction()):
         connection = db.session.connection()
         return connection.connection, connection.dialect, connection.invalidate
-    held = g.get(READ_CONNECTION_KEY)
+    engine = db.engine
+    if engine.dialect.name == "sqlite":
+        held = _thread_connection(engine)
+    else:
+        held = g.get(READ_CONNECTION_KEY)
+        if held is None or not held[0].is_valid:
+            if held is not None:
+                held[0].close()
+            held = (engine.raw_connection(), engine.dialect)
+            setattr(g, READ_CONNECTION_KEY, held)
+    connection, dialect = held
+    return connection, dialect, connection.invalidate
+
+
+def _thread_connection(engine: Engine) -> tuple:
+    held_by_engine = getattr(_thread, "connections", None)
+    if held_by_engine is None:
+        held_by_engine = _thread.connections = weakref.WeakKeyDictionary()
+    held = held_by_engine.get(engine)
     if held is None or not held[0].is_valid:
-        if held is not None:
-            held[0].close()
-        engine = db.engine
-        held = (engine.raw_connection(), engine.dialect)
-        setattr(g, READ_CONNECTION_KEY, held)
-    pooled, dialect = held
-    return pooled, dialect, pooled.invalidate
+        connection = engine.raw_connection()
+        connection.detach()
+        held = held_by_engine[engine] = (connection, engine.dialect)
+    return held
+
+
+def forget_thread_connection(engine: Engine) -> None:
+    """engine_disposed: close this thread's SQLite read connection with the pool's."""
+    held = getattr(_thread, "connections", {}).pop(engine, None)
+    if held is not None:
+        held[0].close()
 
 
 def release_read_connection(_exc: BaseException | None = None) -> None:

@@ -1,5 +1,7 @@
 """Fixed reads on the driver's cursor: the same rows as SQLAlchemy, its errors, its transaction."""
 
+import sqlite3
+import threading
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -8,7 +10,7 @@ from flask import g
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.exc import DBAPIError
 
-from app.db_reads import READ_CONNECTION_KEY, DriverRead
+from app.db_reads import READ_CONNECTION_KEY, DriverRead, _read_connection
 from app.db_types import driver_decimal, driver_utc
 from app.extensions import db
 from app.positions.models import Position
@@ -95,14 +97,46 @@ def test_an_in_list_is_refused_when_first_used(app):
         in_list.rows()
 
 
-def test_a_request_that_only_reads_starts_no_session_and_uses_one_connection(any_app):
+def test_a_request_that_only_reads_starts_no_session_and_leaves_the_pool_as_it_was(any_app):
     store(any_app, [snap()])
     with any_app.test_request_context():
         assert len(btc_day()) == 1
         assert len(btc_day()) == 1
         assert not db.session().in_transaction()
-        assert db.engine.pool.checkedout() == 1
-    assert checked_out(any_app) == 0  # back in the pool when the request ends
+    assert checked_out(any_app) == 0
+
+
+def read_connection_of_a_request(app):
+    """The DBAPI connection a request read on, and the pool's checked-out count then."""
+    with app.test_request_context():
+        btc_day()
+        connection = _read_connection()[0].dbapi_connection
+        return connection, db.engine.pool.checkedout()
+
+
+def test_postgresql_reads_check_out_one_connection_per_request(any_app):
+    if any_app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite reads on its thread's own connection (next test)")
+    assert read_connection_of_a_request(any_app)[1] == 1  # the pool's, checked out
+    assert checked_out(any_app) == 0
+
+
+def test_sqlite_reads_of_a_thread_share_its_own_connection_until_the_engine_goes(app):
+    first, in_use = read_connection_of_a_request(app)
+    assert in_use == 0  # not the pool's
+    assert read_connection_of_a_request(app)[0] is first
+    in_other_thread = []
+    worker = threading.Thread(
+        target=lambda: in_other_thread.append(read_connection_of_a_request(app)[0])
+    )
+    worker.start()
+    worker.join()
+    assert in_other_thread[0] is not first
+    with app.app_context():
+        db.engine.dispose()
+    with pytest.raises(sqlite3.ProgrammingError):  # closed with the pool's connections
+        first.execute("SELECT 1")
+    assert read_connection_of_a_request(app)[0] is not first
 
 
 def test_a_read_after_the_request_wrote_sees_the_write(any_app):
