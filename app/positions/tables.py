@@ -13,6 +13,7 @@ spaces and a zone's abbreviation, which is escaped as well (see `_local`).
 
 import html
 from datetime import datetime, timedelta, tzinfo
+from operator import is_
 from urllib.parse import quote
 
 from flask import url_for
@@ -34,6 +35,9 @@ _escaped: dict[str, str] = {}
 # another object while it exists.
 RENDERED_CACHE_SIZE = 10_000
 _history_rows: dict[tuple, tuple] = {}
+# Whole pages of history rows, the same way (see history_rows).
+PAGE_CACHE_SIZE = 500
+_history_pages: dict[tuple, tuple] = {}
 _overview_rows: dict[tuple, tuple] = {}
 
 STALE_MARK = ' <span class="badge stale">stale</span>'
@@ -114,8 +118,18 @@ def _overview_row(
 
 def history_rows(snapshots, tz: tzinfo) -> Markup:
     """One <tr> per snapshot: time (UTC on hover), account, amount, price, notional."""
+    # A page read again is usually the same row objects in the same order: its rows'
+    # markup joined once, checked by identity like a single row's.
+    key = (id(tz), *map(id, snapshots))
+    found = _history_pages.get(key)
+    if found is not None and found[0] is tz and all(map(is_, found[1], snapshots)):
+        return found[2]
     rows = [_rendered(_history_rows, _history_row, p, tz) for p in snapshots]
-    return Markup("".join(rows))  # noqa: S704 (names escaped, the rest made by us)
+    markup = Markup("".join(rows))  # noqa: S704 (names escaped, the rest made by us)
+    if len(_history_pages) >= PAGE_CACHE_SIZE:
+        _history_pages.clear()
+    _history_pages[key] = (tz, tuple(snapshots), markup)
+    return markup
 
 
 def _history_row(p, tz: tzinfo) -> str:
