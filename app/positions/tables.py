@@ -124,11 +124,15 @@ def history_rows(snapshots, tz: tzinfo) -> Markup:
     found = _history_pages.get(key)
     if found is not None and found[0] is tz and all(map(is_, found[1], snapshots)):
         return found[2]
+    rendered_before = len(_history_rows)
     rows = [_rendered(_history_rows, _history_row, p, tz) for p in snapshots]
     markup = Markup("".join(rows))  # noqa: S704 (names escaped, the rest made by us)
-    if len(_history_pages) >= PAGE_CACHE_SIZE:
-        _history_pages.clear()
-    _history_pages[key] = (tz, tuple(snapshots), markup)
+    # Kept once every row was rendered before, so the objects are being handed out
+    # again: PostgreSQL's reads make new ones every time, never to be asked for again.
+    if len(_history_rows) == rendered_before:
+        if len(_history_pages) >= PAGE_CACHE_SIZE:
+            _history_pages.clear()
+        _history_pages[key] = (tz, tuple(snapshots), markup)
     return markup
 
 
