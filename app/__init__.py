@@ -132,15 +132,14 @@ def register_extensions(app: Flask) -> None:
 
     from app.auth.access import enforce_access, unauthorized
     from app.auth.cookie_session import VerifiedCookieSessionInterface
-    from app.auth.sessions import current_user_context, load_session_user
+    from app.auth.sessions import load_session_user
 
     app.session_interface = VerifiedCookieSessionInterface()
-    # current_user_context gives templates the user itself, not Flask-Login's proxy.
+    # app.templating.layout_context gives templates the user itself, not the proxy.
     login_manager.init_app(app, add_context_processor=False)
     login_manager.session_protection = None  # sessions are checked server-side
     login_manager.user_loader(load_session_user)
     login_manager.unauthorized_handler(unauthorized)
-    app.context_processor(current_user_context)
     app.before_request(enforce_access)
 
     from app.templating import register_template_filters

@@ -10,6 +10,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from jinja2 import pass_context
 
+from app.alerts.heartbeat import cached_worker_status
 from app.alerts.queries import firing_count
 from app.auth.models import Role
 from app.db_types import format_decimal
@@ -176,11 +177,21 @@ def _firing_count() -> int:
 
 
 def layout_context() -> dict:
-    """What every page shows: the navigation bar; for a logged-in user also the firing
-    count, the zone of its times and the session's CSRF token for its forms."""
+    """What every page shows: the user and the navigation bar; for a logged-in user also
+    the firing count, the alert worker's state, the zone of its times and the session's
+    CSRF token for its forms.
+
+    Templates get the request's user itself rather than Flask-Login's proxy (whose
+    own context processor is not installed): each read through the proxy is a
+    context-variable and `g` lookup, and the layout reads the user a dozen times.
+    """
     user = current_user._get_current_object()
     if not user.is_authenticated:
-        return {"nav": nav_bar(NavState(request.script_root))}
+        return {
+            "current_user": user,
+            "alert_worker": None,
+            "nav": nav_bar(NavState(request.script_root)),
+        }
     tz = viewer_timezone()
     firing, show_utc, csrf = _firing_count(), showing_utc(), layout_csrf_token()
     state = NavState(
@@ -195,6 +206,8 @@ def layout_context() -> dict:
         tz.key,
     )
     return {
+        "current_user": user,
+        "alert_worker": cached_worker_status(),
         "nav": nav_bar(state, request.full_path if request.query_string else request.path),
         "firing_alerts": firing,
         # Replaces Flask-WTF's csrf_token() for logged-in pages.

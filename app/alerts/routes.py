@@ -21,7 +21,6 @@ from flask_login import current_user
 from app.admin.audit import Action, record_event
 from app.alerts import queries
 from app.alerts.forms import AcknowledgeForm, QuickSilenceForm, SilenceForm
-from app.alerts.heartbeat import cached_worker_status
 from app.alerts.models import ANY, Alert, AlertRule, AlertState, Silence
 from app.alerts.silences import matching_alerts, silence_for
 from app.auth.access import requires_role
@@ -34,14 +33,6 @@ from app.templating import parse_local_datetime, utc_iso
 log = logging.getLogger(__name__)
 
 bp = Blueprint("alerts", __name__)
-
-
-@bp.app_context_processor
-def alert_worker_context() -> dict:
-    """Whether every page should warn that the alert worker is not running."""
-    if not current_user.is_authenticated:
-        return {"alert_worker": None}
-    return {"alert_worker": cached_worker_status()}
 
 
 HISTORY_PAGE = 200

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from flask import current_app, request
-from flask_login import current_user
 from sqlalchemy import bindparam, select, update
 
 from app.auth.models import Role, User, UserSession
@@ -179,15 +178,6 @@ def load_session_user(token: str) -> SessionUser | None:
 def _expire(session_id: int, now: datetime, reason: str) -> None:
     db.session.execute(EXPIRE_SESSION, {"session_id": session_id, "now": now, "reason": reason})
     db.session.commit()
-
-
-def current_user_context() -> dict:
-    """Give templates the request's user itself rather than Flask-Login's proxy.
-
-    The layout reads the user a dozen times a page; each read through the proxy is
-    a context-variable and `g` lookup. Flask-Login's own processor is not installed.
-    """
-    return {"current_user": current_user._get_current_object()}
 
 
 def revoke(row: UserSession, reason: str) -> None:
