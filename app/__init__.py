@@ -120,8 +120,8 @@ def register_extensions(app: Flask) -> None:
                 lambda conn, rec: _configure_sqlite(conn, rec, timeout),
             )
             event.listen(db.engine, "engine_disposed", forget_thread_connection)
-
-    app.teardown_request(release_read_connection)
+        else:  # SQLite reads keep their thread's connection; others give theirs back
+            app.teardown_request(release_read_connection)
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     hooks = _request_hooks(app)

@@ -127,11 +127,14 @@ def _read_connection() -> tuple[object, Dialect, Callable]:
 
 
 def _thread_connection(engine: Engine) -> tuple:
+    """This thread's SQLite read connection to `engine`, and its dialect."""
     held_by_engine = getattr(_thread, "connections", None)
     if held_by_engine is None:
         held_by_engine = _thread.connections = weakref.WeakKeyDictionary()
     held = held_by_engine.get(engine)
     if held is None or not held[0].is_valid:
+        if held is not None:
+            held[0].close()
         connection = engine.raw_connection()
         connection.detach()
         held = held_by_engine[engine] = (connection, engine.dialect)

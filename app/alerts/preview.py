@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from app.alerts.models import ANY, AlertRule, AlertState, RuleKind
 from app.alerts.state import next_state
-from app.alerts.values import window_change
+from app.alerts.values import notional_size, window_change
 from app.extensions import db
-from app.positions.models import Position, notional
+from app.positions.models import Position
 
 
 @dataclass
@@ -73,9 +73,9 @@ def preview_rule(rule: AlertRule, days: int, now: datetime) -> Preview:
     for account, asset, at, amount, price in _snapshots(rule, now - timedelta(days=days)):
         result.snapshots += 1
         if rule.kind == RuleKind.GROSS_EXPOSURE_ABOVE:
-            held = notional(amount, price)
-            if held is not None:
-                exposure[account][asset] = abs(held)
+            size = notional_size(amount, price)
+            if size is not None:
+                exposure[account][asset] = size
             else:
                 exposure[account].pop(asset, None)
             series, value = (account, ANY), sum(exposure[account].values(), Decimal(0))
@@ -106,8 +106,7 @@ def _value(rule, amount, price, at, history) -> Decimal | None:
     if rule.kind in (RuleKind.POSITION_ABOVE, RuleKind.POSITION_BELOW):
         return amount
     if rule.kind == RuleKind.NOTIONAL_ABOVE:
-        value = notional(amount, price)
-        return None if value is None else abs(value)
+        return notional_size(amount, price)
     # change over a window: the latest amount at or before `at - window`.
     index = bisect.bisect_right(times, at - timedelta(seconds=rule.window_seconds)) - 1
     if index < 0:

@@ -169,9 +169,9 @@ def rule_values(
         accounts = None if only is None else {account for account, _ in only}
         exposure: dict[str, Decimal] = defaultdict(Decimal)
         for latest in rows:
-            value = notional(latest.amount, latest.price)
-            if value is not None and (accounts is None or latest.account in accounts):
-                exposure[latest.account] = EXACT.add(exposure[latest.account], abs(value))
+            size = notional_size(latest.amount, latest.price)
+            if size is not None and (accounts is None or latest.account in accounts):
+                exposure[latest.account] = EXACT.add(exposure[latest.account], size)
         return {(account, ANY): total for account, total in exposure.items()}
     found: dict[Series, Decimal] = {}
     for latest in rows:
@@ -189,14 +189,20 @@ def _series_value(rule: AlertRule, latest: Row, now: datetime, readings: Reading
     if kind in (RuleKind.POSITION_ABOVE, RuleKind.POSITION_BELOW):
         return latest.amount
     if kind == RuleKind.NOTIONAL_ABOVE:
-        value = notional(latest.amount, latest.price)
-        return None if value is None else abs(value)
+        return notional_size(latest.amount, latest.price)
     if kind == RuleKind.STALE_FEED:
         return Decimal((now - latest.timestamp).total_seconds()).quantize(Decimal("0.001"))
     if kind == RuleKind.CHANGE_OVER_WINDOW:
         before = readings.amount_before(window_key(rule, latest))
         return None if before is None else window_change(rule, latest.amount, before)
     raise ValueError(f"unknown rule kind {kind!r}")
+
+
+def notional_size(amount: Decimal, price: Decimal | None) -> Decimal | None:
+    """The size of a position's notional value, long or short (None without a price):
+    what notional and gross-exposure rules compare."""
+    value = notional(amount, price)
+    return None if value is None else abs(value)
 
 
 def window_change(rule: AlertRule, amount: Decimal, before: Decimal) -> Decimal | None:

@@ -110,6 +110,7 @@ def enforce_access():
 
 
 def password_change_required():
+    """The answer to a user with a reset password asking for anything else."""
     message = "Choose a new password before continuing."
     if wants_json():
         return jsonify(error="password_change_required", message=message), 403
