@@ -138,7 +138,7 @@ def migrate_database(env: dict) -> None:
 
 
 def add_ingest_user(username: str, token_name: str) -> str:
-    """Add an operator with an `ingest` token to the session (uncommitted); its secret."""
+    """Add an admin (only admins may ingest) with an `ingest` token, uncommitted; its secret."""
     from app.auth.models import Role, Scope, User
     from app.auth.passwords import hash_password
     from app.auth.tokens import create_token
@@ -147,7 +147,7 @@ def add_ingest_user(username: str, token_name: str) -> str:
     user = User(
         username=username,
         password_hash=hash_password(secrets.token_urlsafe(24)),
-        role=Role.OPERATOR,
+        role=Role.ADMIN,
     )
     db.session.add(user)
     _, secret = create_token(user, token_name, [Scope.INGEST])

@@ -29,6 +29,8 @@ class Action:
     SESSION_REVOKE = "session.revoke"
     TOKEN_CREATE = "token.create"  # noqa: S105 (an action name)
     TOKEN_REVOKE = "token.revoke"  # noqa: S105 (an action name)
+    # A token asked for scopes beyond its owner's role; nothing was created.
+    TOKEN_REFUSE = "token.refuse"  # noqa: S105 (an action name)
     RULE_CREATE = "rule.create"
     RULE_UPDATE = "rule.update"
     RULE_DELETE = "rule.delete"

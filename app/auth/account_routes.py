@@ -28,7 +28,7 @@ from app.auth.forms import (
     TokenForm,
     require_confirmation,
 )
-from app.auth.models import ApiToken, Role, UserSession
+from app.auth.models import ApiToken, Role, Scope, UserSession
 from app.auth.passwords import (
     PasswordPolicyError,
     hash_password,
@@ -56,6 +56,11 @@ def _timezone_form() -> TimezoneForm:
     return form
 
 
+def _token_form(**kwargs) -> TokenForm:
+    form = TokenForm(prefix="tok", **kwargs)
+    return form.offer_scopes(Scope.allowed_for(current_user.role))
+
+
 def _render_account(
     password_form=None, timezone_form=None, token_form=None, new_secret=None, status=200
 ):
@@ -67,7 +72,7 @@ def _render_account(
             "auth/account.html",
             password_form=password_form or ChangePasswordForm(prefix="pw"),
             timezone_form=timezone_form,
-            token_form=token_form or TokenForm(prefix="tok", formdata=None),
+            token_form=token_form or _token_form(formdata=None),
             sessions=sessions.active_sessions(current_user),
             current_session=current_user.current_session,
             tokens=tokens.tokens_visible_to(current_user),
@@ -192,7 +197,7 @@ def revoke_other_sessions():
 @requires_role(Role.VIEWER)
 def create_token():
     """Create an API token for me; its secret is shown on this page once."""
-    form = TokenForm(prefix="tok")
+    form = _token_form()
     if not form.validate_on_submit():
         return _render_account(token_form=form, status=400)
     accounts = [a.strip() for a in (form.accounts.data or "").split(",") if a.strip()]
@@ -207,6 +212,21 @@ def create_token():
             accounts=accounts,
             expires_at=expires,
         )
+    except tokens.ScopeNotAllowed as exc:
+        record_event(
+            Action.TOKEN_REFUSE,
+            target=user_target(current_user),
+            detail={"name": form.name.data, "role": current_user.role, "scopes": form.scopes.data},
+        )
+        db.session.commit()
+        log.warning(
+            "token refused: user=%s role=%s scopes=%s",
+            current_user.username,
+            current_user.role,
+            ",".join(exc.scopes),
+        )
+        form.scopes.errors.append(str(exc))
+        return _render_account(token_form=form, status=403)
     except ValueError as exc:
         form.name.errors.append(str(exc))
         return _render_account(token_form=form, status=400)

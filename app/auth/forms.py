@@ -49,14 +49,17 @@ def require_confirmation() -> None:
         abort(400, description="The form expired; reload the page and try again.")
 
 
+SCOPE_LABELS = {"ingest": "ingest — push snapshots", "read": "read — read positions"}
+
+
 class TokenForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=64)])
+    # Choices are the scopes the user's role may hold (see `offer_scopes`). Anything else
+    # sent is left to tokens.create_token, the one place that refuses and gets audited.
     scopes = SelectMultipleField(
         "Scopes",
-        choices=[
-            SelectChoice("ingest", "ingest — push snapshots"),
-            SelectChoice("read", "read — read positions"),
-        ],
+        choices=[],
+        validate_choice=False,
         validators=[DataRequired("Pick at least one scope.")],
         option_widget=CheckboxInput(),
         widget=ListWidget(prefix_label=False),
@@ -66,3 +69,8 @@ class TokenForm(FlaskForm):
     )
     expires = DateField("Expires (optional)", validators=[Optional()])
     submit = SubmitField("Create token")
+
+    def offer_scopes(self, scopes: tuple[str, ...]) -> "TokenForm":
+        """Show a checkbox only for these scopes."""
+        self.scopes.choices = [SelectChoice(s, SCOPE_LABELS[s]) for s in scopes]
+        return self

@@ -124,6 +124,17 @@ class Scope:
     INGEST = "ingest"
     READ = "read"
     ALL = (INGEST, READ)
+    # What each role may hold. Pushing snapshots feeds every alert and every page, so
+    # only admins may; a token is cut back to its owner's current role at every use.
+    BY_ROLE = {
+        Role.VIEWER: (READ,),
+        Role.OPERATOR: (READ,),
+        Role.ADMIN: (INGEST, READ),
+    }
+
+    @classmethod
+    def allowed_for(cls, role: str) -> tuple[str, ...]:
+        return cls.BY_ROLE.get(role, ())
 
 
 class ApiToken(db.Model):
@@ -153,6 +164,13 @@ class ApiToken(db.Model):
             and (self.expires_at is None or self.expires_at > now)
             and self.user.active
         )
+
+    def effective_scopes(self) -> list[str]:
+        """The scopes this token grants now: its own, cut to what its owner may hold."""
+        if not self.user.active:
+            return []
+        allowed = Scope.allowed_for(self.user.role)
+        return [scope for scope in self.scopes if scope in allowed]
 
     def may_write(self, account: str) -> bool:
         return self.accounts is None or account in self.accounts

@@ -9,7 +9,7 @@ from app.admin import users
 from app.admin.audit import CLI_ACTOR, Action, record_event
 from app.auth.cli import find_user
 from app.auth.models import ApiToken, Scope
-from app.auth.tokens import create_token
+from app.auth.tokens import ScopeNotAllowed, create_token
 from app.extensions import db
 
 tokens_cli = AppGroup("tokens", help="Create, list and revoke API tokens.")
@@ -36,7 +36,7 @@ def _parse_expiry(value: str | None) -> datetime | None:
     multiple=True,
     required=True,
     type=click.Choice(Scope.ALL),
-    help="Repeat for several: --scope ingest --scope read.",
+    help="Repeat for several: --scope ingest --scope read. Only admins may hold ingest.",
 )
 @click.option("--account", "accounts", multiple=True, help="Only these accounts (repeatable).")
 @click.option("--expires", help="Expiry, ISO 8601 (UTC if no offset).")
@@ -47,6 +47,15 @@ def create(username, name, scopes, accounts, expires):
         token, secret = create_token(
             user, name, list(scopes), accounts=list(accounts), expires_at=_parse_expiry(expires)
         )
+    except ScopeNotAllowed as exc:
+        record_event(
+            Action.TOKEN_REFUSE,
+            target=f"user:{user.username}",
+            detail={"name": name, "role": user.role, "scopes": sorted(set(scopes))},
+            actor=CLI_ACTOR,
+        )
+        db.session.commit()
+        raise click.ClickException(str(exc)) from None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     db.session.flush()

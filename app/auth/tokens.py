@@ -24,6 +24,17 @@ class TokenError(Exception):
         self.message = message
 
 
+class ScopeNotAllowed(ValueError):
+    """A token asked for scopes its owner's role may not hold."""
+
+    def __init__(self, user: User, scopes: list[str]):
+        self.scopes = scopes
+        super().__init__(
+            f"A {user.role} may not hold the {', '.join(scopes)} scope; "
+            f"allowed: {', '.join(Scope.allowed_for(user.role)) or 'none'}."
+        )
+
+
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -36,10 +47,18 @@ def create_token(
     accounts: list[str] | None = None,
     expires_at: datetime | None = None,
 ) -> tuple[ApiToken, str]:
-    """Add a token for the user; return it and its secret, which is never stored."""
+    """Add a token for the user; return it and its secret, which is never stored.
+
+    Raises ScopeNotAllowed for scopes beyond the user's role, ValueError for bad input.
+    """
     unknown = set(scopes) - set(Scope.ALL)
     if not scopes or unknown:
         raise ValueError(f"scopes must be some of {', '.join(Scope.ALL)}")
+    if not user.active:
+        raise ValueError(f"{user.username} is disabled and may hold no token")
+    beyond = sorted(set(scopes) - set(Scope.allowed_for(user.role)))
+    if beyond:
+        raise ScopeNotAllowed(user, beyond)
     name = name.strip()
     if not name or len(name) > 64 or not name.isprintable():
         raise ValueError("token name must be 1 to 64 printable characters")
@@ -87,6 +106,9 @@ def authenticate(scope: str) -> ApiToken:
         raise TokenError(401, "The token is unknown, revoked or expired.")
     if scope not in token.scopes:
         raise TokenError(403, f"The token lacks the '{scope}' scope.")
+    # Checked at every use, so a demoted owner's tokens narrow at the next request.
+    if scope not in token.effective_scopes():
+        raise TokenError(403, f"The token's owner may no longer use the '{scope}' scope.")
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         token.last_used_at = now
         db.session.commit()

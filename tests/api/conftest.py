@@ -13,7 +13,7 @@ class Tokens:
 
     def __init__(self, app):
         self.app = app
-        self.user_id = make_user(app, "bot", role=Role.VIEWER)
+        self.user_id = make_user(app, "bot", role=Role.ADMIN)
 
     def create(self, *scopes, accounts=None, expires_at=None, name="test") -> str:
         with self.app.app_context():

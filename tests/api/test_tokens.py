@@ -3,12 +3,16 @@
 import re
 from datetime import timedelta
 
-from app.auth.models import ApiToken
+import pytest
+
+from app.admin.audit import Action
+from app.auth.models import ApiToken, Role, User
 from app.db_types import utcnow
 from app.extensions import db
 from app.positions.models import Position
+from tests.admin.helpers import events, only_event, post, user
 from tests.api.conftest import bearer, row
-from tests.conftest import csrf_token_from, writes_during
+from tests.conftest import ParsedPage, client_as, csrf_token_from, writes_during
 
 URL = "/api/v1/positions"
 
@@ -70,8 +74,12 @@ def test_expired_token_is_refused(app, tokens, client):
 
 def test_token_of_a_disabled_user_is_refused(app, tokens, client, runner):
     secret = tokens.create()
-    runner.invoke(args=["users", "disable", "bot"])
+    assert client.get("/api/v1/assets", headers=bearer(secret)).status_code == 200
+    assert runner.invoke(args=["users", "disable", "bot"]).exit_code == 0
     assert client.get("/api/v1/assets", headers=bearer(secret)).status_code == 401
+    response = client.post(URL, json={"positions": [row()]}, headers=bearer(secret))
+    assert response.status_code == 401
+    assert stored_count(app) == 0
 
 
 def test_last_used_is_recorded(app, tokens, client):
@@ -162,7 +170,8 @@ def test_cli_refuses_bad_input(runner, tokens):
         assert runner.invoke(args=["tokens", command, "--help"]).exit_code == 0
 
 
-def test_account_page_creates_shows_once_and_revokes(app, logged_in):
+def test_account_page_creates_shows_once_and_revokes(app):
+    logged_in = client_as(app, Role.ADMIN, "root")
     token = csrf_token_from(logged_in, "/account")
     response = logged_in.post(
         "/account/tokens",
@@ -244,3 +253,100 @@ def test_refused_tokens_write_nothing_at_all(app, tokens, client, runner):
     assert answers == [403, 401, 401, 401]
     assert stored_count(app) == 0
     assert all(t.last_used_at is None for t in token_rows(app))
+
+
+def scope_checkboxes(client) -> set[str]:
+    page = ParsedPage(client.get("/account").get_data(as_text=True))
+    return {a["value"] for a in page.elements("input") if a.get("name") == "tok-scopes"}
+
+
+@pytest.mark.parametrize(
+    ("role", "offered"),
+    [(Role.VIEWER, {"read"}), (Role.OPERATOR, {"read"}), (Role.ADMIN, {"ingest", "read"})],
+)
+def test_account_page_offers_only_the_scopes_the_role_may_hold(app, role, offered):
+    assert scope_checkboxes(client_as(app, role)) == offered
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.OPERATOR])
+def test_crafted_page_post_for_an_ingest_token_is_refused_and_audited(app, role):
+    client = client_as(app, role, "alice")
+    response = client.post(
+        "/account/tokens",
+        data={
+            "csrf_token": csrf_token_from(client, "/account"),
+            "tok-name": "sneaky",
+            "tok-scopes": ["ingest", "read"],
+        },
+    )
+    assert response.status_code == 403
+    assert "may not hold the ingest scope" in response.get_data(as_text=True)
+    assert token_rows(app) == []
+    assert events(app, Action.TOKEN_CREATE) == []
+    refused = only_event(app, Action.TOKEN_REFUSE)
+    assert (refused.actor_name, refused.target) == ("alice", "user:alice")
+    assert refused.detail["scopes"] == ["ingest", "read"] and refused.detail["role"] == role
+
+
+def test_crafted_page_post_without_csrf_is_refused_without_an_audit_row(app, logged_in):
+    response = logged_in.post("/account/tokens", data={"tok-name": "x", "tok-scopes": ["ingest"]})
+    assert response.status_code == 400
+    assert token_rows(app) == [] and events(app, Action.TOKEN_REFUSE) == []
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.OPERATOR])
+def test_cli_refuses_an_ingest_token_beyond_the_role_and_audits_it(app, runner, role):
+    client_as(app, role, "alice")
+    result = runner.invoke(args=["tokens", "create", "alice", "feed", "--scope", "ingest"])
+    assert result.exit_code == 1
+    assert "may not hold the ingest scope" in result.output and "tm_" not in result.output
+    assert token_rows(app) == []
+    refused = only_event(app, Action.TOKEN_REFUSE)
+    assert (refused.actor_name, refused.target) == ("cli", "user:alice")
+    read = runner.invoke(args=["tokens", "create", "alice", "reader", "--scope", "read"])
+    assert read.exit_code == 0, read.output
+    assert [t.scopes for t in token_rows(app)] == [["read"]]
+
+
+def test_cli_refuses_a_token_for_a_disabled_user(app, runner, tokens):
+    assert runner.invoke(args=["users", "disable", "bot"]).exit_code == 0
+    result = runner.invoke(args=["tokens", "create", "bot", "feed", "--scope", "read"])
+    assert result.exit_code == 1 and "disabled" in result.output
+    assert token_rows(app) == []
+
+
+def test_demoted_admins_ingest_token_is_403_at_the_next_request(app, tokens, client):
+    secret = tokens.create("ingest", "read")
+    first = client.post(URL, json={"positions": [row()]}, headers=bearer(secret))
+    assert first.status_code == 200
+    admin = client_as(app, Role.ADMIN, "root")
+    bot = user(app, "bot")
+    demoted = post(admin, f"/admin/users/{bot.id}/role", f"/admin/users/{bot.id}", role="operator")
+    assert demoted.status_code == 302 and user(app, "bot").role == Role.OPERATOR
+
+    later = {"positions": [row(timestamp="2026-03-01T13:00:00Z")]}
+    answers = []
+
+    def refused_call():
+        answers.append(client.post(URL, json=later, headers=bearer(secret)))
+
+    assert writes_during(app, refused_call) == []
+    assert answers[0].status_code == 403
+    assert "owner may no longer use the 'ingest' scope" in answers[0].get_json()["message"]
+    assert stored_count(app) == 1
+    # Narrowed, not stopped: what an operator may hold still works.
+    assert client.get("/api/v1/assets", headers=bearer(secret)).status_code == 200
+    # The admin sees the scope the owner can no longer use struck out.
+    page = admin.get(f"/admin/users/{bot.id}").get_data(as_text=True)
+    assert '<del title="its owner may not use this scope now">ingest</del>' in page
+
+
+def test_an_ingest_token_a_viewer_already_holds_is_refused(app, tokens, client):
+    secret = tokens.create("ingest")
+    # As a token made before roles bounded scopes would be.
+    with app.app_context():
+        db.session.execute(db.update(User).values(role=Role.VIEWER))
+        db.session.commit()
+    response = client.post(URL, json={"positions": [row()]}, headers=bearer(secret))
+    assert response.status_code == 403
+    assert stored_count(app) == 0

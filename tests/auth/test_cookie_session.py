@@ -44,7 +44,8 @@ def test_a_tampered_copy_of_a_remembered_cookie_is_refused(app, client, auth, vi
     auth.login()
     cookie = session_cookie(client, app)
     assert replay(app, cookie).get("/").status_code == 200
-    tampered = cookie[:-1] + ("A" if cookie[-1] != "A" else "B")
+    # Not the last character: its low bits are base64 padding, so some swaps decode alike.
+    tampered = cookie[:-5] + ("A" if cookie[-5] != "A" else "B") + cookie[-4:]
     assert replay(app, tampered).get("/").status_code == 302
 
 

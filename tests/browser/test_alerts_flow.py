@@ -21,9 +21,10 @@ def test_operator_sees_a_new_alert_without_reloading_and_acknowledges_it(
     app, base, page = live_server.app, live_server.url, browser_page
     app.config["LIVE_REFRESH_SECONDS"] = 1
     make_user(app, "olivia", role=Role.OPERATOR)
+    make_user(app, "feeder", role=Role.ADMIN)  # only admins may hold ingest tokens
     store(app, [snap(asset="BTC", at=utcnow(), amount="1")])
     with app.app_context():
-        user = db.session.execute(db.select(User).filter_by(username="olivia")).scalar_one()
+        user = db.session.execute(db.select(User).filter_by(username="feeder")).scalar_one()
         _, secret = create_token(user, "feeder", ["ingest"])
         db.session.commit()
     errors = []

@@ -42,7 +42,7 @@ def ingest(deployment, token, rows):
 @pytest.fixture(scope="module")
 def operator_token(deployment):
     deployment.flask(
-        "users", "create", "ops", "--role", "operator", "--password-stdin", stdin=f"{PASSWORD}\n"
+        "users", "create", "ops", "--role", "admin", "--password-stdin", stdin=f"{PASSWORD}\n"
     )
     out = deployment.flask("tokens", "create", "ops", "feed", "--scope", "ingest")
     return re.search(r"tm_\S+", out).group(0)

@@ -179,7 +179,7 @@ def run_service(
     service = Service(f"http://127.0.0.1:{port}", env, tmp, database, stored_rows=stored_rows)
     service.flask("db", "upgrade")
     service.flask(
-        "users", "create", "feed", "--role", "operator", "--password-stdin", stdin=f"{PASSWORD}\n"
+        "users", "create", "feed", "--role", "admin", "--password-stdin", stdin=f"{PASSWORD}\n"
     )
     out = service.flask("tokens", "create", "feed", "ingest", "--scope", "ingest")
     service.token = re.search(r"tm_\S+", out).group(0)
