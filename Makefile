@@ -15,13 +15,13 @@ VENDOR_FILES := \
 
 .PHONY: run test setup install assets migrate lint format bench screenshots clean
 
-run: migrate ## set up, migrate, seed on first run, serve on 127.0.0.1:5000
+run: migrate ## set up, migrate, seed on first run, serve with the alert worker (PORT=5000)
 	@$(BIN)/flask seed first-run
 	@echo
-	@echo "TradingMonitor: http://$(HOST):$(PORT)/"
+	@echo "TradingMonitor: http://$(HOST):$(PORT)/ (another port: make run PORT=8080)"
 	@echo "Log in as 'admin' with the password printed when the database was first seeded."
 	@echo "Lost it? $(BIN)/flask users set-password admin"
-	$(BIN)/flask run --host $(HOST) --port $(PORT)
+	TRADINGMONITOR_PUBLIC_URL=http://$(HOST):$(PORT) $(BIN)/flask serve --host $(HOST) --port $(PORT)
 
 test: setup ## set up, lint, then the whole test suite
 	$(BIN)/ruff check .

@@ -73,9 +73,10 @@ class Config:
 
     # /readyz fails and every page shows a banner when the alert worker
     # (`flask alerts run`) has missed 3 passes plus this grace. Required: a
-    # database where no worker ever ran is a failure too (production).
+    # database where no worker ever ran is a failure too — in development as in
+    # production, since without the worker stale feeds and notifications are silent.
     ALERT_WORKER_GRACE_SECONDS = 30
-    ALERT_WORKER_REQUIRED = False
+    ALERT_WORKER_REQUIRED = True
     # /readyz compares the database's migration with the code's.
     READYZ_CHECK_MIGRATIONS = True
 
@@ -99,6 +100,13 @@ class Config:
     # and host shares the counters.
     API_RATE_LIMIT = "600/minute"
     RATELIMIT_STORAGE_URI = "memory://"
+    # While that storage is unreachable, count per process rather than refuse ingest;
+    # /readyz says so. A short timeout keeps a lost Redis from stalling requests.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
+    # Worker processes serving the app (deploy/gunicorn.conf.py sets it): with more
+    # than one, in-memory rate-limit counters are per process, which the app warns of.
+    WEB_WORKERS = 1
     # Off: the library would stamp its own Retry-After on every response, 503s
     # included; 429s get theirs from the error handler.
     RATELIMIT_HEADERS_ENABLED = False
@@ -126,6 +134,8 @@ class TestingConfig(Config):
     # Test databases are made with create_all, not migrations; tests that check
     # /readyz's migration check turn it on.
     READYZ_CHECK_MIGRATIONS = False
+    # Most tests run no worker; tests of the banner and /readyz turn this on.
+    ALERT_WORKER_REQUIRED = False
 
 
 class ProductionConfig(Config):
@@ -138,7 +148,6 @@ class ProductionConfig(Config):
     PROXY_FIX_X_FOR = 1
     PROXY_FIX_X_PROTO = 1
     PROXY_FIX_X_HOST = 1
-    ALERT_WORKER_REQUIRED = True
 
 
 CONFIGS = {cls.NAME: cls for cls in (DevelopmentConfig, TestingConfig, ProductionConfig)}

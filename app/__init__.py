@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import config as config_module
 from app.extensions import csrf, db, limiter, login_manager, migrate
 from app.ops.logs import configure_logging
+from app.ops.rate_limits import warn_if_unshared
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def create_app(config: type | str | Mapping | None = None) -> Flask:
     register_commands(app)
     register_error_handlers(app)
     check_vendor_assets(app)
+    warn_if_unshared(app)
     return app
 
 
@@ -199,6 +201,7 @@ def register_commands(app: Flask) -> None:
     from app.alerts.cli import alerts_cli
     from app.auth.cli import users_cli
     from app.auth.token_cli import tokens_cli
+    from app.ops.serve import serve_command
     from app.positions.cli import positions_cli, seed_cli
 
     register_backup_command()
@@ -207,6 +210,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(seed_cli)
     app.cli.add_command(positions_cli)
     app.cli.add_command(alerts_cli)
+    app.cli.add_command(serve_command)
 
 
 def register_backup_command() -> None:

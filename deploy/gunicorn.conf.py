@@ -14,6 +14,9 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # Sync workers: requests are short and database-bound. With SQLite keep it to a few
 # (one writer at a time); with PostgreSQL the usual 2 * cores + 1.
 workers = int(os.environ.get("GUNICORN_WORKERS", "4"))
+# The app checks that its rate-limit counters are shared when there are several
+# workers (TRADINGMONITOR_RATELIMIT_STORAGE_URI=redis://…), and warns if not.
+os.environ["TRADINGMONITOR_WEB_WORKERS"] = str(workers)
 worker_class = "sync"
 
 # A request that takes longer than this is stuck: the worker is killed and replaced.

@@ -7,7 +7,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.alerts.heartbeat import worker_status
 from app.auth.access import public
 from app.extensions import db
-from app.ops import metrics, readiness
+from app.ops import metrics, rate_limits, readiness
 from app.ops.assets import add_static_version
 
 bp = Blueprint("ops", __name__)
@@ -26,7 +26,10 @@ def healthz():
 @bp.route("/readyz")
 @public
 def readyz():
-    """Answer 200 when the database answers at the current migration and the worker beats."""
+    """Answer 200 when the database answers at the current migration and the worker beats.
+
+    Shared rate limits are reported, not required: without them the API still serves.
+    """
     retry = {"Retry-After": str(current_app.config["DATABASE_RETRY_AFTER_SECONDS"])}
     try:
         db.session.execute(text("SELECT 1"))
@@ -60,11 +63,15 @@ def readyz():
             503,
             retry,
         )
+    limits_ok, limits = rate_limits.status(current_app)
     body = {
         "database": "ok",
         "migrations": "current" if current_app.config["READYZ_CHECK_MIGRATIONS"] else "unchecked",
         "alert_worker": worker.reason,
         "alert_worker_last_pass": worker.last_pass_at.isoformat() if worker.last_pass_at else None,
+        "rate_limits": limits,
+        # Serving works, but something promised does not hold as configured.
+        "warnings": [] if limits_ok else [limits],
     }
     if not worker.healthy:
         return jsonify(status="unavailable", **body), 503, retry
