@@ -1,6 +1,5 @@
 """`flask alerts …`: rules from the shell, and the evaluation worker."""
 
-import time
 from decimal import Decimal, InvalidOperation
 
 import click
@@ -8,7 +7,6 @@ from flask.cli import AppGroup
 
 from app.alerts.delivery import deliver_due
 from app.alerts.engine import evaluate_all
-from app.alerts.heartbeat import beat, worker_name
 from app.alerts.models import (
     ANY,
     Alert,
@@ -20,9 +18,8 @@ from app.alerts.models import (
     Severity,
 )
 from app.alerts.validation import target_problem
-from app.db_types import utcnow
+from app.alerts.worker import run_worker
 from app.extensions import db
-from app.positions.rollup import catch_up
 
 alerts_cli = AppGroup("alerts", help="Alert rules and the evaluation worker.")
 
@@ -144,34 +141,12 @@ def evaluate():
     click.echo(f"{len(transitions)} transition(s).")
 
 
-# Snapshots folded into the hourly rollups per pass, in short transactions.
-ROLLUP_ROWS_PER_PASS = 50_000
-
-
 @alerts_cli.command("run")
 @click.option("--interval", type=click.FloatRange(0.1), default=10.0, show_default=True)
 @click.option("--passes", type=click.IntRange(1), help="Stop after this many passes.")
 def run(interval, passes):
     """Evaluate rules and deliver notifications every --interval seconds until stopped."""
-    done = 0
-    worker, worker_started = worker_name(), utcnow()
-    while passes is None or done < passes:
-        started = time.monotonic()
-        transitions = evaluate_all()
-        db.session.commit()
-        sent, failed = deliver_due()
-        # Keeps the chart's hourly rollups current; bounded so a backlog spreads over passes.
-        catch_up(max_rows=ROLLUP_ROWS_PER_PASS)
-        done += 1
-        beat(worker, interval=interval, started_at=worker_started, passes=done)
-        db.session.commit()
-        db.session.remove()
-        if transitions or sent or failed:
-            click.echo(
-                f"pass {done}: {len(transitions)} transition(s), sent {sent}, failed {failed}"
-            )
-        # Always pause a little: back-to-back passes would starve ingest of SQLite's lock.
-        time.sleep(max(interval / 2, interval - (time.monotonic() - started)))
+    run_worker(interval, passes)
 
 
 @alerts_cli.command("list")
