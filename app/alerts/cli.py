@@ -5,6 +5,7 @@ from decimal import Decimal, InvalidOperation
 import click
 from flask.cli import AppGroup
 
+from app.admin.audit import CLI_ACTOR, Action, record_event
 from app.alerts.delivery import deliver_due
 from app.alerts.engine import evaluate_all
 from app.alerts.models import (
@@ -85,6 +86,13 @@ def add_rule(
             raise click.UsageError(f"No channel named {name!r}; see flask alerts add-channel.")
         rule.channels.append(channel)
     db.session.add(rule)
+    db.session.flush()
+    record_event(
+        Action.RULE_CREATE,
+        target=f"rule:{rule.id}",
+        detail={"name": rule.name, "kind": rule.kind, "enabled": rule.enabled},
+        actor=CLI_ACTOR,
+    )
     db.session.commit()
     click.echo(f"Created rule #{rule.id} {rule.name!r}.")
 
@@ -120,6 +128,14 @@ def add_channel(name, kind, target):
         raise click.UsageError(f"A channel named {name!r} exists.")
     channel = Channel(name=name, kind=kind, target=target)
     db.session.add(channel)
+    db.session.flush()
+    # As on the page: the target is left out, webhook URLs often carry a secret.
+    record_event(
+        Action.CHANNEL_CREATE,
+        target=f"channel:{channel.id}",
+        detail={"name": channel.name, "kind": channel.kind},
+        actor=CLI_ACTOR,
+    )
     db.session.commit()
     click.echo(f"Created {kind} channel #{channel.id} {name!r} → {channel.masked_target()}.")
 

@@ -237,3 +237,28 @@ def test_acknowledge_and_silences_are_recorded(any_app, firing_alert):
         ).scalar_one()
     post(client, f"/alerts/silences/{silence_id}/expire", "/alerts/silences")
     assert only_event(any_app, Action.SILENCE_EXPIRE).target == f"silence:{silence_id}"
+
+
+def test_cli_and_pages_leave_the_same_entry_for_a_new_rule_and_channel(any_app, admin):
+    operator = client_as(any_app, Role.OPERATOR, "op")
+    post(operator, "/alerts/rules/new", "/alerts/rules/new", **RULE)
+    post(
+        admin,
+        "/alerts/channels",
+        "/alerts/channels",
+        name="ops",
+        kind="webhook",
+        target="https://h.example/a",
+    )
+    runner = any_app.test_cli_runner()
+    for args in (
+        ["add-rule", "ETH cap", "--kind", "position_above", "--asset", "ETH", "--threshold", "9"],
+        ["add-channel", "desk", "--kind", "webhook", "--target", "https://h.example/b"],
+    ):
+        assert runner.invoke(args=["alerts", *args]).exit_code == 0
+    for action, page_actor in ((Action.RULE_CREATE, "op"), (Action.CHANNEL_CREATE, "root")):
+        page, cli = events(any_app, action)
+        assert (page.actor_name, cli.actor_name, cli.actor_id) == (page_actor, "cli", None)
+        assert page.target.split(":")[0] == cli.target.split(":")[0]
+        assert page.target != cli.target
+        assert set(page.detail) == set(cli.detail), action

@@ -1,13 +1,18 @@
 """`flask alerts …` through Flask's CLI runner."""
 
+import re
 from datetime import timedelta
 
 import pytest
 
-from app.alerts.models import Alert, AlertRule
+from app.admin.audit import Action
+from app.alerts.models import Alert, AlertRule, Channel
 from app.db_types import utcnow
 from app.extensions import db
+from tests.admin.helpers import events, only_event
 from tests.positions.helpers import snap, store
+
+HOOK_SECRET = "T000/B000/very-secret-path"
 
 
 def rules(app):
@@ -73,6 +78,7 @@ def test_add_rule_refuses_bad_settings(app, runner, args, message):
     result = runner.invoke(args=["alerts", "add-rule", "r", *args])
     assert result.exit_code == 2 and message in result.output
     assert rules(app) == []
+    assert events(app) == []
 
 
 def test_list_without_alerts_says_so(runner):
@@ -83,3 +89,65 @@ def test_list_without_alerts_says_so(runner):
 def test_every_alerts_command_has_help(runner, command):
     result = runner.invoke(args=["alerts", command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, action, target, detail",
+    [
+        (
+            [
+                "add-channel",
+                "ops",
+                "--kind",
+                "webhook",
+                "--target",
+                f"https://h.example/{HOOK_SECRET}",
+            ],
+            Action.CHANNEL_CREATE,
+            "channel",
+            {"name": "ops", "kind": "webhook"},
+        ),
+        (
+            ["add-channel", "desk", "--kind", "email", "--target", "desk@example.com"],
+            Action.CHANNEL_CREATE,
+            "channel",
+            {"name": "desk", "kind": "email"},
+        ),
+        (
+            ["add-rule", "cap", "--kind", "position_above", "--threshold", "2"],
+            Action.RULE_CREATE,
+            "rule",
+            {"name": "cap", "kind": "position_above", "enabled": True},
+        ),
+    ],
+)
+def test_each_changing_command_is_audited_with_the_cli_as_actor(
+    app, runner, args, action, target, detail
+):
+    result = runner.invoke(args=["alerts", *args])
+    assert result.exit_code == 0, result.output
+    event = only_event(app, action, HOOK_SECRET, "desk@example.com")
+    assert (event.actor_name, event.actor_id, event.detail) == ("cli", None, detail)
+    number = re.fullmatch(rf"{target}:(\d+)", event.target)
+    model = {"rule": AlertRule, "channel": Channel}[target]
+    with app.app_context():
+        assert db.session.get(model, int(number.group(1))).name == detail["name"]
+    assert [e.action for e in events(app)] == [action]
+
+
+def test_a_refused_channel_leaves_no_audit_entry(app, runner):
+    runner.invoke(args=["alerts", "add-channel", "ops", "--kind", "webhook", "--target", "x"])
+    runner.invoke(
+        args=[
+            "alerts",
+            "add-rule",
+            "r",
+            "--kind",
+            "stale_feed",
+            "--threshold",
+            "9",
+            "--channel",
+            "nope",
+        ]
+    )
+    assert events(app) == []
