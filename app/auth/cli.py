@@ -59,8 +59,12 @@ def create_user(username: str, role: str, password_stdin: bool):
     password_hash = _hash_or_fail(_read_password(password_stdin))
     user = User(username=name, password_hash=password_hash, role=role)
     db.session.add(user)
+    # The page's detail keys: the CLI always takes a typed password, never forces a change.
     record_event(
-        Action.USER_CREATE, target=user_target(user), detail={"role": role}, actor=CLI_ACTOR
+        Action.USER_CREATE,
+        target=user_target(user),
+        detail={"role": role, "generated_initial": False, "must_change": False},
+        actor=CLI_ACTOR,
     )
     db.session.commit()
     click.echo(f"Created {role} {name!r}.")

@@ -239,7 +239,7 @@ def test_acknowledge_and_silences_are_recorded(any_app, firing_alert):
     assert only_event(any_app, Action.SILENCE_EXPIRE).target == f"silence:{silence_id}"
 
 
-def test_cli_and_pages_leave_the_same_entry_for_a_new_rule_and_channel(any_app, admin):
+def test_cli_and_pages_leave_the_same_entries(any_app, admin):
     operator = client_as(any_app, Role.OPERATOR, "op")
     post(operator, "/alerts/rules/new", "/alerts/rules/new", **RULE)
     post(
@@ -250,15 +250,32 @@ def test_cli_and_pages_leave_the_same_entry_for_a_new_rule_and_channel(any_app, 
         kind="webhook",
         target="https://h.example/a",
     )
+    post(admin, "/admin/users", username="carol", role="viewer", password="carols fine password 1")
+    carol = user(any_app, "carol").id
+    for step in ("disable", "enable", "reset-password"):
+        post(admin, f"/admin/users/{carol}/{step}", f"/admin/users/{carol}")
     runner = any_app.test_cli_runner()
+    typed = "zeds fine password 2\n"
     for args in (
-        ["add-rule", "ETH cap", "--kind", "position_above", "--asset", "ETH", "--threshold", "9"],
-        ["add-channel", "desk", "--kind", "webhook", "--target", "https://h.example/b"],
+        ["alerts", "add-rule", "ETH cap", "--kind", "position_above", "--threshold", "9"],
+        ["alerts", "add-channel", "desk", "--kind", "webhook", "--target", "https://h.example/b"],
+        ["users", "create", "zed", "--password-stdin"],
+        ["users", "disable", "zed"],
+        ["users", "enable", "zed"],
+        ["users", "set-password", "zed", "--password-stdin"],
     ):
-        assert runner.invoke(args=["alerts", *args]).exit_code == 0
-    for action, page_actor in ((Action.RULE_CREATE, "op"), (Action.CHANNEL_CREATE, "root")):
-        page, cli = events(any_app, action)
+        result = runner.invoke(args=args, input=typed)
+        assert result.exit_code == 0, result.output
+    for action, page_actor in (
+        (Action.RULE_CREATE, "op"),
+        (Action.CHANNEL_CREATE, "root"),
+        (Action.USER_CREATE, "root"),
+        (Action.USER_DISABLE, "root"),
+        (Action.USER_ENABLE, "root"),
+        (Action.PASSWORD_RESET, "root"),
+    ):
+        page, cli = events(any_app, action)[-2:]
         assert (page.actor_name, cli.actor_name, cli.actor_id) == (page_actor, "cli", None)
         assert page.target.split(":")[0] == cli.target.split(":")[0]
         assert page.target != cli.target
-        assert set(page.detail) == set(cli.detail), action
+        assert set(page.detail or {}) == set(cli.detail or {}), action
