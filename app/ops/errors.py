@@ -4,11 +4,11 @@ import logging
 import secrets
 import time
 
-from flask import Flask, current_app, jsonify, render_template
+from flask import Flask, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from app.auth.redirects import wants_json
 from app.extensions import db, limiter
@@ -35,11 +35,14 @@ def _respond(status: int, title: str, message: str, reference: str | None = None
 
 
 def handle_http_error(error: HTTPException):
-    response = _respond(error.code or 500, error.name, error.description or "")
+    body, status = _respond(error.code or 500, error.name, error.description or "")
+    # The exception's own headers say what to do next (Allow on a 405, WWW-Authenticate,
+    # Retry-After); only its HTML Content-Type gives way to the body we made.
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
     if error.code == 429:
-        body, status = response
-        return body, status, {"Retry-After": str(_rate_limit_retry_after())}
-    return response
+        headers = [(k, v) for k, v in headers if k.lower() != "retry-after"]
+        headers.append(("Retry-After", str(_rate_limit_retry_after())))
+    return body, status, headers
 
 
 def _rate_limit_retry_after() -> int:
@@ -48,6 +51,20 @@ def _rate_limit_retry_after() -> int:
     if current is None:
         return 60
     return max(1, int(current.reset_at - time.time()) + 1)
+
+
+def refuse_oversized_chunked_body() -> None:
+    """before_request: a chunked body over MAX_CONTENT_LENGTH is a 413, like a sized one."""
+    limit = request.max_content_length
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if limit is None or not chunked or "wsgi.input_terminated" not in request.environ:
+        return
+    # Without a Content-Length, werkzeug reads the body up to the limit and quietly
+    # stops there, so a parser would see a truncated body. Read it once (the form and
+    # JSON parsers reuse it) and look for one byte beyond the limit.
+    request.get_data()
+    if request.stream.is_exhausted and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
 
 
 def handle_csrf_error(error: CSRFError):
@@ -97,6 +114,8 @@ def handle_unexpected_error(error: Exception):
 
 
 def register_error_handlers(app: Flask) -> None:
+    # First of the app's hooks: before the CSRF check reads a form from a cut-off body.
+    app.before_request_funcs.setdefault(None, []).insert(0, refuse_oversized_chunked_body)
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(PoolTimeoutError, handle_database_unavailable)

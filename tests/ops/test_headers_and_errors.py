@@ -172,3 +172,35 @@ def test_log_lines_escape_newlines_and_terminal_escapes():
     line = SingleLineFormatter("%(message)s").format(record)
     assert line == "user=eve\\nFAKE\\x1b[31mred"
     assert "\n" not in line and "\x1b" not in line
+
+
+PROBE_METHODS = ("DELETE", "PATCH", "PUT", "POST", "GET")
+
+
+def _unused_method_per_path(app) -> dict[str, tuple[str, set[str]]]:
+    """Each routed path (placeholders filled in), a method none of its rules take, its methods."""
+    adapter = app.url_map.bind("localhost")
+    allowed: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        # "1" fits every converter the app uses (string, int, path).
+        values = dict.fromkeys(rule.arguments, "1")
+        path = adapter.build(rule.endpoint, values, method=next(iter(rule.methods)))
+        allowed.setdefault(path, set()).update(rule.methods)
+    return {
+        path: (next(m for m in PROBE_METHODS if m not in methods), methods)
+        for path, methods in allowed.items()
+    }
+
+
+def test_every_405_names_the_allowed_methods(client):
+    probes = _unused_method_per_path(client.application)
+    assert "/api/v1/positions" in probes and "/login" in probes
+    for path, (method, methods) in probes.items():
+        response = client.open(path, method=method)
+        assert response.status_code == 405, (path, method)
+        allow = {m.strip() for m in response.headers.get("Allow", "").split(",") if m.strip()}
+        assert allow == methods, (path, method)
+        expected_type = "application/json" if path.startswith("/api/") else "text/html"
+        assert response.content_type.startswith(expected_type), path
