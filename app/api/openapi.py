@@ -17,39 +17,127 @@ from app.api.schemas import (
 REF = "#/components/schemas/{model}"
 MODELS = [AssetList, ConflictResponse, ErrorResponse, IngestResponse, PositionPage]
 
+# What the document promises is what the server accepts, so a client built from it is
+# never refused. The server is wider in places the schema language cannot state
+# exactly (any printable name, 40 significant digits in any notation); there the
+# document names a plain subset and the description says the rest.
+NAME_ENDS = r"!-~\u00a1-\u00ac\u00ae-\u024f\u0400-\u04ff\u4e00-\u9fff"
+NAME_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "pattern": f"^[{NAME_ENDS}]([ {NAME_ENDS}]*[{NAME_ENDS}])?$",
+    "description": "Up to 64 printable characters, no leading or trailing space. The pattern "
+    "shows ASCII, Latin, Cyrillic and CJK; other printable letters are accepted too.",
+}
+DECIMAL_IN_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^[+-]?[0-9]{1,20}(\.[0-9]{1,20})?$", "maxLength": 42},
+        {"type": "integer", "minimum": -(10**40 - 1), "maximum": 10**40 - 1},
+    ],
+    "description": "An exact decimal, best sent as a string so no JSON library rounds it. "
+    "The server also reads e-notation and JSON numbers exactly, up to 40 significant "
+    "digits and an exponent within ±40; anything else is a 422.",
+}
+DECIMAL_OUT_SCHEMA = {
+    "type": "string",
+    "pattern": r"^-?[0-9]+(\.[0-9]+)?$",
+    "description": "Exact decimal in plain notation, digits as sent",
+}
+MOMENT_OUT_SCHEMA = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC"}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
 
 def _ref(model) -> dict:
     return {"$ref": REF.format(model=model.__name__)}
 
 
-def _json(description: str, model=ErrorResponse) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+def _json(description: str, model=ErrorResponse, headers: dict | None = None) -> dict:
+    answer = {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+    if headers:
+        answer["headers"] = headers
+    return answer
 
 
+# Every operation can answer these: no or a bad token, a token without the rights,
+# the rate limit, a busy database, a bug.
 COMMON_ERRORS = {
-    "400": _json("Malformed request"),
-    "401": _json("No token, or an unknown, revoked or expired one"),
-    "403": _json("The token lacks the scope or the account"),
-    "405": _json("Method not allowed"),
-    "422": _json("Invalid: every problem listed by row index and field"),
-    "429": _json("Rate limited; see Retry-After"),
+    "401": _json(
+        "No token, or an unknown, revoked or expired one",
+        headers={
+            "WWW-Authenticate": {
+                "description": "Bearer",
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        },
+    ),
+    "403": _json("The token lacks the scope or the account, or its owner lacks the role"),
+    "429": _json("Rate limited", headers=RETRY_AFTER),
     "500": _json("Unexpected error, with a reference for the logs"),
-    "503": _json("Database unavailable; see Retry-After"),
+    "503": _json("Database busy or unreachable; nothing was changed", headers=RETRY_AFTER),
+}
+INVALID = _json("Invalid: every problem listed by row index and field")
+
+
+def _without_null(schema: dict) -> dict:
+    """A query parameter is present or absent: drop the model's `null` branch and default."""
+    options = [option for option in schema.get("anyOf", []) if option != {"type": "null"}]
+    if len(options) == 1:
+        rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
+        return {**options[0], **rest}
+    return schema
+
+
+QUERY_DESCRIPTIONS = {
+    "from": "Oldest snapshot time to include (ISO 8601 with a timezone)",
+    "to": "Newest snapshot time to include (ISO 8601 with a timezone)",
+    "cursor": "Copy `next_cursor` from the previous page; any other value is a 400",
 }
 
 
 def _query_parameters() -> list[dict]:
     schema = HistoryQuery.model_json_schema(ref_template=REF)
     required = set(schema.get("required", []))
-    return [
-        {
+    names = {"asset": NAME_SCHEMA, "account": NAME_SCHEMA}
+    parameters = []
+    for name, prop in schema["properties"].items():
+        prop = _without_null({k: v for k, v in prop.items() if k != "title"})
+        parameter = {
             "name": name,
             "in": "query",
             "required": name in required,
-            "schema": {k: v for k, v in prop.items() if k != "title"},
+            "schema": names.get(name, prop),
         }
-        for name, prop in schema["properties"].items()
-    ]
+        if name in QUERY_DESCRIPTIONS:
+            parameter["description"] = QUERY_DESCRIPTIONS[name]
+        parameters.append(parameter)
+    return parameters
+
+
+def _honest_schemas(schemas: dict) -> dict:
+    """Put the accepted subset of names and decimals, and output formats, in the models."""
+    row = schemas["PositionIn"]["properties"]
+    row["account"] = row["asset"] = NAME_SCHEMA
+    row["amount"] = DECIMAL_IN_SCHEMA
+    row["price"] = {"anyOf": [DECIMAL_IN_SCHEMA, {"type": "null"}], "default": None}
+    for model, decimals in (("PositionOut", ("amount", "price")), ("AssetOut", ("notional",))):
+        out = schemas[model]["properties"]
+        out["timestamp"] = MOMENT_OUT_SCHEMA
+        for name in decimals:
+            nullable = name != "amount"
+            out[name] = (
+                {"anyOf": [DECIMAL_OUT_SCHEMA, {"type": "null"}]}
+                if nullable
+                else (DECIMAL_OUT_SCHEMA)
+            )
+    return schemas
 
 
 @cache
@@ -59,7 +147,7 @@ def openapi_document() -> dict:
     _, output_schemas = models_json_schema(
         [(model, "serialization") for model in MODELS], ref_template=REF
     )
-    schemas = {**input_schemas.get("$defs", {}), **output_schemas.get("$defs", {})}
+    schemas = _honest_schemas({**input_schemas["$defs"], **output_schemas["$defs"]})
     return {
         "openapi": "3.1.0",
         "info": {
@@ -81,9 +169,13 @@ def openapi_document() -> dict:
                     },
                     "responses": {
                         "200": _json("Stored: counts of new and duplicate rows", IngestResponse),
+                        "400": _json("The body is not UTF-8 JSON, or is nested too deeply"),
                         "409": _json("Conflicting snapshots; nothing stored", ConflictResponse),
-                        "413": _json("Body over the size limit"),
+                        "413": _json(
+                            "Body over the size limit (5 MiB by default), sized or chunked"
+                        ),
                         "415": _json("Body is not application/json"),
+                        "422": INVALID,
                         **COMMON_ERRORS,
                     },
                 },
@@ -93,6 +185,8 @@ def openapi_document() -> dict:
                     "parameters": _query_parameters(),
                     "responses": {
                         "200": _json("One page of snapshots", PositionPage),
+                        "400": _json("A cursor this server did not issue"),
+                        "422": INVALID,
                         **COMMON_ERRORS,
                     },
                 },
