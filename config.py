@@ -64,8 +64,11 @@ class Config:
     SMTP_USERNAME = None
     SMTP_PASSWORD = None
     MAIL_FROM = "tradingmonitor@localhost"
-    # Public base URL, for links in notifications.
-    EXTERNAL_URL = "http://127.0.0.1:5000"
+    # The address people open the app at (https://tm.example.com, or with a path
+    # prefix), for links in notifications; TRADINGMONITOR_PUBLIC_URL sets it. Unset,
+    # messages carry no links and queueing one logs a warning: a guess from a request
+    # or the bind address would send the desk to localhost.
+    PUBLIC_URL: str | None = None
 
     # How often live pages (overview, alerts, the firing badge) refresh themselves
     # while their tab is visible; TRADINGMONITOR_LIVE_REFRESH_SECONDS overrides it.

@@ -1,5 +1,6 @@
 """Alert rules, one alert per rule and series, and every transition it went through."""
 
+import uuid
 from datetime import datetime
 from decimal import Decimal
 
@@ -170,8 +171,17 @@ class NotificationStatus:
     SENT = "sent"
 
 
+def new_idempotency_key() -> str:
+    """A key no other message of any install shares (row ids restart; uuids do not)."""
+    return f"tm-{uuid.uuid4()}"
+
+
 class Notification(db.Model):
-    """The outbox: written with the transition it announces, delivered by the worker."""
+    """The outbox: written with the transition it announces, delivered by the worker.
+
+    Per alert and channel, rows are delivered in id order: ids follow the order of the
+    transitions because every transition of an alert is written under its row lock.
+    """
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
@@ -179,6 +189,11 @@ class Notification(db.Model):
     kind: Mapped[str] = mapped_column(String(16))
     # One notification per transition and channel, whoever evaluates it.
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    # Sent with every attempt (header and payload field), so a receiver can drop the
+    # repeat of a message a worker delivered but could not mark as sent.
+    idempotency_key: Mapped[str] = mapped_column(
+        String(64), unique=True, default=new_idempotency_key
+    )
     payload: Mapped[dict] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default=NotificationStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
@@ -191,7 +206,11 @@ class Notification(db.Model):
 
     channel: Mapped[Channel] = relationship()
 
-    __table_args__ = (Index(None, "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index(None, "status", "next_attempt_at"),
+        # The claim's check for an earlier undelivered message of the same alert.
+        Index(None, "alert_id", "channel_id", "status"),
+    )
 
 
 class DeliveryAttempt(db.Model):

@@ -1,27 +1,65 @@
-"""Writing notifications to the outbox, in the transaction of the transition."""
+"""Writing notifications to the outbox, in the transaction of the transition.
+
+A message is composed once, when it is queued: every attempt sends the same body
+with the same idempotency key.
+"""
 
 import hashlib
+import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.alerts.models import (
+    ANY,
     Alert,
     AlertRule,
     AlertState,
     Channel,
     Notification,
     NotificationKind,
+    RuleKind,
+    new_idempotency_key,
 )
 from app.alerts.silences import silence_for
 from app.extensions import db
 
+log = logging.getLogger(__name__)
+
 ZERO_TIME = "0001-01-01T00:00:00Z"
+# The data names no quote currency: notional is amount x price, in whatever
+# currency the trading system prices the asset.
+QUOTE_CURRENCY = "quote currency"
 
 
 def _iso(moment: datetime | None) -> str:
     return ZERO_TIME if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def value_unit(rule: AlertRule, asset: str) -> str:
+    """The unit a rule's value and threshold are in."""
+    if rule.kind == RuleKind.STALE_FEED:
+        return "s"
+    if rule.kind in (RuleKind.NOTIONAL_ABOVE, RuleKind.GROSS_EXPOSURE_ABOVE):
+        return QUOTE_CURRENCY
+    if rule.kind == RuleKind.CHANGE_OVER_WINDOW and rule.change_percent:
+        return "%"
+    return asset if asset != ANY else ""
+
+
+def public_links(alert: Alert) -> dict[str, str | None]:
+    """Links to the alerts page and this alert's history, from PUBLIC_URL, or None."""
+    base = (current_app.config.get("PUBLIC_URL") or "").rstrip("/")
+    if not base:
+        log.warning(
+            "PUBLIC_URL is not set: the notification for alert %s carries no links", alert.id
+        )
+        return {"alerts": None, "history": None}
+    # Paths from the URL map (no request here); the prefix is the public URL's.
+    urls = current_app.url_map.bind("")
+    history = urls.build("alerts.history", {"rule": alert.rule_id, "asset": alert.asset})
+    return {"alerts": base + urls.build("alerts.index"), "history": base + history}
 
 
 def alertmanager_payload(
@@ -44,7 +82,7 @@ def alertmanager_payload(
     }
     if rule.runbook_url:
         annotations["runbook_url"] = rule.runbook_url
-    base_url = current_app.config.get("EXTERNAL_URL", "")
+    links = public_links(alert)
     return {
         "version": "4",
         "groupKey": group_key,
@@ -54,7 +92,7 @@ def alertmanager_payload(
         "groupLabels": {"alertname": rule.name},
         "commonLabels": labels,
         "commonAnnotations": annotations,
-        "externalURL": base_url,
+        "externalURL": (current_app.config.get("PUBLIC_URL") or "").rstrip("/"),
         "alerts": [
             {
                 "status": status,
@@ -62,13 +100,21 @@ def alertmanager_payload(
                 "annotations": annotations,
                 "startsAt": _iso(alert.fired_at),
                 "endsAt": _iso(alert.resolved_at if status == "resolved" else None),
-                "generatorURL": f"{base_url}/alerts/",
+                "generatorURL": links["history"] or "",
                 "fingerprint": hashlib.sha256(
                     f"{rule.id}:{alert.account}:{alert.asset}".encode()
                 ).hexdigest()[:16],
             }
         ],
-        "tradingmonitor": {"kind": kind, "alert_id": alert.id},
+        "tradingmonitor": {
+            "kind": kind,
+            "alert_id": alert.id,
+            "rule_kind": rule.kind,
+            "unit": value_unit(rule, alert.asset),
+            "firing_since": _iso(alert.fired_at),
+            "resolved_at": _iso(alert.resolved_at) if status == "resolved" else None,
+            "links": links,
+        },
     }
 
 
@@ -100,6 +146,7 @@ def queue(alert: Alert, rule: AlertRule, kind: str, now: datetime, episode_key: 
                     "alert_id": alert.id,
                     "kind": kind,
                     "dedupe_key": f"{episode_key}/channel:{channel.id}",
+                    "idempotency_key": new_idempotency_key(),
                     "payload": alertmanager_payload(alert, rule, channel, kind, group_key),
                     "status": "pending",
                     "attempts": 0,

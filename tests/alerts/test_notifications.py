@@ -2,58 +2,18 @@
 
 import socket
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 
-from app.alerts.delivery import deliver_due
 from app.alerts.engine import evaluate_all
 from app.alerts.models import (
-    AlertRule,
-    Channel,
     DeliveryAttempt,
-    Notification,
-    RuleKind,
 )
 from app.db_types import utcnow
 from app.extensions import db
-from tests.alerts.receivers import WebhookReceiver
+from tests.alerts.outbox import deliver, make_due, notifications, setup_rule
+from tests.alerts.receivers import SmtpReceiver, WebhookReceiver
 from tests.positions.helpers import snap, store
-
-
-def setup_rule(app, kind="webhook", target="http://127.0.0.1:9/none", **rule):
-    with app.app_context():
-        channel = Channel(name="ops", kind=kind, target=target)
-        settings = dict(
-            name="BTC too big",
-            kind=RuleKind.POSITION_ABOVE,
-            asset="BTC",
-            threshold=Decimal("10"),
-            severity="critical",
-            runbook_url="https://wiki.example/btc",
-        )
-        settings.update(rule)
-        db.session.add(AlertRule(channels=[channel], **settings))
-        db.session.commit()
-
-
-def notifications(app):
-    with app.app_context():
-        return (
-            db.session.execute(db.select(Notification).order_by(Notification.id)).scalars().all()
-        )
-
-
-def deliver(app):
-    with app.app_context():
-        return deliver_due()
-
-
-def make_due(app):
-    """Skip the backoff wait: everything pending is due now."""
-    with app.app_context():
-        db.session.execute(db.update(Notification).values(next_attempt_at=utcnow()))
-        db.session.commit()
 
 
 def test_firing_and_resolved_are_queued_with_the_transition(any_app):
@@ -143,32 +103,14 @@ def test_slack_channel_gets_text(app):
 
 
 def test_email_goes_through_a_real_smtp_server(app):
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.handlers import Sink
-
-    class Keep(Sink):
-        messages = []
-
-        async def handle_DATA(self, server, session, envelope):
-            self.messages.append(envelope)
-            return "250 OK"
-
-    handler = Keep()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port)
+    with SmtpReceiver() as smtp:
+        app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=smtp.port)
         setup_rule(app, kind="email", target="desk@example.com")
         store(app, [snap(at=utcnow(), amount="11")])
         assert deliver(app) == (1, 0)
-    finally:
-        controller.stop()
-    (envelope,) = handler.messages
-    assert envelope.rcpt_tos == ["desk@example.com"]
-    assert b"Subject: [FIRING] BTC too big" in envelope.content
+    assert smtp.recipients == [["desk@example.com"]]
+    (message,) = smtp.messages
+    assert message["Subject"] == "[FIRING] BTC too big (critical) main/BTC"
 
 
 def test_repeat_while_firing_and_unacknowledged_only(app):

@@ -1,10 +1,11 @@
-"""Real `flask alerts run` processes: two at once, and one killed mid-delivery."""
+"""Real `flask alerts run` processes: two at once, after an outage, one killed mid-send."""
 
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -113,7 +114,45 @@ def test_worker_killed_mid_delivery_loses_nothing(app, tmp_path):
         finally:
             second.kill()
     # Every notification delivered and marked sent once; the one interrupted mid-send
-    # may reach the receiver twice, with the same dedupe data for it to drop.
+    # may reach the receiver twice, as the same message with the same key to drop it by.
     assert [status for status, _ in sent_rows(app)] == ["sent"] * 5
-    ids = {body["tradingmonitor"]["alert_id"] for body in receiver.received}
-    assert len(ids) == 5 and len(receiver.received) <= 6
+    by_key = {}
+    for headers, body in receiver.attempts:
+        assert headers["Idempotency-Key"] == body["idempotencyKey"]
+        by_key.setdefault(body["idempotencyKey"], []).append(body)
+    assert set(by_key) == set(stored_keys(app))
+    assert len(receiver.attempts) <= 6
+    assert all(copy == copies[0] for copies in by_key.values() for copy in copies)
+
+
+def stored_keys(app):
+    with app.app_context():
+        return db.session.execute(db.select(Notification.idempotency_key)).scalars().all()
+
+
+def test_two_workers_deliver_firing_before_resolved_after_an_outage(any_app, tmp_path):
+    log = tmp_path / "workers.log"
+    url = any_app.config["SQLALCHEMY_DATABASE_URI"]
+    backoff = {"TRADINGMONITOR_NOTIFY_RETRY_BASE_SECONDS": "3"}
+    with WebhookReceiver() as receiver:
+        receiver.status = 500
+        fire_alerts(any_app, receiver.url, 10)
+        workers = [worker(log, url, "--interval", "0.1", **backoff) for _ in range(2)]
+        try:
+            # Every firing has failed once and waits for its retry...
+            assert wait_for(lambda: receiver.requests >= 10)
+            receiver.status = 200
+            # ...when the positions come back: the resolved are due before the firings.
+            at = utcnow() + timedelta(seconds=1)
+            store(any_app, [snap(account=f"acct{i}", at=at, amount="0") for i in range(10)])
+            assert wait_for(lambda: len(receiver.received) >= 20)
+        finally:
+            for process in workers:
+                process.kill()
+                process.wait(10)
+    arrivals = {}
+    for body in receiver.received:
+        arrivals.setdefault(body["tradingmonitor"]["alert_id"], []).append(body["status"])
+    assert len(arrivals) == 10
+    assert all(order == ["firing", "resolved"] for order in arrivals.values()), arrivals
+    assert len({body["idempotencyKey"] for body in receiver.received}) == 20

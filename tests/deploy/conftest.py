@@ -175,7 +175,7 @@ def deployment(nginx_path, tmp_path_factory):
     app_port, web_port = free_port(), free_port()
     env = {
         **production_env(tmp, f"sqlite:///{database}", app_port),
-        "TRADINGMONITOR_EXTERNAL_URL": f"http://127.0.0.1:{web_port}",
+        "TRADINGMONITOR_PUBLIC_URL": f"http://127.0.0.1:{web_port}",
         "TRADINGMONITOR_METRICS_TOKEN": METRICS_TOKEN,
     }
     site = tmp / "site.conf"
