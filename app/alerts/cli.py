@@ -1,4 +1,4 @@
-"""`flask alerts …`: rules from the shell, and the evaluation worker."""
+"""`flask alerts …`: rules and channels from the shell, and the evaluation worker."""
 
 from decimal import Decimal, InvalidOperation
 
@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 from app.admin.audit import CLI_ACTOR, Action, record_event
 from app.alerts.delivery import deliver_due
 from app.alerts.engine import evaluate_all
+from app.alerts.manage_cli import COMMANDS as MANAGE_COMMANDS
 from app.alerts.models import (
     ANY,
     Alert,
@@ -22,7 +23,9 @@ from app.alerts.validation import target_problem
 from app.alerts.worker import run_worker
 from app.extensions import db
 
-alerts_cli = AppGroup("alerts", help="Alert rules and the evaluation worker.")
+alerts_cli = AppGroup("alerts", help="Alert rules, channels, silences and the evaluation worker.")
+for _command in MANAGE_COMMANDS:
+    alerts_cli.add_command(_command)
 
 
 def _decimal(value: str | None, option: str) -> Decimal | None:

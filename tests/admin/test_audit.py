@@ -239,9 +239,17 @@ def test_acknowledge_and_silences_are_recorded(any_app, firing_alert):
     assert only_event(any_app, Action.SILENCE_EXPIRE).target == f"silence:{silence_id}"
 
 
+def _id(app, action) -> int:
+    """The number in the target of the latest entry with `action`."""
+    return int(events(app, action)[-1].target.split(":")[1])
+
+
 def test_cli_and_pages_leave_the_same_entries(any_app, admin):
     operator = client_as(any_app, Role.OPERATOR, "op")
     post(operator, "/alerts/rules/new", "/alerts/rules/new", **RULE)
+    rule = _id(any_app, Action.RULE_CREATE)
+    for _ in range(2):
+        post(operator, f"/alerts/rules/{rule}/toggle", "/alerts/rules")
     post(
         admin,
         "/alerts/channels",
@@ -250,32 +258,62 @@ def test_cli_and_pages_leave_the_same_entries(any_app, admin):
         kind="webhook",
         target="https://h.example/a",
     )
+    channel = _id(any_app, Action.CHANNEL_CREATE)
+    post(admin, f"/alerts/channels/{channel}/toggle", "/alerts/channels")
+    post(
+        operator, "/alerts/silences", "/alerts/silences",
+        rule_id=str(rule), asset="ETH", account="*", hours="1", comment="roll", action="create",
+    )  # fmt: skip
+    silence = _id(any_app, Action.SILENCE_CREATE)
+    post(operator, f"/alerts/silences/{silence}/expire", "/alerts/silences")
+    post(operator, f"/alerts/rules/{rule}/delete", "/alerts/rules")
+    post(admin, f"/alerts/channels/{channel}/delete", "/alerts/channels")
     post(admin, "/admin/users", username="carol", role="viewer", password="carols fine password 1")
     carol = user(any_app, "carol").id
     for step in ("disable", "enable", "reset-password"):
         post(admin, f"/admin/users/{carol}/{step}", f"/admin/users/{carol}")
+
     runner = any_app.test_cli_runner()
     typed = "zeds fine password 2\n"
     for args in (
         ["alerts", "add-rule", "ETH cap", "--kind", "position_above", "--threshold", "9"],
+        ["alerts", "disable-rule", "ETH cap"],
+        ["alerts", "enable-rule", "ETH cap"],
         ["alerts", "add-channel", "desk", "--kind", "webhook", "--target", "https://h.example/b"],
+        ["alerts", "disable-channel", "desk"],
+        ["alerts", "add-silence", "--rule", "ETH cap", "--asset", "ETH", "--hours", "1",
+         "--comment", "roll"],
+        ["alerts", "expire-silence", "LATEST"],
+        ["alerts", "delete-rule", "ETH cap", "--yes"],
+        ["alerts", "delete-channel", "desk", "--yes"],
         ["users", "create", "zed", "--password-stdin"],
         ["users", "disable", "zed"],
         ["users", "enable", "zed"],
         ["users", "set-password", "zed", "--password-stdin"],
-    ):
+    ):  # fmt: skip
+        if "LATEST" in args:
+            args = [*args[:-1], str(_id(any_app, Action.SILENCE_CREATE))]
         result = runner.invoke(args=args, input=typed)
         assert result.exit_code == 0, result.output
     for action, page_actor in (
         (Action.RULE_CREATE, "op"),
+        (Action.RULE_DISABLE, "op"),
+        (Action.RULE_ENABLE, "op"),
+        (Action.RULE_DELETE, "op"),
         (Action.CHANNEL_CREATE, "root"),
+        (Action.CHANNEL_UPDATE, "root"),
+        (Action.CHANNEL_DELETE, "root"),
+        (Action.SILENCE_CREATE, "op"),
+        (Action.SILENCE_EXPIRE, "op"),
         (Action.USER_CREATE, "root"),
         (Action.USER_DISABLE, "root"),
         (Action.USER_ENABLE, "root"),
         (Action.PASSWORD_RESET, "root"),
     ):
-        page, cli = events(any_app, action)[-2:]
+        page, cli = events(any_app, action)
         assert (page.actor_name, cli.actor_name, cli.actor_id) == (page_actor, "cli", None)
         assert page.target.split(":")[0] == cli.target.split(":")[0]
-        assert page.target != cli.target
         assert set(page.detail or {}) == set(cli.detail or {}), action
+        assert {k: type(v) for k, v in (page.detail or {}).items()} == {
+            k: type(v) for k, v in (cli.detail or {}).items()
+        }, action
