@@ -1,4 +1,4 @@
-"""Users, their server-side sessions, API tokens and the login-failure ledger."""
+"""Users, their server-side sessions, API tokens and the login attempt counters."""
 
 from datetime import datetime
 
@@ -104,18 +104,16 @@ class UserSession(db.Model):
     __table_args__ = (Index(None, "user_id", "revoked_at"),)
 
 
-class LoginFailure(db.Model):
-    """One failed login; counted per username and per client address."""
+class LoginCounter(db.Model):
+    """Login attempts in the current window for one key ("user:<name>" or "address:<ip>").
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(64))
-    ip_address: Mapped[str] = mapped_column(String(64))
-    failed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    One row per key, bumped by a single upsert before the password is checked: the
+    database serialises the bumps, so parallel attempts each get their own number.
+    """
 
-    __table_args__ = (
-        Index(None, "username", "failed_at"),
-        Index(None, "ip_address", "failed_at"),
-    )
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    attempts: Mapped[int]
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Scope:

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__)
 
-LOGIN_FAILED = "Invalid username or password, or too many failed attempts."
+LOGIN_FAILED = "Invalid username or password."
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -48,49 +48,54 @@ def login():
         return render_template("auth/login.html", form=form, next_url=next_url)
 
     address = request.remote_addr or "unknown"
-    retry_after = throttle.address_retry_after(address)
-    if retry_after is not None:
+    username = form.username.data.strip().lower()
+    # Each attempt is counted and committed before any password is checked, so parallel
+    # attempts cannot all pass a count taken before any of them failed.
+    from_address = throttle.address_attempt(address)
+    db.session.commit()
+    if throttle.address_locked(from_address):
         log.warning("login refused: too many failures from address %s", address)
         record_event(
             Action.LOGIN_LOCKED,
-            target=f"user:{form.username.data.strip().lower()[:64]}",
+            target=f"user:{username[:64]}",
             detail={"reason": "address_throttled"},
         )
         db.session.commit()
         flash("Too many failed logins from your address. Try again later.", "error")
         response = render_template("auth/login.html", form=form, next_url=next_url)
-        return response, 429, {"Retry-After": str(retry_after)}
+        return response, 429, {"Retry-After": str(from_address.retry_after_seconds())}
 
-    username = form.username.data.strip().lower()
+    attempt = throttle.user_attempt(username)
+    db.session.commit()
+    if throttle.user_locked(attempt):
+        # Decided before looking the user up: a name nobody has is locked the same way.
+        record_event(
+            Action.LOGIN_LOCKED, target=f"user:{username}", detail={"reason": "username_locked"}
+        )
+        db.session.commit()
+        log.warning("login refused: username=%r address=%s locked", username, address)
+        flash(throttle.lockout_message(attempt), "error")
+        return render_template("auth/login.html", form=form, next_url=next_url)
+
     user = db.session.execute(
         db.select(User).where(User.username == username)
     ).scalar_one_or_none()
-    locked = throttle.username_locked(username)
     if user is None:
         burn_verification_time(form.password.data)
-        ok = False
+        reason = "unknown_user"
+    elif not verify_password(user.password_hash, form.password.data):
+        reason = "wrong_password"
     else:
-        ok = verify_password(user.password_hash, form.password.data)
-    if not ok or locked or not user.active:
-        throttle.note_failure(username, address)
-        if locked:
-            reason = "username_locked"
-        elif user is None:
-            reason = "unknown_user"
-        else:
-            reason = "wrong_password" if not ok else "disabled"
-        # Committed with the failure count, though the login itself fails.
-        record_event(
-            Action.LOGIN_LOCKED if locked else Action.LOGIN_FAILURE,
-            target=f"user:{username}",
-            detail={"reason": reason},
-        )
+        reason = None if user.active else "disabled"
+    if reason is not None:
+        # The attempt stays counted; the audit row says why it failed.
+        record_event(Action.LOGIN_FAILURE, target=f"user:{username}", detail={"reason": reason})
         db.session.commit()
-        log.warning("login failed: username=%r address=%s locked=%s", username, address, locked)
+        log.warning("login failed: username=%r address=%s", username, address)
         flash(LOGIN_FAILED, "error")
         return render_template("auth/login.html", form=form, next_url=next_url)
 
-    throttle.clear_failures(username)
+    throttle.succeeded(attempt, from_address)
     # Nothing from the anonymous session survives into the logged-in one.
     session.clear()
     sessions.start_session(user)

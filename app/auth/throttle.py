@@ -1,55 +1,105 @@
-"""Login throttling counted in the database, so every worker sees the same count."""
+"""Login throttling: an attempt is counted in the database before its password is checked.
 
-from datetime import timedelta
+Each attempt bumps its counter row with one upsert that returns the new count. The
+database serialises the bumps per row (SQLite's single writer, PostgreSQL's row lock on
+ON CONFLICT), so N parallel attempts get the numbers 1..N, in every worker and host,
+and only those within the limit go on to a password check.
+"""
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from app.auth.models import LoginFailure
+from app.auth.models import LoginCounter
 from app.db_types import utcnow
 from app.extensions import db
 
-
-def _window_start():
-    return utcnow() - timedelta(seconds=current_app.config["LOGIN_FAILURE_WINDOW_SECONDS"])
+INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
-def _count(column, value) -> int:
-    return db.session.execute(
-        select(func.count())
-        .select_from(LoginFailure)
-        .where(column == value, LoginFailure.failed_at > _window_start())
-    ).scalar_one()
+@dataclass(frozen=True)
+class Attempt:
+    """A reserved attempt: its number in the window and when the window ends."""
+
+    key: str
+    number: int
+    window_ends_at: datetime
+
+    def over(self, limit: int) -> bool:
+        return self.number > limit
+
+    def retry_after_seconds(self) -> int:
+        return max(1, math.ceil((self.window_ends_at - utcnow()).total_seconds()))
 
 
-def username_locked(username: str) -> bool:
-    """Too many recent failures for this username, whoever is asking."""
-    limit = current_app.config["LOGIN_MAX_FAILURES_PER_USER"]
-    return _count(LoginFailure.username, username) >= limit
+def _window() -> timedelta:
+    return timedelta(seconds=current_app.config["LOGIN_FAILURE_WINDOW_SECONDS"])
 
 
-def address_retry_after(address: str) -> int | None:
-    """Seconds until this client address may try again, or None if it may now."""
-    limit = current_app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"]
-    if _count(LoginFailure.ip_address, address) < limit:
-        return None
-    oldest = db.session.execute(
-        select(LoginFailure.failed_at)
-        .where(
-            LoginFailure.ip_address == address,
-            LoginFailure.failed_at > _window_start(),
-        )
-        .order_by(LoginFailure.failed_at.desc())
-        .offset(limit - 1)
-        .limit(1)
-    ).scalar_one()
-    window = timedelta(seconds=current_app.config["LOGIN_FAILURE_WINDOW_SECONDS"])
-    return max(1, int((oldest + window - utcnow()).total_seconds()) + 1)
+def user_key(username: str) -> str:
+    return f"user:{username[:64]}"
 
 
-def note_failure(username: str, address: str) -> None:
-    db.session.add(LoginFailure(username=username[:64], ip_address=address[:64]))
+def address_key(address: str) -> str:
+    return f"address:{address[:64]}"
 
 
-def clear_failures(username: str) -> None:
-    db.session.execute(delete(LoginFailure).where(LoginFailure.username == username))
+def reserve(key: str) -> Attempt:
+    """Count one attempt for `key` and return its number; the caller commits at once."""
+    now = utcnow()
+    table = LoginCounter.__table__
+    # In ON CONFLICT ... SET, the table's columns are the stored row's values.
+    expired = table.c.window_started_at <= now - _window()
+    insert = INSERTS[db.engine.dialect.name](table).values(
+        key=key, attempts=1, window_started_at=now
+    )
+    statement = insert.on_conflict_do_update(
+        index_elements=[table.c.key],
+        set_={
+            "attempts": case((expired, 1), else_=table.c.attempts + 1),
+            "window_started_at": case((expired, now), else_=table.c.window_started_at),
+        },
+    ).returning(table.c.attempts, table.c.window_started_at)
+    number, started = db.session.execute(statement).one()
+    return Attempt(key, number, started + _window())
+
+
+def user_attempt(username: str) -> Attempt:
+    """Reserve an attempt at this username, whoever is asking."""
+    return reserve(user_key(username))
+
+
+def address_attempt(address: str) -> Attempt:
+    """Reserve an attempt from this client address, whatever username it tries."""
+    return reserve(address_key(address))
+
+
+def user_locked(attempt: Attempt) -> bool:
+    return attempt.over(current_app.config["LOGIN_MAX_FAILURES_PER_USER"])
+
+
+def address_locked(attempt: Attempt) -> bool:
+    return attempt.over(current_app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"])
+
+
+def succeeded(user: Attempt, address: Attempt) -> None:
+    """A right password: the username starts afresh and the address gets its attempt back."""
+    db.session.execute(delete(LoginCounter).where(LoginCounter.key == user.key))
+    db.session.execute(
+        update(LoginCounter)
+        .where(LoginCounter.key == address.key, LoginCounter.attempts > 0)
+        .values(attempts=LoginCounter.attempts - 1)
+    )
+
+
+def lockout_message(attempt: Attempt) -> str:
+    """What a locked username is told; the same words whether or not the user exists."""
+    minutes = math.ceil(attempt.retry_after_seconds() / 60)
+    return (
+        "This account is temporarily locked after too many failed logins. "
+        f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+    )

@@ -1,20 +1,22 @@
 """Login: passwords, throttling, lockout, hashing."""
 
 import logging
+import re
 import time
 
 import pytest
 from argon2 import extract_parameters
 
-from app.auth.models import LoginFailure, Role, User
+from app.auth.models import LoginCounter, Role, User
 from app.auth.passwords import PasswordPolicyError, hash_password
 from app.extensions import db
 from tests.conftest import PASSWORD, Auth, build_app, make_user
 
 
-def failures(app) -> int:
+def attempts(app, key="user:alice") -> int:
     with app.app_context():
-        return db.session.execute(db.select(db.func.count(LoginFailure.id))).scalar_one()
+        counter = db.session.get(LoginCounter, key)
+        return counter.attempts if counter else 0
 
 
 def test_login_with_right_password_redirects_to_overview(client, auth, viewer):
@@ -67,7 +69,7 @@ def test_five_failures_lock_the_username_even_with_the_right_password(app, clien
         auth.login(username="Alice" if attempt % 2 else "alice", password="wrong password!!")
     refused = auth.login()
     assert refused.status_code == 200
-    assert "too many failed attempts" in refused.get_data(as_text=True)
+    assert "This account is temporarily locked" in refused.get_data(as_text=True)
     assert client.get("/").status_code == 302
 
 
@@ -78,14 +80,47 @@ def test_lockout_holds_for_other_clients_and_workers(sqlite_url, app, viewer):
     other_worker = build_app(sqlite_url)
     response = Auth(other_worker.test_client()).login(environ_base={"REMOTE_ADDR": "10.9.9.9"})
     assert response.status_code == 200
-    assert "too many failed attempts" in response.get_data(as_text=True)
+    assert "This account is temporarily locked" in response.get_data(as_text=True)
+
+
+def test_locked_page_says_when_to_retry_in_the_same_words_for_a_username_nobody_has(app, viewer):
+    for name in ("alice", "ghost"):
+        for _ in range(5):
+            Auth(app.test_client()).login(username=name, password="wrong password!!")
+    real = Auth(app.test_client()).login()
+    ghost = Auth(app.test_client()).login(username="ghost")
+    assert real.status_code == ghost.status_code == 200
+    message = "This account is temporarily locked after too many failed logins. Try again in"
+    assert message in real.text
+    assert re.search(r"Try again in [1-5] minutes?\.", real.text)
+    strip = lambda r: r.text.split('name="csrf_token"')[0]  # noqa: E731
+    assert strip(real) == strip(ghost).replace("ghost", "alice")
+
+
+def test_a_locked_attempt_checks_no_password(app, viewer, caplog):
+    app.config["LOGIN_MAX_FAILURES_PER_USER"] = 1
+    Auth(app.test_client()).login(password="wrong password!!")
+    caplog.clear()
+    with caplog.at_level("DEBUG", logger="app.auth.routes"):
+        Auth(app.test_client()).login()
+    assert any("locked" in r.getMessage() for r in caplog.records)
+    assert not any("login failed" in r.getMessage() for r in caplog.records)
+    assert attempts(app) == 2
+
+
+def test_successful_logins_give_the_address_its_attempts_back(app, viewer):
+    app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 3
+    for _ in range(6):
+        client = app.test_client()
+        assert Auth(client).login().status_code == 302
+    assert attempts(app, "address:127.0.0.1") == 0
 
 
 def test_success_resets_the_failure_count(app, client, auth, viewer):
     for _ in range(4):
         auth.login(password="wrong password!!")
     assert auth.login().status_code == 302
-    assert failures(app) == 0
+    assert attempts(app) == 0
     auth.logout()
     for _ in range(4):
         auth.login(password="wrong password!!")
@@ -226,7 +261,7 @@ def test_lockout_refuses_the_right_password_under_any_case_of_the_username(app, 
     for name in ("alice", "ALICE", "Alice"):
         response = Auth(app.test_client()).login(username=name)
         assert response.status_code == 200, name
-        assert "too many failed attempts" in response.get_data(as_text=True)
+        assert "This account is temporarily locked" in response.get_data(as_text=True)
 
 
 def test_forwarded_for_is_ignored_without_a_proxy_in_front(app, client, auth, viewer):
