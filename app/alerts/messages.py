@@ -8,7 +8,12 @@ from flask import current_app
 
 from app.alerts.notify import ZERO_TIME
 
-STATUS_WORDS = {"firing": "FIRING", "resolved": "RESOLVED", "repeat": "STILL FIRING"}
+STATUS_WORDS = {
+    "firing": "FIRING",
+    "resolved": "RESOLVED",
+    "repeat": "STILL FIRING",
+    "test": "TEST",
+}
 
 
 def _utc_text(iso: str | None) -> str | None:
@@ -34,7 +39,7 @@ def summary(payload: dict) -> dict:
     ours = payload.get("tradingmonitor", {})
     kind = ours.get("kind", "")
     unit = ours.get("unit", "")
-    status = "repeat" if kind == "repeat" else payload["status"]
+    status = kind if kind in ("repeat", "test") else payload["status"]
     links = ours.get("links") or {}
     return {
         "status": STATUS_WORDS.get(status, status.upper()),
@@ -64,7 +69,7 @@ def chat_text(payload: dict) -> str:
     lines = [
         f"{prefix}[{status}] {facts['rule']} ({facts['severity']}) "
         f"{facts['account']}/{facts['asset']}: value {facts['value'] or 'n/a'}, "
-        f"threshold {facts['threshold']}"
+        f"threshold {facts['threshold'] or 'n/a'}"
     ]
     if facts["runbook_url"]:
         lines.append(f"Runbook: {facts['runbook_url']}")

@@ -48,13 +48,20 @@ def value_unit(rule: AlertRule, asset: str) -> str:
     return asset if asset != ANY else ""
 
 
-def public_links(alert: Alert) -> dict[str, str | None]:
-    """Links to the alerts page and this alert's history, from PUBLIC_URL, or None."""
-    base = (current_app.config.get("PUBLIC_URL") or "").rstrip("/")
+def public_url(alert: Alert) -> str:
+    """PUBLIC_URL without a trailing slash; "" (and a warning) when unset or not http(s)."""
+    base = (current_app.config.get("PUBLIC_URL") or "").strip().rstrip("/")
+    if base and not base.lower().startswith(("http://", "https://")):
+        log.warning("PUBLIC_URL %r is not an http(s) URL: alert %s gets no links", base, alert.id)
+        return ""
     if not base:
-        log.warning(
-            "PUBLIC_URL is not set: the notification for alert %s carries no links", alert.id
-        )
+        log.warning("PUBLIC_URL is not set: the notification for alert %s has no links", alert.id)
+    return base
+
+
+def public_links(alert: Alert, base: str) -> dict[str, str | None]:
+    """Links to the alerts page and this alert's history under `base`, or None."""
+    if not base:
         return {"alerts": None, "history": None}
     # Paths from the URL map (no request here); the prefix is the public URL's.
     urls = current_app.url_map.bind("")
@@ -82,7 +89,8 @@ def alertmanager_payload(
     }
     if rule.runbook_url:
         annotations["runbook_url"] = rule.runbook_url
-    links = public_links(alert)
+    base_url = public_url(alert)
+    links = public_links(alert, base_url)
     return {
         "version": "4",
         "groupKey": group_key,
@@ -92,7 +100,7 @@ def alertmanager_payload(
         "groupLabels": {"alertname": rule.name},
         "commonLabels": labels,
         "commonAnnotations": annotations,
-        "externalURL": (current_app.config.get("PUBLIC_URL") or "").rstrip("/"),
+        "externalURL": base_url,
         "alerts": [
             {
                 "status": status,

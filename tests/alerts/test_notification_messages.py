@@ -4,12 +4,15 @@ import logging
 from datetime import timedelta
 from decimal import Decimal
 
-from app.alerts.models import Alert, RuleKind
+import pytest
+
+from app.alerts.models import Alert, Channel, RuleKind
+from app.auth.models import Role
 from app.db_types import utcnow
 from app.extensions import db
 from tests.alerts.outbox import deliver, notifications, setup_rule
 from tests.alerts.receivers import SmtpReceiver, WebhookReceiver
-from tests.conftest import ParsedPage
+from tests.conftest import ParsedPage, client_as, csrf_token_from
 from tests.positions.helpers import snap, store
 
 PUBLIC = "https://tm.example.com/desk"
@@ -137,7 +140,9 @@ def test_webhook_links_start_with_the_public_url(app):
     assert body["tradingmonitor"]["links"]["alerts"] == f"{PUBLIC}/alerts/"
 
 
-def test_webhook_without_public_url_has_empty_links(app):
+@pytest.mark.parametrize("public_url", [None, "", "tm.example.com", "javascript:alert(1)"])
+def test_webhook_without_an_http_public_url_has_empty_links(app, public_url, caplog):
+    app.config["PUBLIC_URL"] = public_url
     with WebhookReceiver() as receiver:
         setup_rule(app, target=receiver.url)
         store(app, [snap(at=utcnow(), amount="12.5")])
@@ -145,3 +150,22 @@ def test_webhook_without_public_url_has_empty_links(app):
     (body,) = receiver.received
     assert body["externalURL"] == "" and body["alerts"][0]["generatorURL"] == ""
     assert body["tradingmonitor"]["links"] == {"alerts": None, "history": None}
+    assert any("PUBLIC_URL" in r.getMessage() for r in caplog.records)
+
+
+def test_channel_test_button_sends_a_readable_test_email(app):
+    with app.app_context():
+        db.session.add(Channel(name="desk", kind="email", target="desk@example.com"))
+        db.session.commit()
+    admin = client_as(app, Role.ADMIN)
+    token = csrf_token_from(admin, "/alerts/channels")
+    with SmtpReceiver() as smtp:
+        app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=smtp.port)
+        response = admin.post("/alerts/channels/1/test", data={"csrf_token": token})
+    assert response.status_code == 302
+    (message,) = smtp.messages
+    assert message["Subject"].startswith("[TEST] TradingMonitor test")
+    assert message["Idempotency-Key"].startswith("tm-")
+    text, _, page = bodies(message)
+    assert text.strip() == "A test notification from TradingMonitor: this channel works."
+    assert "this channel works" in shown(page)
