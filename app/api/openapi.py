@@ -66,7 +66,8 @@ def _json(description: str, model=ErrorResponse, headers: dict | None = None) ->
 
 
 # Every operation can answer these: no or a bad token, a token without the rights,
-# the rate limit, a busy database, a bug.
+# a body over the limit (checked before anything else), the rate limit, a busy
+# database, a bug.
 COMMON_ERRORS = {
     "401": _json(
         "No token, or an unknown, revoked or expired one",
@@ -79,6 +80,7 @@ COMMON_ERRORS = {
         },
     ),
     "403": _json("The token lacks the scope or the account, or its owner lacks the role"),
+    "413": _json("Body over the size limit (5 MiB by default), sized or chunked"),
     "429": _json("Rate limited", headers=RETRY_AFTER),
     "500": _json("Unexpected error, with a reference for the logs"),
     "503": _json("Database busy or unreachable; nothing was changed", headers=RETRY_AFTER),
@@ -171,9 +173,6 @@ def openapi_document() -> dict:
                         "200": _json("Stored: counts of new and duplicate rows", IngestResponse),
                         "400": _json("The body is not UTF-8 JSON, or is nested too deeply"),
                         "409": _json("Conflicting snapshots; nothing stored", ConflictResponse),
-                        "413": _json(
-                            "Body over the size limit (5 MiB by default), sized or chunked"
-                        ),
                         "415": _json("Body is not application/json"),
                         "422": INVALID,
                         **COMMON_ERRORS,

@@ -53,11 +53,17 @@ def _rate_limit_retry_after() -> int:
     return max(1, int(current.reset_at - time.time()) + 1)
 
 
-def refuse_oversized_chunked_body() -> None:
-    """before_request: a chunked body over MAX_CONTENT_LENGTH is a 413, like a sized one."""
+def refuse_oversized_body() -> None:
+    """before_request: a body over MAX_CONTENT_LENGTH is a 413, sized or chunked, any route."""
     limit = request.max_content_length
+    if limit is None:
+        return
+    if request.content_length is not None:
+        if request.content_length > limit:
+            raise RequestEntityTooLarge()
+        return
     chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-    if limit is None or not chunked or "wsgi.input_terminated" not in request.environ:
+    if not chunked or "wsgi.input_terminated" not in request.environ:
         return
     # Without a Content-Length, werkzeug reads the body up to the limit and quietly
     # stops there, so a parser would see a truncated body. Read it once (the form and
@@ -114,8 +120,8 @@ def handle_unexpected_error(error: Exception):
 
 
 def register_error_handlers(app: Flask) -> None:
-    # First of the app's hooks: before the CSRF check reads a form from a cut-off body.
-    app.before_request_funcs.setdefault(None, []).insert(0, refuse_oversized_chunked_body)
+    # First of the app's hooks: before a token is checked or a form is read.
+    app.before_request_funcs.setdefault(None, []).insert(0, refuse_oversized_body)
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(PoolTimeoutError, handle_database_unavailable)

@@ -6,6 +6,7 @@ import pytest
 import schemathesis
 from hypothesis import strategies as st
 from schemathesis.checks import (
+    allow_header_conformance,
     content_type_conformance,
     ignored_auth,
     missing_required_header,
@@ -48,6 +49,7 @@ CHECKS = [
     missing_required_header,
     ignored_auth,
     unsupported_method,  # a 405 to an undocumented method, with Allow
+    allow_header_conformance,  # OPTIONS names the documented methods
 ]
 schema = schemathesis.openapi.from_dict(openapi_document(), config=CONFIG)
 

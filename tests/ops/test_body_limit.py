@@ -95,16 +95,33 @@ def test_chunked_api_body_at_the_limit_is_stored(limited_app, ingest_headers):
     assert stored_assets(limited_app) == ["EXACT"]
 
 
-def test_chunked_form_over_the_limit_is_413(limited_app):
+def test_form_over_the_limit_is_413_sized_or_chunked(limited_app):
     client = limited_app.test_client()
     token = csrf_token_from(client, "/login")
     form = f"csrf_token={token}&username=nobody&password=x".encode()
     body = form + b"&pad=" + b"x" * (LIMIT - len(form))
-    response = post_chunked(
-        client, "/login", body, {"Content-Type": "application/x-www-form-urlencoded"}
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    chunked = post_chunked(client, "/login", body, headers)
+    sized = client.post("/login", data=body, headers=headers)
+    for response in (chunked, sized):
+        assert response.status_code == 413
+        assert "text/html" in response.content_type
+
+
+def test_any_route_refuses_a_body_over_the_limit_before_the_token(limited_app):
+    """The size is checked first: no token is looked up for a body that is refused anyway."""
+    client = limited_app.test_client()
+    body = b"x" * (LIMIT + 1)
+    chunked = client.get(
+        "/api/v1/assets",
+        input_stream=io.BytesIO(body),
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
     )
-    assert response.status_code == 413
-    assert "text/html" in response.content_type
+    sized = client.get("/api/v1/assets", data=body)
+    small = client.get("/api/v1/assets", data=b"x" * LIMIT)
+    assert chunked.status_code == 413 and sized.status_code == 413
+    assert small.status_code == 401
 
 
 def chunked_request(port: int, path: str, token: str, body: bytes) -> tuple[int, bytes]:
