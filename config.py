@@ -93,6 +93,9 @@ class Config:
     METRICS_ALLOWED_NETWORKS: list[str] = []
 
     STALE_AFTER_SECONDS = 5 * 60
+    # How far ahead of our clock a snapshot's time may be (the sender's clock may run
+    # ahead); later ones are refused. TRADINGMONITOR_CLOCK_SKEW_SECONDS overrides it.
+    CLOCK_SKEW_SECONDS = 5 * 60
     HISTORY_PAGE_SIZE = 100
     AUDIT_PAGE_SIZE = 100
     DEFAULT_TIMEZONE = "UTC"

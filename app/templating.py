@@ -17,6 +17,7 @@ from app.db_types import format_decimal
 from app.fragments import register_fragments
 from app.nav import NavState, nav_bar
 from app.ops.assets import StaticURLs
+from app.user_input import parse_moment
 
 SHOW_UTC_KEY = "show_utc"
 # The template context entry holding the viewer's zone, for the localtime filter.
@@ -44,25 +45,19 @@ def viewer_timezone() -> zoneinfo.ZoneInfo:
     return tz
 
 
-DATETIME_INPUT_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
-
-
 class FilterError(ValueError):
     """A filter a person typed that we cannot read; the message says how to fix it."""
 
 
 def parse_local_datetime(text: str, field: str) -> datetime | None:
-    """Read a from/to filter typed in the viewer's timezone."""
+    """Read a from/to filter typed in the viewer's timezone (or with its own offset), in UTC."""
     text = text.strip()
     if not text:
         return None
-    for fmt in DATETIME_INPUT_FORMATS:
-        try:
-            naive = datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-        return naive.replace(tzinfo=viewer_timezone())
-    raise FilterError(f"'{field}' must look like 2026-01-31T14:00 (got {text[:40]!r}).")
+    try:
+        return parse_moment(text, zone=viewer_timezone())
+    except ValueError as exc:
+        raise FilterError(f"'{field}' must look like 2026-01-31T14:00: {exc}.") from None
 
 
 # Formatted times, shared by the requests of this process: pages show the same

@@ -42,6 +42,7 @@ class Action:
     CHANNEL_UPDATE = "channel.update"
     CHANNEL_DELETE = "channel.delete"
     ALERT_ACK = "alert.ack"
+    POSITIONS_DELETE = "positions.delete"
 
     ALL: tuple[str, ...]  # every action above, set below the class
 

@@ -13,10 +13,29 @@ from wtforms import (
     URLField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.alerts.models import ChannelKind, Severity
+from app.user_input import parse_decimal, parse_integer
+
+
+def ascii_digits(form, field):
+    """Refuse numbers in other scripts' digits, which Decimal() and int() would convert."""
+    text = (field.raw_data or [""])[0].strip()
+    if not text or field.process_errors:  # empty, or already refused as no number at all
+        return
+    try:
+        (parse_integer if isinstance(field, IntegerField) else parse_decimal)(text)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 class AcknowledgeForm(FlaskForm):
@@ -36,7 +55,7 @@ class SilenceForm(FlaskForm):
         "For how many hours",
         default=1,
         places=None,
-        validators=[InputRequired(), NumberRange(min=0.01, max=24 * 90)],
+        validators=[InputRequired(), ascii_digits, NumberRange(min=0.01, max=24 * 90)],
     )
     comment = StringField("Why", validators=[DataRequired(), Length(max=500)])
     submit = SubmitField("Create silence")
@@ -47,7 +66,7 @@ class QuickSilenceForm(FlaskForm):
         "Hours",
         default=1,
         places=None,
-        validators=[InputRequired(), NumberRange(min=0.01, max=24 * 90)],
+        validators=[InputRequired(), ascii_digits, NumberRange(min=0.01, max=24 * 90)],
     )
     submit = SubmitField("Silence")
 
@@ -72,17 +91,24 @@ class RuleForm(FlaskForm):
         "Account (* for every account)", default="*", validators=[DataRequired(), Length(max=64)]
     )
     threshold = DecimalField(
-        "Threshold (seconds for a stale feed)", places=None, validators=[InputRequired()]
+        "Threshold (seconds for a stale feed)",
+        places=None,
+        validators=[InputRequired(), ascii_digits],
     )
     clear_threshold = DecimalField(
-        "Clear threshold (optional, hysteresis)", places=None, validators=[Optional()]
+        "Clear threshold (optional, hysteresis)",
+        places=None,
+        validators=[Optional(), ascii_digits],
     )
     window_seconds = IntegerField(
-        "Window, seconds (change over a window)", validators=[Optional(), NumberRange(min=1)]
+        "Window, seconds (change over a window)",
+        validators=[Optional(), ascii_digits, NumberRange(min=1)],
     )
     change_percent = BooleanField("Change in percent")
     pending_seconds = IntegerField(
-        "Pending period, seconds", default=0, validators=[InputRequired(), NumberRange(min=0)]
+        "Pending period, seconds",
+        default=0,
+        validators=[InputRequired(), ascii_digits, NumberRange(min=0)],
     )
     severity = SelectField(
         "Severity", choices=[SelectChoice(s, s) for s in Severity.ALL], default=Severity.WARNING
@@ -92,7 +118,7 @@ class RuleForm(FlaskForm):
     repeat_interval_seconds = IntegerField(
         "Repeat every, seconds (0: never)",
         default=3600,
-        validators=[InputRequired(), NumberRange(min=0)],
+        validators=[InputRequired(), ascii_digits, NumberRange(min=0)],
     )
     send_resolved = BooleanField("Notify when resolved", default=True)
     enabled = BooleanField("Enabled", default=True)

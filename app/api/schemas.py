@@ -1,13 +1,11 @@
 """Pydantic models of the API: they validate requests and generate the OpenAPI document."""
 
-import re
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -15,11 +13,12 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from app.positions.ingest import check_timestamp
+from app.user_input import DECIMAL_PATTERN, parse_decimal, parse_moment
+
 MAX_BATCH = 10_000
 MAX_SIGNIFICANT_DIGITS = 40
 MAX_EXPONENT = 40
-DECIMAL_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-DECIMAL_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 
 
 def _to_decimal(value: Any) -> Decimal:
@@ -29,12 +28,7 @@ def _to_decimal(value: Any) -> Decimal:
     if isinstance(value, int):
         value = Decimal(value)
     elif isinstance(value, str):
-        if len(value) > 100 or not DECIMAL_TEXT.match(value):
-            raise ValueError('must be a decimal number such as 12.5 or "-0.001"')
-        try:
-            value = Decimal(value)
-        except InvalidOperation:
-            raise ValueError("must be a decimal number") from None
+        value = parse_decimal(value)
     if not isinstance(value, Decimal):
         raise ValueError("must be a decimal number, as a JSON number or string")
     if not value.is_finite():
@@ -78,13 +72,26 @@ Name = Annotated[
 ]
 
 
-def _require_text(value: Any) -> Any:
+def _moment(value: Any) -> datetime:
+    """An ISO 8601 string with a timezone, read by the rule every entry shares."""
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 string with a timezone")
-    return value
+    return parse_moment(value)
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_require_text)]
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_moment),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="validation"),
+]
+
+
+def _plausible(moment: datetime) -> datetime:
+    """Apply ingest's rule: not past now plus the clock skew, not before 1970."""
+    return check_timestamp(moment)
+
+
+SnapshotTime = Annotated[Timestamp, AfterValidator(_plausible)]
 
 
 class Strict(BaseModel):
@@ -96,7 +103,10 @@ class PositionIn(Strict):
 
     account: Name
     asset: Name
-    timestamp: Timestamp = Field(description="ISO 8601 with a timezone")
+    timestamp: SnapshotTime = Field(
+        description="ISO 8601 with a timezone; from 1970 on, and no later than now plus "
+        "the server's clock-skew allowance (default 5 minutes)"
+    )
     amount: ExactNumber
     price: ExactNumber | None = None
 

@@ -10,21 +10,33 @@ from typing import BinaryIO
 import click
 from flask.cli import AppGroup
 
+from app.admin.audit import CLI_ACTOR, Action, record_event
+from app.alerts.engine import evaluate_series
 from app.auth.models import Role, User
 from app.auth.passwords import hash_password
 from app.extensions import db
 from app.positions import csv_io
+from app.positions.cli_support import (
+    BATCH_SIZE,
+    AwareDateTime,
+    Moment,
+    bring_rollups_current,
+    seed_demo_data,
+)
 from app.positions.ingest import IngestResult, Key, Snapshot, record
 from app.positions.models import Position
-from app.positions.retention import count_before, prune_before
-from app.positions.rollup import catch_up, unfolded_count
-from app.positions.seed import demo_snapshots, parse_interval, snapshot_count
+from app.positions.points import MICROSECOND
+from app.positions.retention import (
+    count_before,
+    delete_series_range,
+    prune_before,
+    select_series,
+)
+from app.positions.seed import parse_interval
 
 seed_cli = AppGroup("seed", help="Load demo data.")
-positions_cli = AppGroup("positions", help="Import, export and prune position snapshots.")
+positions_cli = AppGroup("positions", help="Import, export, prune and delete position snapshots.")
 
-# Snapshots per transaction, for the seeder and CSV import alike.
-BATCH_SIZE = 5_000
 # Conflicting keys named in an import error before "and N more".
 CONFLICTS_SHOWN = 10
 
@@ -37,39 +49,6 @@ def _split_names(value: str, option: str) -> list[str]:
         if len(name) > 64 or not name.isprintable():
             raise click.BadParameter(f"{name[:70]!r} is not a valid name", param_hint=option)
     return list(dict.fromkeys(names))
-
-
-def seed_demo_data(*, assets, accounts, days, interval, seed) -> IngestResult:
-    """Write demo history in committed batches, with a progress bar."""
-    total = IngestResult()
-    batch = []
-    expected = snapshot_count(assets=assets, accounts=accounts, days=days, interval=interval)
-    snapshots = demo_snapshots(
-        assets=assets, accounts=accounts, days=days, interval=interval, seed=seed
-    )
-    with click.progressbar(length=expected, label="Seeding snapshots") as bar:
-        for snapshot in snapshots:
-            batch.append(snapshot)
-            if len(batch) == BATCH_SIZE:
-                total.merge(record(batch))
-                db.session.commit()
-                bar.update(len(batch))
-                batch = []
-        if batch:
-            total.merge(record(batch))
-            db.session.commit()
-            bar.update(len(batch))
-    return total
-
-
-def bring_rollups_current() -> int:
-    """Fold every snapshot not yet in the hourly rollups, chunk by chunk, with a progress bar."""
-    folded = 0
-    with click.progressbar(length=unfolded_count(), label="Folding hourly rollups") as bar:
-        while done := catch_up(max_rows=BATCH_SIZE):
-            folded += done
-            bar.update(done)
-    return folded
 
 
 @seed_cli.command("demo")
@@ -128,34 +107,6 @@ def first_run(days):
     click.echo("    username: admin")
     click.echo(f"    password: {password}")
     click.echo("Change it on the Account page after logging in.")
-
-
-class AwareDateTime(click.ParamType):
-    """An ISO 8601 moment with a timezone (2026-03-01T12:00Z); naive times are refused."""
-
-    name = "ISO-8601"
-
-    def convert(self, value, param, ctx) -> datetime:
-        if isinstance(value, datetime):
-            return value
-        try:
-            return csv_io.parse_timestamp(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-class Moment(AwareDateTime):
-    """A date (midnight UTC) or an ISO 8601 moment with a timezone."""
-
-    name = "DATE"
-
-    def convert(self, value, param, ctx) -> datetime:
-        if isinstance(value, str) and len(value) == 10:
-            try:
-                return datetime.fromisoformat(value).replace(tzinfo=UTC)
-            except ValueError:
-                self.fail(f"{value!r} is not a date (YYYY-MM-DD)", param, ctx)
-        return super().convert(value, param, ctx)
 
 
 class ConflictingLines(Exception):
@@ -276,3 +227,61 @@ def prune_positions(before: datetime, dry_run: bool, yes: bool):
         click.confirm(f"Delete {total} snapshots?", abort=True)
     deleted = prune_before(before)
     click.echo(f"Deleted {deleted} snapshots.")
+
+
+@positions_cli.command("delete")
+@click.option("--account", required=True, help="The account of the series.")
+@click.option("--asset", required=True, help="The asset of the series.")
+@click.option("--at", type=AwareDateTime(), help="The one snapshot at this moment.")
+@click.option("--from", "start", type=AwareDateTime(), help="From this moment on (inclusive).")
+@click.option("--to", "end", type=AwareDateTime(), help="Up to this moment (exclusive).")
+@click.option("--dry-run", is_flag=True, help="Report what would be deleted; delete nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_positions(account, asset, at, start, end, dry_run, yes):
+    """Delete one series' snapshots stored by mistake (--at, or --from and --to)."""
+    if at is not None and (start is not None or end is not None):
+        raise click.UsageError("Give either --at or --from and --to, not both.")
+    if at is not None:
+        start, end = at, at + MICROSECOND
+    elif start is None or end is None:
+        raise click.UsageError("Give --at, or both --from and --to.")
+    elif start >= end:
+        raise click.BadParameter("must be before --to", param_hint="--from")
+    found = select_series(account, asset, start, end)
+    click.echo(f"{account}\t{asset}\t{found.count}")
+    if found.count == 0:
+        click.echo("Nothing to delete.")
+        return
+    click.echo(
+        f"{found.count} snapshots from {csv_io.format_timestamp(found.first)} "
+        f"to {csv_io.format_timestamp(found.last)}; latest position at "
+        f"{_moment_text(found.latest_before)} becomes {_moment_text(found.latest_after)}."
+    )
+    if dry_run:
+        click.echo("Dry run: nothing deleted.")
+        return
+    if not yes:
+        click.confirm(f"Delete {found.count} snapshots?", abort=True)
+    deleted = delete_series_range(found)
+    # The series' value rules see the latest row now; the worker's pass does stale feeds.
+    evaluate_series({(account, asset)})
+    record_event(
+        Action.POSITIONS_DELETE,
+        target=f"positions:{account}/{asset}",
+        detail={
+            "account": account,
+            "asset": asset,
+            "from": csv_io.format_timestamp(start),
+            "to": csv_io.format_timestamp(end),
+            "deleted": deleted,
+            "latest_before": _moment_text(found.latest_before),
+            "latest_after": _moment_text(found.latest_after),
+        },
+        actor=CLI_ACTOR,
+    )
+    db.session.commit()
+    click.echo(f"Deleted {deleted} snapshots.")
+
+
+def _moment_text(moment: datetime | None) -> str:
+    return "none" if moment is None else csv_io.format_timestamp(moment)

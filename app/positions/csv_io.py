@@ -2,30 +2,27 @@
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from sqlalchemy import func, or_, select
 
-from app.db_types import format_decimal
+from app.db_types import format_decimal, utcnow
 from app.extensions import db
-from app.positions.ingest import Key, Snapshot
+from app.positions.ingest import Key, Snapshot, check_timestamp
 from app.positions.models import Position
 from app.positions.queries import SNAPSHOT_COLUMNS
+from app.user_input import parse_decimal as read_decimal
+from app.user_input import parse_moment
 
 COLUMNS = ("account", "asset", "timestamp", "amount", "price")
 # Rows per keyset query of an export: bounds memory whatever the table holds.
 EXPORT_PAGE_SIZE = 5_000
 
 NAME_MAX_LENGTH = 64
-TEXT_MAX_LENGTH = 100
-# Plain or scientific notation only: Decimal() itself would also take "NaN",
-# "Infinity", " 1 " and "1_000".
-DECIMAL_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-# fromisoformat() silently drops digits past the microsecond; refuse them instead.
-SUB_MICROSECOND = re.compile(r"[.,]\d{7,}")
+# "1e999999999" is short, but written out in full it would not be.
+MAX_EXPONENT = 100
 # Characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -58,9 +55,10 @@ def read_snapshots(lines: Iterable[str]) -> Iterator[tuple[int, Snapshot]]:
             raise CsvError(1, None, f"the file is empty; expected the header {','.join(COLUMNS)}")
         positions = _read_header(header)
         line = reader.line_num + 1
+        now = utcnow()
         for fields in reader:
             if fields:
-                yield line, _parse_row(fields, positions, line)
+                yield line, _parse_row(fields, positions, line, now)
             line = reader.line_num + 1
     except csv.Error as exc:
         raise CsvError(line, None, f"not valid CSV ({exc})") from None
@@ -80,7 +78,7 @@ def _read_header(header: list[str]) -> dict[str, int]:
     return {name: names.index(name) for name in COLUMNS}
 
 
-def _parse_row(fields: list[str], positions: dict[str, int], line: int) -> Snapshot:
+def _parse_row(fields: list[str], positions: dict[str, int], line: int, now) -> Snapshot:
     if len(fields) > len(COLUMNS):
         raise CsvError(line, None, f"{len(fields)} values, but the header has {len(COLUMNS)}")
     values = {}
@@ -92,7 +90,7 @@ def _parse_row(fields: list[str], positions: dict[str, int], line: int) -> Snaps
             if column in ("account", "asset"):
                 values[column] = parse_name(text)
             elif column == "timestamp":
-                values[column] = parse_timestamp(text)
+                values[column] = check_timestamp(parse_moment(text), now)
             elif column == "amount" or text:
                 values[column] = parse_decimal(text)
             else:
@@ -113,38 +111,11 @@ def parse_name(text: str) -> str:
     return text
 
 
-def parse_timestamp(text: str) -> datetime:
-    """An ISO 8601 moment with a timezone, in UTC; naive times are refused, not guessed."""
-    if not text:
-        raise ValueError("the value is empty")
-    shown = repr(text[:40])
-    if len(text) > TEXT_MAX_LENGTH or SUB_MICROSECOND.search(text):
-        raise ValueError(f"{shown} has more precision than a microsecond")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{shown} is not ISO 8601 like 2026-03-01T12:00:00Z") from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{shown} has no timezone; add Z or +hh:mm")
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(f"{shown} is out of range in UTC") from None
-
-
 def parse_decimal(text: str) -> Decimal:
     """An exact, finite decimal written out in plain or scientific notation."""
-    if not text:
-        raise ValueError("the value is empty")
-    if len(text) > TEXT_MAX_LENGTH or not DECIMAL_TEXT.fullmatch(text):
-        raise ValueError(f"{text[:40]!r} is not a finite decimal number such as -12.5")
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"{text[:40]!r} is not a decimal number") from None
-    # "1e999999999" is short, but written out in full it would not be.
-    if abs(value.as_tuple().exponent) > TEXT_MAX_LENGTH:
-        raise ValueError(f"{text[:40]!r} has an exponent beyond ±{TEXT_MAX_LENGTH}")
+    value = read_decimal(text)
+    if abs(value.as_tuple().exponent) > MAX_EXPONENT:
+        raise ValueError(f"{text[:40]!r} has an exponent beyond ±{MAX_EXPONENT}")
     return value
 
 

@@ -3,9 +3,10 @@
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from flask import current_app
 from sqlalchemy import tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -18,11 +19,44 @@ from app.db_types import (
 )
 from app.extensions import db
 from app.positions.models import LatestPosition, Position
+from app.user_input import in_utc
 
 # Rows per INSERT statement: well under SQLite's bound-parameter limit.
 CHUNK_SIZE = 500
 
 Key = tuple[str, str, datetime]
+
+# No snapshot is older than this: before it a time is a feed's bug (a zero, a unit
+# mix-up), and refusing it keeps every stored moment convertible and plottable.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class ImplausibleTimestamp(ValueError):
+    """A snapshot time in the future beyond the clock skew, or before 1970."""
+
+
+def check_timestamp(moment: datetime, now: datetime | None = None) -> datetime:
+    """Return `moment` if a snapshot may carry it, else raise ImplausibleTimestamp.
+
+    The one rule for every way in (API, CSV import, seeder, record() itself): one row
+    from the future would stay the latest position forever, age below zero, and blind
+    the stale-feed rule. CLOCK_SKEW_SECONDS allows for a sender's clock running ahead.
+    """
+    moment = in_utc(moment)
+    if moment < EARLIEST:
+        raise ImplausibleTimestamp(f"{_iso(moment)} is before 1970-01-01T00:00:00Z")
+    now = now or utcnow()
+    skew = timedelta(seconds=current_app.config["CLOCK_SKEW_SECONDS"])
+    if moment > now + skew:
+        raise ImplausibleTimestamp(
+            f"{_iso(moment)} is in the future (now is {_iso(now)}, clock skew allowed "
+            f"{int(skew.total_seconds())} s)"
+        )
+    return moment
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -46,7 +80,7 @@ class Snapshot:
                 raise ValueError(f"{name} must be a finite Decimal")
         if not self.account or not self.asset:
             raise ValueError("account and asset must not be empty")
-        object.__setattr__(self, "timestamp", self.timestamp.astimezone(UTC))
+        object.__setattr__(self, "timestamp", in_utc(self.timestamp))
 
     @property
     def key(self) -> Key:
@@ -77,11 +111,14 @@ def record(snapshots: Iterable[Snapshot]) -> IngestResult:
     """Store new snapshots and keep the latest positions current; the caller commits.
 
     Resending a snapshot is a duplicate and changes nothing. The same key with a
-    different amount or price is a conflict: reported, never overwritten.
+    different amount or price is a conflict: reported, never overwritten. A snapshot
+    with an implausible time raises ImplausibleTimestamp before anything is written.
     """
     result = IngestResult()
     unique: dict[Key, Snapshot] = {}
+    now = utcnow()
     for snapshot in snapshots:
+        check_timestamp(snapshot.timestamp, now)
         seen = unique.get(snapshot.key)
         if seen is None:
             unique[snapshot.key] = snapshot

@@ -1,12 +1,14 @@
-"""Retention: delete history older than a moment, in short transactions."""
+"""Retention: delete history older than a moment, or one series' snapshots stored by mistake."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 
+from app.db_types import utcnow
 from app.extensions import db
-from app.positions.models import Position
-from app.positions.rollup import drop_hours_before, hour_floor, refold_hour
+from app.positions.models import LatestPosition, Position
+from app.positions.rollup import drop_hours_before, hour_floor, refold_hour, refold_hours
 
 # Rows per DELETE: each batch is its own short transaction, so ingest (and, on
 # SQLite, every other writer) waits for one batch at most, never for the whole prune.
@@ -43,4 +45,77 @@ def prune_before(before: datetime, *, batch_size: int = PRUNE_BATCH_SIZE) -> int
     drop_hours_before(before)
     if hour_floor(before) != before:
         refold_hour(hour_floor(before))
+    return deleted
+
+
+@dataclass
+class SeriesSelection:
+    """The snapshots of one (account, asset) in [start, end): what a delete would remove."""
+
+    account: str
+    asset: str
+    start: datetime
+    end: datetime
+    count: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    # The latest position's time now, and what it becomes once they are gone (None: no row).
+    latest_before: datetime | None = None
+    latest_after: datetime | None = None
+
+
+def _in_selection(account: str, asset: str, start: datetime, end: datetime) -> tuple:
+    p = Position
+    return (p.asset == asset, p.account == account, p.timestamp >= start, p.timestamp < end)
+
+
+def select_series(account: str, asset: str, start: datetime, end: datetime) -> SeriesSelection:
+    """Count what deleting [start, end) of a series would remove and where its latest would go."""
+    found = SeriesSelection(account, asset, start, end)
+    where = _in_selection(account, asset, start, end)
+    found.count, found.first, found.last = db.session.execute(
+        select(func.count(), func.min(Position.timestamp), func.max(Position.timestamp)).where(
+            *where
+        )
+    ).one()
+    latest = db.session.get(LatestPosition, (account, asset))
+    found.latest_before = found.latest_after = latest.timestamp if latest else None
+    if latest is not None and start <= latest.timestamp < end:
+        newest = _newest_outside(account, asset, start, end)
+        found.latest_after = newest.timestamp if newest else None
+    return found
+
+
+def _newest_outside(account: str, asset: str, start: datetime, end: datetime):
+    p = Position
+    outside = or_(p.timestamp < start, p.timestamp >= end)
+    return db.session.execute(
+        select(p)
+        .where(p.asset == asset, p.account == account, outside)
+        .order_by(p.timestamp.desc(), p.id.desc())
+        .limit(1)
+    ).scalar()
+
+
+def delete_series_range(found: SeriesSelection) -> int:
+    """Delete the selected snapshots, then put the latest row and the rollups of the hours
+    they were in back in line with what is left; the caller commits. Returns how many."""
+    account, asset, start, end = found.account, found.asset, found.start, found.end
+    deleted = db.session.execute(
+        delete(Position).where(*_in_selection(account, asset, start, end))
+    ).rowcount
+    latest = db.session.get(LatestPosition, (account, asset))
+    if latest is not None and start <= latest.timestamp < end:
+        newest = _newest_outside(account, asset, start, end)
+        if newest is None:
+            db.session.delete(latest)
+        else:
+            latest.timestamp, latest.amount, latest.price = (
+                newest.timestamp,
+                newest.amount,
+                newest.price,
+            )
+            latest.updated_at = utcnow()
+    if found.first is not None:
+        refold_hours(hour_floor(found.first), hour_floor(found.last), series=(account, asset))
     return deleted

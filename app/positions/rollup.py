@@ -272,22 +272,31 @@ def far_behind(watermark: int) -> bool:
 
 def refold_hour(hour_start: datetime) -> None:
     """Rebuild one hour's rollups from the snapshots left in it (after a prune cut it)."""
-    mark = _lock_watermark()
-    in_hour = PositionRollup.hour_start == hour_start
-    # By asset, so the read is a range of the (asset, timestamp) index, not a scan.
-    assets = list(db.session.scalars(select(PositionRollup.asset).where(in_hour).distinct()))
-    db.session.execute(delete(PositionRollup).where(in_hour))
-    if assets:
-        rows = db.session.execute(
-            select(*SNAPSHOT_COLUMNS).where(
-                Position.asset.in_(assets),
-                Position.timestamp >= hour_start,
-                Position.timestamp < hour_start + HOUR,
-                Position.id <= mark.folded_id,
-            )
-        ).all()
-        _upsert(fold(rows))
+    refold_hours(hour_start, hour_start)
     db.session.commit()
+
+
+def refold_hours(first: datetime, last: datetime, *, series: tuple[str, str] | None = None):
+    """Rebuild the rollups of the hours `first` to `last` from the snapshots left in them,
+    of one (account, asset) `series` or of all; the caller commits."""
+    mark = _lock_watermark()
+    r, p = PositionRollup, Position
+    in_hours = [r.hour_start >= first, r.hour_start <= last]
+    if series is not None:
+        in_hours += [r.account == series[0], r.asset == series[1]]
+    # By asset, so the read is a range of the (asset, timestamp) index, not a scan.
+    assets = list(db.session.scalars(select(r.asset).where(*in_hours).distinct()))
+    db.session.execute(delete(PositionRollup).where(*in_hours))
+    if not assets:
+        return
+    # The end of the last hour, written so that it never overflows.
+    end = last.replace(minute=59, second=59, microsecond=999_999)
+    rows = select(*SNAPSHOT_COLUMNS).where(
+        p.asset.in_(assets), p.timestamp >= first, p.timestamp <= end, p.id <= mark.folded_id
+    )
+    if series is not None:
+        rows = rows.where(p.account == series[0])
+    _upsert(fold(db.session.execute(rows).all()))
 
 
 def drop_hours_before(moment: datetime) -> None:

@@ -1,8 +1,7 @@
 """Chart series of one asset: its snapshots, downsampled in the database past a cap."""
 
-import math
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -19,10 +18,13 @@ from app.positions.hourly import hourly_rows, plan_hourly
 from app.positions.models import LatestPosition, Position
 from app.positions.points import Point, point_columns, read_points
 from app.positions.rollup import far_behind, folded_id
+from app.user_input import parse_moment as read_moment
 
 MAX_POINTS = 2000
 MAX_MARKERS = 500
 
+# Epoch seconds, in ASCII digits (float() would also take other scripts' digits, "inf", "1e9").
+EPOCH_SECONDS = re.compile(r"-?[0-9]{1,12}(\.[0-9]{1,6})?")
 # A "+01:00" offset sent unencoded in a query string arrives as " 01:00".
 UNENCODED_OFFSET = re.compile(r"(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d(?::?\d\d)?)$")
 
@@ -40,29 +42,17 @@ def parse_moment(text: str | None, name: str) -> datetime | None:
     text = (text or "").strip()
     if not text:
         return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = None
-    if seconds is not None:
-        if not math.isfinite(seconds):
-            raise BadParameter(name, f"'{name}' must be a finite number of epoch seconds.")
+    if EPOCH_SECONDS.fullmatch(text):
         try:
-            return EPOCH + timedelta(seconds=seconds)
+            return EPOCH + timedelta(seconds=float(text))
         except OverflowError:
             raise BadParameter(name, f"'{name}' is out of range.") from None
     try:
-        moment = datetime.fromisoformat(UNENCODED_OFFSET.sub(r"\1+\2", text))
-    except ValueError:
+        return read_moment(UNENCODED_OFFSET.sub(r"\1+\2", text))
+    except ValueError as exc:
         raise BadParameter(
-            name, f"'{name}' must be ISO 8601 with an offset, or epoch seconds."
+            name, f"'{name}' must be ISO 8601 with an offset, or epoch seconds: {exc}."
         ) from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise BadParameter(name, f"'{name}' needs a UTC offset, e.g. 2026-03-01T12:00:00Z.")
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise BadParameter(name, f"'{name}' is out of range.") from None
 
 
 def parse_range(args) -> tuple[datetime | None, datetime | None]:

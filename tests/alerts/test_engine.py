@@ -36,6 +36,8 @@ def frozen_clock(monkeypatch):
     """Freeze the engine's clock; push() moves it to the newest snapshot it sends."""
     CLOCK["now"] = NOW
     monkeypatch.setattr("app.alerts.engine.utcnow", lambda: CLOCK["now"])
+    # Ingest refuses times beyond its clock plus the skew: it must share the frozen clock.
+    monkeypatch.setattr("app.positions.ingest.utcnow", lambda: CLOCK["now"])
 
 
 def push(app, *snapshots):

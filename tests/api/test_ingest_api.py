@@ -293,3 +293,69 @@ def test_rate_limit_counters_are_shared_through_redis(sqlite_url, app, tokens):
         for worker in (first, second, first, second)
     ]
     assert statuses == [200, 200, 200, 429]
+
+
+def test_snapshot_dated_2100_is_422_naming_the_row_and_nothing_is_stored(any_app, any_tokens):
+    secret = any_tokens.create("ingest")
+    body = {"positions": [row(), row(timestamp="2100-01-01T00:00:00Z")]}
+    response = post(any_app.test_client(), secret, body)
+    assert response.status_code == 422
+    (error,) = response.get_json()["errors"]
+    assert (error["index"], error["field"]) == (1, "timestamp")
+    assert "2100-01-01T00:00:00Z is in the future" in error["message"]
+    assert positions(any_app) == []
+
+
+@pytest.mark.parametrize(
+    "timestamp, problem",
+    [
+        ("1969-12-31T23:59:59.999999Z", "before 1970-01-01T00:00:00Z"),
+        ("1970-01-01T00:59:59+01:00", "before 1970-01-01T00:00:00Z"),
+        ("0001-01-01T00:00:00+00:14", "out of range"),
+        ("9999-12-31T23:59:59-01:00", "out of range"),
+        ("9999-12-31T23:59:59Z", "in the future"),
+        ("\uff12\uff10\uff12\uff16-03-01T12:00:00Z", "not ISO 8601"),  # full-width year
+        ("2026-03-01T12:00:00.1234567Z", "more precision than a microsecond"),
+    ],
+)
+def test_implausible_or_unconvertible_times_are_422_not_500(
+    app, tokens, client, timestamp, problem
+):
+    response = post(client, tokens.create("ingest"), {"positions": [row(timestamp=timestamp)]})
+    assert response.status_code == 422, response.get_json()
+    (error,) = response.get_json()["errors"]
+    assert (error["index"], error["field"]) == (0, "timestamp")
+    assert problem in error["message"]
+    assert positions(app) == []
+
+
+def test_times_up_to_the_clock_skew_ahead_are_accepted_and_beyond_it_refused(app, tokens, client):
+    secret = tokens.create("ingest")
+    ahead = (utcnow() + timedelta(minutes=2)).isoformat()
+    assert post(client, secret, {"positions": [row(timestamp=ahead)]}).status_code == 200
+    app.config["CLOCK_SKEW_SECONDS"] = 60
+    later = (utcnow() + timedelta(minutes=2)).isoformat()
+    response = post(client, secret, {"positions": [row(timestamp=later, amount="2")]})
+    assert response.status_code == 422
+    assert "clock skew allowed 60 s" in response.get_json()["errors"][0]["message"]
+    assert len(positions(app)) == 1
+
+
+@pytest.mark.parametrize(
+    "field, text",
+    [
+        ("amount", "\uff11\uff12\uff13"),  # full-width
+        ("amount", "\u0661\u0662\u0663"),  # Arabic-Indic
+        ("amount", "1.\uff15"),
+        ("amount", "1e\uff11"),
+        ("price", "\u06f1\u06f2\u06f3"),  # extended Arabic-Indic
+        ("price", "\u0967\u0968\u0969"),  # Devanagari
+    ],
+)
+def test_digits_other_than_ascii_are_refused_not_converted(app, tokens, client, field, text):
+    response = post(client, tokens.create("ingest"), {"positions": [row(**{field: text})]})
+    assert response.status_code == 422
+    (error,) = response.get_json()["errors"]
+    assert (error["index"], error["field"]) == (0, field)
+    assert "digits 0-9" in error["message"]
+    assert positions(app) == []

@@ -61,7 +61,10 @@ exact_decimals = st.decimals(
     allow_nan=False, allow_infinity=False, places=0, max_value=10**30, min_value=-(10**30)
 )
 moments = st.datetimes(
-    min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    # Up to a past moment: later ones are refused once they are in the future.
+    min_value=datetime(1971, 1, 1),
+    max_value=datetime(2026, 1, 1),
+    timezones=st.just(UTC),
 )
 
 

@@ -57,12 +57,27 @@ def test_history_filters_by_account_and_time(any_app, reader):
         ({"asset": "BTC", "limit": "ten"}, "limit"),
         ({"asset": "BTC", "from": "2026-03-01T12:00:00"}, "from"),
         ({"asset": "BTC", "bogus": "1"}, "bogus"),
+        ({"asset": "BTC", "limit": "\uff15"}, "limit"),  # a full-width 5
+        ({"asset": "BTC", "from": "9999-12-31T23:59:59-01:00"}, "from"),
+        ({"asset": "BTC", "to": "9999-12-31T23:59:59-01:00"}, "to"),
+        ({"asset": "BTC", "from": "0001-01-01T00:00:00+00:14"}, "from"),
     ],
 )
 def test_bad_query_parameters_are_422_naming_them(any_app, reader, params, field):
     response = reader("/api/v1/positions", **params)
     assert response.status_code == 422
     assert field in {e["field"] for e in response.get_json()["errors"]}
+
+
+def test_moments_outside_utc_are_422_saying_so(any_app, reader):
+    store(any_app, [snap()])
+    response = reader("/api/v1/positions", asset="BTC", to="9999-12-31T23:59:59-01:00")
+    assert response.status_code == 422
+    (error,) = response.get_json()["errors"]
+    assert error["field"] == "to" and "out of range" in error["message"]
+    # The last moment UTC has is a bound like any other.
+    response = reader("/api/v1/positions", asset="BTC", to="9999-12-31T23:59:59.999999Z")
+    assert response.status_code == 200 and len(response.get_json()["positions"]) == 1
 
 
 def test_bad_cursor_is_400(any_app, reader):

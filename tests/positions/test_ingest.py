@@ -1,14 +1,17 @@
 """ingest.record: the one write path."""
 
 import multiprocessing
-from datetime import timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
+from app import create_app
+from app.db_types import utcnow
 from app.extensions import db
-from app.positions.ingest import Snapshot, record
+from app.positions.ingest import ImplausibleTimestamp, Snapshot, record
 from app.positions.models import LatestPosition, Position
+from config import TestingConfig
 from tests.conftest import build_app
 from tests.positions.helpers import T0, snap, store
 
@@ -125,6 +128,55 @@ def test_snapshot_refuses_naive_times_and_non_finite_amounts():
         Snapshot("main", "BTC", T0, 1.5)
     with pytest.raises(ValueError, match="empty"):
         Snapshot("", "BTC", T0, Decimal("1"))
+
+
+def test_snapshot_dated_2100_is_refused_and_nothing_of_the_batch_is_stored(any_app):
+    with any_app.app_context():
+        with pytest.raises(ImplausibleTimestamp, match="2100-01-01T00:00:00Z is in the future"):
+            record([snap(), snap(at=datetime(2100, 1, 1, tzinfo=UTC))])
+        db.session.rollback()
+    assert stored(any_app) == []
+    assert latest(any_app) is None
+
+
+def test_snapshot_before_1970_is_refused(any_app):
+    just_before = datetime(1970, 1, 1, tzinfo=UTC) - timedelta(microseconds=1)
+    with any_app.app_context():
+        with pytest.raises(ImplausibleTimestamp, match="before 1970-01-01T00:00:00Z"):
+            record([snap(at=just_before)])
+        db.session.rollback()
+    assert stored(any_app) == []
+    store(any_app, [snap(at=datetime(1970, 1, 1, tzinfo=UTC))])
+    assert len(stored(any_app)) == 1
+
+
+def test_future_times_within_the_configured_clock_skew_are_accepted(any_app):
+    ahead = utcnow() + timedelta(minutes=2)
+    store(any_app, [snap(at=ahead)])
+    assert latest(any_app).timestamp == ahead
+    any_app.config["CLOCK_SKEW_SECONDS"] = 30
+    with any_app.app_context():
+        with pytest.raises(ImplausibleTimestamp, match="clock skew allowed 30 s"):
+            record([snap(at=utcnow() + timedelta(minutes=2), amount="2")])
+        db.session.rollback()
+    assert len(stored(any_app)) == 1
+
+
+def test_clock_skew_defaults_to_five_minutes_and_is_read_from_the_environment(
+    sqlite_url, monkeypatch
+):
+    assert build_app(sqlite_url).config["CLOCK_SKEW_SECONDS"] == 300
+    monkeypatch.setenv("TRADINGMONITOR_CLOCK_SKEW_SECONDS", "60")
+    app = create_app(TestingConfig)
+    assert app.config["CLOCK_SKEW_SECONDS"] == 300  # the tests' config reads no environment
+    app = create_app(type("FromEnvironment", (TestingConfig,), {"READ_ENVIRONMENT": True}))
+    assert app.config["CLOCK_SKEW_SECONDS"] == 60
+
+
+def test_a_moment_outside_utcs_range_is_a_value_error_not_an_overflow():
+    year_one = datetime(1, 1, 1, tzinfo=timezone(timedelta(minutes=14)))
+    with pytest.raises(ValueError, match="out of range"):
+        Snapshot("main", "BTC", year_one, Decimal("1"))
 
 
 def _record_in_process(url, start, barrier, queue):

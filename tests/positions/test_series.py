@@ -223,6 +223,10 @@ def test_account_filter_returns_only_that_account(any_app, viewer_client):
         ({"from": "1e300"}, "from"),
         ({"from": "2026-03-02T00:00:00Z", "to": "2026-03-01T00:00:00Z"}, "from"),
         ({"from": "100", "to": "100"}, "from"),
+        ({"from": "9999-12-31T23:59:59-01:00"}, "from"),
+        ({"to": "0001-01-01T00:00:00+00:14"}, "to"),
+        ({"from": "99999999999999"}, "from"),  # epoch seconds past year 9999
+        ({"from": "\uff11\uff10\uff10"}, "from"),  # full-width digits
     ],
 )
 def test_bad_range_is_a_400_naming_the_parameter(any_app, viewer_client, params, parameter):
