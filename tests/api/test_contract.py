@@ -1,5 +1,6 @@
 """The API answers to its own OpenAPI document: schemathesis drives the served app."""
 
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -125,3 +126,53 @@ def test_api_answers_to_its_openapi_document(case, api_url, admin_headers, issue
     if case.meta.generation.mode.is_positive and case.query and "cursor" in case.query:
         case.query["cursor"] = issued_cursor
     case.call_and_validate(base_url=api_url, headers=admin_headers, checks=CHECKS)
+
+
+# Statuses the generated cases never meet (the limit and the database stay out of their
+# way): provoke each for real and hold the answer to the document.
+DOCUMENT_CHECKS = [
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+ROW = {"account": "main", "asset": "BTC", "timestamp": "2025-01-01T00:00:00Z", "amount": "1"}
+
+
+def test_rate_limited_answers_match_the_document(sqlite_url):
+    app = build_app(sqlite_url, API_RATE_LIMIT="1/minute")
+    with app.app_context():
+        db.create_all()
+    client = app.test_client()
+    client.get("/api/v1/assets")
+    response = client.get("/api/v1/assets")
+    assert response.status_code == 429
+    schema["/assets"]["GET"].Case().validate_response(response, checks=DOCUMENT_CHECKS)
+
+
+def test_oversized_and_database_busy_answers_match_the_document(tmp_path):
+    database = tmp_path / "busy.sqlite3"
+    app = build_app(f"sqlite:///{database}", MAX_CONTENT_LENGTH=2048, SQLITE_BUSY_TIMEOUT_MS=50)
+    with app.app_context():
+        db.create_all()
+    user_id = make_user(app, "desk-admin", role=Role.ADMIN)
+    with app.app_context():
+        _, secret = create_token(db.session.get(User, user_id), "busy", ["ingest"])
+        db.session.commit()
+    headers = {"Authorization": f"Bearer {secret}"}
+    operation = schema["/positions"]["POST"]
+    client = app.test_client()
+
+    oversized = client.post("/api/v1/positions", json={"positions": [ROW] * 40}, headers=headers)
+    assert oversized.status_code == 413
+    operation.Case(body={"positions": [ROW]}).validate_response(oversized, checks=DOCUMENT_CHECKS)
+
+    holder = sqlite3.connect(database)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        busy = client.post("/api/v1/positions", json={"positions": [ROW]}, headers=headers)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert busy.status_code == 503
+    operation.Case(body={"positions": [ROW]}).validate_response(busy, checks=DOCUMENT_CHECKS)
