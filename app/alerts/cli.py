@@ -1,6 +1,6 @@
 """`flask alerts …`: rules and channels from the shell, and the evaluation worker."""
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import click
 from flask.cli import AppGroup
@@ -22,6 +22,7 @@ from app.alerts.models import (
 from app.alerts.validation import target_problem
 from app.alerts.worker import run_worker
 from app.extensions import db
+from app.user_input import parse_decimal
 
 alerts_cli = AppGroup("alerts", help="Alert rules, channels, silences and the evaluation worker.")
 for _command in MANAGE_COMMANDS:
@@ -32,12 +33,13 @@ def _decimal(value: str | None, option: str) -> Decimal | None:
     if value is None:
         return None
     try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise click.BadParameter(f"{value!r} is not a number", param_hint=option) from None
-    if not number.is_finite():
-        raise click.BadParameter("must be a finite number", param_hint=option)
-    return number
+        # Digits 0-9 only, as everywhere: Decimal() alone would read other scripts' digits.
+        return parse_decimal(value.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{value[:40]!r} is not a number (a finite decimal in digits 0-9, such as 2.5)",
+            param_hint=option,
+        ) from None
 
 
 @alerts_cli.command("add-rule")

@@ -11,6 +11,7 @@ from app.auth.cli import find_user
 from app.auth.models import ApiToken, Scope
 from app.auth.tokens import ScopeNotAllowed, create_token
 from app.extensions import db
+from app.user_input import parse_moment
 
 tokens_cli = AppGroup("tokens", help="Create, list and revoke API tokens.")
 
@@ -19,12 +20,11 @@ def _parse_expiry(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
+        return parse_moment(value, zone=UTC)
+    except ValueError as exc:
         raise click.BadParameter(
-            "use ISO 8601, e.g. 2027-01-31 or 2027-01-31T12:00Z", param_hint="--expires"
+            f"use ISO 8601, e.g. 2027-01-31 or 2027-01-31T12:00Z ({exc})", param_hint="--expires"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @tokens_cli.command("create")

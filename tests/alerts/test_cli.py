@@ -63,6 +63,8 @@ def test_run_does_a_bounded_number_of_passes(app, runner):
     [
         (["--kind", "position_above", "--threshold", "abc"], "not a number"),
         (["--kind", "position_above", "--threshold", "NaN"], "finite"),
+        (["--kind", "position_above", "--threshold", "\uff11\uff12"], "digits 0-9"),
+        (["--kind", "position_above", "--threshold", "\u0661"], "digits 0-9"),
         (["--kind", "change_over_window", "--threshold", "5"], "needs --window"),
         (["--kind", "stale_feed", "--threshold", "0"], "positive threshold"),
         (

@@ -165,6 +165,19 @@ def test_cli_refuses_bad_input(runner, tokens):
         args=["tokens", "create", "bot", "x", "--scope", "read", "--expires", "soon"]
     )
     assert bad_date.exit_code == 2
+    beyond_utc = runner.invoke(
+        args=[
+            "tokens",
+            "create",
+            "bot",
+            "x",
+            "--scope",
+            "read",
+            "--expires",
+            "9999-12-31T23:59-01:00",
+        ]
+    )
+    assert beyond_utc.exit_code == 2 and "out of range" in beyond_utc.output
     assert runner.invoke(args=["tokens", "revoke", "999"]).exit_code == 1
     for command in ("create", "list", "revoke"):
         assert runner.invoke(args=["tokens", command, "--help"]).exit_code == 0
