@@ -43,6 +43,9 @@ class Action:
     CHANNEL_DELETE = "channel.delete"
     ALERT_ACK = "alert.ack"
     POSITIONS_DELETE = "positions.delete"
+    # Bulk writes from the shell: one entry per command run, with counts.
+    POSITIONS_IMPORT = "positions.import"
+    POSITIONS_PRUNE = "positions.prune"
 
     ALL: tuple[str, ...]  # every action above, set below the class
 

@@ -10,7 +10,7 @@ from typing import BinaryIO
 import click
 from flask.cli import AppGroup
 
-from app.admin.audit import CLI_ACTOR, Action, record_event
+from app.admin.audit import CLI_ACTOR, Action, record_event, user_target
 from app.alerts.engine import evaluate_series
 from app.auth.models import Role, User
 from app.auth.passwords import hash_password
@@ -71,6 +71,7 @@ def seed_demo(assets, accounts, days, interval, seed_value):
         seed=seed_value,
     )
     bring_rollups_current()
+    _audit_import("seed:demo", "seed", result, complete=not result.conflicts)
     click.echo(
         f"Inserted {result.inserted}, already present {result.duplicates}, "
         f"conflicting {len(result.conflicts)}."
@@ -91,7 +92,7 @@ def first_run(days):
     if has_users or has_positions:
         click.echo("Database already has data; nothing seeded.")
         return
-    seed_demo_data(
+    result = seed_demo_data(
         assets=["BTC", "ETH", "SOL"],
         accounts=["main", "hedge"],
         days=days,
@@ -99,8 +100,16 @@ def first_run(days):
         seed=42,
     )
     bring_rollups_current()
+    _audit_import("seed:demo", "seed", result, complete=True)
     password = secrets.token_urlsafe(12)
-    db.session.add(User(username="admin", password_hash=hash_password(password), role=Role.ADMIN))
+    admin = User(username="admin", password_hash=hash_password(password), role=Role.ADMIN)
+    db.session.add(admin)
+    record_event(
+        Action.USER_CREATE,
+        target=user_target(admin),
+        detail={"role": Role.ADMIN, "generated_initial": True, "must_change": False},
+        actor=CLI_ACTOR,
+    )
     db.session.commit()
     click.echo("")
     click.echo("Demo admin created. This password is shown once:")
@@ -137,10 +146,29 @@ def import_positions(file: Path):
             total.merge(_store_batch(batch, lines))
     except (csv_io.CsvError, ConflictingLines) as exc:
         db.session.rollback()
+        if total.inserted:
+            _audit_import(f"file:{file.name}", "csv", total, complete=False)
         raise click.ClickException(
             f"{file.name}: {exc} {_stored_so_far(total, stored_through)}"
         ) from None
+    _audit_import(f"file:{file.name}", "csv", total, complete=True)
     click.echo(f"Inserted {total.inserted}, duplicates {total.duplicates}.")
+
+
+def _audit_import(target: str, source: str, result: IngestResult, *, complete: bool) -> None:
+    """One audit entry for a whole bulk write (its batches are committed already)."""
+    record_event(
+        Action.POSITIONS_IMPORT,
+        target=target,
+        detail={
+            "source": source,
+            "inserted": result.inserted,
+            "duplicates": result.duplicates,
+            "complete": complete,
+        },
+        actor=CLI_ACTOR,
+    )
+    db.session.commit()
 
 
 def _text_lines(raw: BinaryIO, bar) -> Iterator[str]:
@@ -226,6 +254,13 @@ def prune_positions(before: datetime, dry_run: bool, yes: bool):
     if not yes:
         click.confirm(f"Delete {total} snapshots?", abort=True)
     deleted = prune_before(before)
+    record_event(
+        Action.POSITIONS_PRUNE,
+        target="positions:*",
+        detail={"before": csv_io.format_timestamp(before), "deleted": deleted},
+        actor=CLI_ACTOR,
+    )
+    db.session.commit()
     click.echo(f"Deleted {deleted} snapshots.")
 
 

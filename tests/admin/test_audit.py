@@ -1,5 +1,7 @@
 """record_event and the hooks: every audited action writes one row, never a secret."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from app.admin.audit import Action, record_event
@@ -7,6 +9,7 @@ from app.admin.models import AuditEvent
 from app.alerts.models import Silence
 from app.auth.models import Role
 from app.extensions import db
+from app.positions.cli_support import BATCH_SIZE
 from tests.admin.helpers import events, only_event, post, user
 from tests.alerts.helpers import firing_btc_alert
 from tests.conftest import PASSWORD, Auth, change_password, client_as, csrf_token_from, make_user
@@ -317,3 +320,113 @@ def test_cli_and_pages_leave_the_same_entries(any_app, admin):
         assert {k: type(v) for k, v in (page.detail or {}).items()} == {
             k: type(v) for k, v in (cli.detail or {}).items()
         }, action
+
+
+CSV_HEADER = "account,asset,timestamp,amount,price\n"
+
+
+def test_bulk_position_commands_leave_one_summary_entry_each(any_app, tmp_path):
+    runner = any_app.test_cli_runner()
+    file = tmp_path / "desk.csv"
+    file.write_text(
+        CSV_HEADER + "".join(f"main,BTC,2026-03-01T00:0{m}:00Z,{m + 1},\n" for m in range(4))
+    )
+    for _ in range(2):
+        assert runner.invoke(args=["positions", "import", str(file)]).exit_code == 0
+    first, again = events(any_app, Action.POSITIONS_IMPORT)
+    assert (first.actor_name, first.actor_id, first.target) == ("cli", None, "file:desk.csv")
+    assert first.detail == {"source": "csv", "inserted": 4, "duplicates": 0, "complete": True}
+    assert again.detail == {"source": "csv", "inserted": 0, "duplicates": 4, "complete": True}
+
+    prune = ["positions", "prune", "--before", "2026-03-01T00:02:00Z"]
+    assert runner.invoke(args=[*prune, "--dry-run"]).exit_code == 0
+    assert events(any_app, Action.POSITIONS_PRUNE) == []
+    assert runner.invoke(args=[*prune, "--yes"]).exit_code == 0
+    event = only_event(any_app, Action.POSITIONS_PRUNE)
+    assert (event.actor_name, event.target) == ("cli", "positions:*")
+    assert event.detail == {"before": "2026-03-01T00:02:00Z", "deleted": 2}
+
+    seed = ["seed", "demo", "--assets", "ETH", "--accounts", "main", "--days", "1"]
+    assert runner.invoke(args=[*seed, "--interval", "1h"]).exit_code == 0
+    event = events(any_app, Action.POSITIONS_IMPORT)[-1]
+    assert (event.actor_name, event.target) == ("cli", "seed:demo")
+    assert event.detail["source"] == "seed" and event.detail["inserted"] > 0
+
+
+def test_a_failed_import_is_audited_only_for_what_it_stored(app, tmp_path):
+    runner = app.test_cli_runner()
+    bad = "main,BTC,not a time,1,\n"
+    file = tmp_path / "bad.csv"
+    file.write_text(CSV_HEADER + bad)
+    assert runner.invoke(args=["positions", "import", str(file)]).exit_code == 1
+    assert events(app) == []
+    # A first batch stored, then the error: what was stored is on the record.
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    good = "".join(
+        f"main,BTC,{(start + timedelta(seconds=n)).isoformat()},1,\n" for n in range(BATCH_SIZE)
+    )
+    file.write_text(CSV_HEADER + good + bad)
+    assert runner.invoke(args=["positions", "import", str(file)]).exit_code == 1
+    event = only_event(app, Action.POSITIONS_IMPORT)
+    assert event.detail == {
+        "source": "csv",
+        "inserted": BATCH_SIZE,
+        "duplicates": 0,
+        "complete": False,
+    }
+
+
+def test_first_run_records_the_demo_admin_and_the_data(app):
+    result = app.test_cli_runner().invoke(args=["seed", "first-run", "--days", "1"])
+    password = result.output.split("password: ")[1].split()[0]
+    created = only_event(app, Action.USER_CREATE, password)
+    assert (created.actor_name, created.target) == ("cli", "user:admin")
+    assert created.detail == {"role": "admin", "generated_initial": True, "must_change": False}
+    assert only_event(app, Action.POSITIONS_IMPORT).detail["source"] == "seed"
+
+
+# Every command of these groups either writes the audit entries its page writes (tested
+# above and in tests/alerts/test_cli.py, tests/positions/test_cli.py) or changes nothing
+# the audit log covers: it reads, or does the system's own work (evaluation, delivery,
+# rollups). A new command must be put on one side.
+AUDITED_COMMANDS = {
+    "alerts add-rule": Action.RULE_CREATE,
+    "alerts enable-rule": Action.RULE_ENABLE,
+    "alerts disable-rule": Action.RULE_DISABLE,
+    "alerts delete-rule": Action.RULE_DELETE,
+    "alerts add-channel": Action.CHANNEL_CREATE,
+    "alerts enable-channel": Action.CHANNEL_UPDATE,
+    "alerts disable-channel": Action.CHANNEL_UPDATE,
+    "alerts delete-channel": Action.CHANNEL_DELETE,
+    "alerts add-silence": Action.SILENCE_CREATE,
+    "alerts expire-silence": Action.SILENCE_EXPIRE,
+    "users create": Action.USER_CREATE,
+    "users set-password": Action.PASSWORD_RESET,
+    "users disable": Action.USER_DISABLE,
+    "users enable": Action.USER_ENABLE,
+    "tokens create": Action.TOKEN_CREATE,
+    "tokens revoke": Action.TOKEN_REVOKE,
+    "positions import": Action.POSITIONS_IMPORT,
+    "positions prune": Action.POSITIONS_PRUNE,
+    "positions delete": Action.POSITIONS_DELETE,
+    "seed demo": Action.POSITIONS_IMPORT,
+    "seed first-run": Action.USER_CREATE,
+}
+UNAUDITED_COMMANDS = {
+    "alerts list",
+    "alerts evaluate",
+    "alerts deliver",
+    "alerts run",
+    "users list",
+    "tokens list",
+    "positions export",
+    "positions rollup",
+}
+
+
+def test_every_command_that_changes_audited_things_is_declared_audited(app):
+    groups = ("alerts", "users", "tokens", "positions", "seed")
+    found = {f"{group} {name}" for group in groups for name in app.cli.commands[group].commands}
+    assert found - set(AUDITED_COMMANDS) - UNAUDITED_COMMANDS == set()
+    assert set(AUDITED_COMMANDS) | UNAUDITED_COMMANDS == found
+    assert set(AUDITED_COMMANDS.values()) <= set(Action.ALL)
