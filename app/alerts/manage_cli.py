@@ -7,6 +7,7 @@ from flask.cli import with_appcontext
 
 from app.admin.audit import CLI_ACTOR, Action, record_event
 from app.alerts.models import ANY, AlertRule, Channel, Silence
+from app.alerts.silences import store_silence
 from app.db_types import utcnow
 from app.extensions import db
 
@@ -164,19 +165,7 @@ def add_silence(rule_reference, asset, account, hours, comment):
         ends_at=now + timedelta(hours=hours),
         comment=comment,
     )
-    db.session.add(silence)
-    db.session.flush()
-    record_event(
-        Action.SILENCE_CREATE,
-        target=f"silence:{silence.id}",
-        detail={
-            "rule_id": silence.rule_id,
-            "account": silence.account,
-            "asset": silence.asset,
-            "hours": f"{hours:g}",
-        },
-        actor=CLI_ACTOR,
-    )
+    store_silence(silence, hours, actor=CLI_ACTOR)
     db.session.commit()
     click.echo(f"Created silence #{silence.id} until {silence.ends_at:%F %T}Z.")
 

@@ -22,7 +22,7 @@ from app.admin.audit import Action, record_event
 from app.alerts import queries
 from app.alerts.forms import AcknowledgeForm, QuickSilenceForm, SilenceForm
 from app.alerts.models import ANY, Alert, AlertRule, AlertState, Silence
-from app.alerts.silences import matching_alerts, silence_for
+from app.alerts.silences import matching_alerts, silence_for, store_silence
 from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import utcnow
@@ -157,18 +157,7 @@ def silences():
             if request.form.get("action") == "preview":
                 preview = matching_alerts(silence, queries.open_alerts())
             else:
-                db.session.add(silence)
-                db.session.flush()
-                record_event(
-                    Action.SILENCE_CREATE,
-                    target=f"silence:{silence.id}",
-                    detail={
-                        "rule_id": silence.rule_id,
-                        "account": silence.account,
-                        "asset": silence.asset,
-                        "hours": str(form.hours.data),
-                    },
-                )
+                store_silence(silence, form.hours.data)
                 db.session.commit()
                 log.info("silence created: user=%s silence=%s", current_user.username, silence.id)
                 flash("Silence created.", "success")

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from app.admin.audit import Action, record_event
 from app.alerts.models import Alert, Silence
 from app.extensions import db
 
@@ -24,3 +25,20 @@ def silence_for(alert: Alert, now: datetime) -> Silence | None:
 def matching_alerts(silence: Silence, alerts: list[Alert]) -> list[Alert]:
     """Which of these alerts the silence would mute (for the form's preview)."""
     return [a for a in alerts if silence.matches(a)]
+
+
+def store_silence(silence: Silence, hours, *, actor: str | None = None) -> None:
+    """Store a new silence with its audit entry, from the page or the CLI (caller commits)."""
+    db.session.add(silence)
+    db.session.flush()
+    record_event(
+        Action.SILENCE_CREATE,
+        target=f"silence:{silence.id}",
+        detail={
+            "rule_id": silence.rule_id,
+            "account": silence.account,
+            "asset": silence.asset,
+            "hours": f"{hours:g}",
+        },
+        actor=actor,
+    )

@@ -2,10 +2,8 @@
 
 import secrets
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
 import click
 from flask.cli import AppGroup
@@ -19,11 +17,16 @@ from app.positions import csv_io
 from app.positions.cli_support import (
     BATCH_SIZE,
     AwareDateTime,
+    ConflictingLines,
     Moment,
+    audit_import,
     bring_rollups_current,
     seed_demo_data,
+    store_batch,
+    stored_so_far,
+    text_lines,
 )
-from app.positions.ingest import IngestResult, Key, Snapshot, record
+from app.positions.ingest import IngestResult, Key, Snapshot
 from app.positions.models import Position
 from app.positions.points import MICROSECOND
 from app.positions.retention import (
@@ -36,9 +39,6 @@ from app.positions.seed import parse_interval
 
 seed_cli = AppGroup("seed", help="Load demo data.")
 positions_cli = AppGroup("positions", help="Import, export, prune and delete position snapshots.")
-
-# Conflicting keys named in an import error before "and N more".
-CONFLICTS_SHOWN = 10
 
 
 def _split_names(value: str, option: str) -> list[str]:
@@ -71,7 +71,7 @@ def seed_demo(assets, accounts, days, interval, seed_value):
         seed=seed_value,
     )
     bring_rollups_current()
-    _audit_import("seed:demo", "seed", result, complete=not result.conflicts)
+    audit_import("seed:demo", "seed", result, complete=not result.conflicts)
     click.echo(
         f"Inserted {result.inserted}, already present {result.duplicates}, "
         f"conflicting {len(result.conflicts)}."
@@ -100,7 +100,7 @@ def first_run(days):
         seed=42,
     )
     bring_rollups_current()
-    _audit_import("seed:demo", "seed", result, complete=True)
+    audit_import("seed:demo", "seed", result, complete=True)
     password = secrets.token_urlsafe(12)
     admin = User(username="admin", password_hash=hash_password(password), role=Role.ADMIN)
     db.session.add(admin)
@@ -118,10 +118,6 @@ def first_run(days):
     click.echo("Change it on the Account page after logging in.")
 
 
-class ConflictingLines(Exception):
-    """A batch of the import holds snapshots that differ from stored ones."""
-
-
 @positions_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_positions(file: Path):
@@ -137,78 +133,22 @@ def import_positions(file: Path):
     )
     try:
         with file.open("rb") as raw, progress as bar:
-            for line, snapshot in csv_io.read_snapshots(_text_lines(raw, bar)):
+            for line, snapshot in csv_io.read_snapshots(text_lines(raw, bar)):
                 batch.append(snapshot)
                 lines.setdefault(snapshot.key, []).append(line)
                 if len(batch) == BATCH_SIZE:
-                    total.merge(_store_batch(batch, lines))
+                    total.merge(store_batch(batch, lines))
                     batch, lines, stored_through = [], {}, line
-            total.merge(_store_batch(batch, lines))
+            total.merge(store_batch(batch, lines))
     except (csv_io.CsvError, ConflictingLines) as exc:
         db.session.rollback()
         if total.inserted:
-            _audit_import(f"file:{file.name}", "csv", total, complete=False)
+            audit_import(f"file:{file.name}", "csv", total, complete=False)
         raise click.ClickException(
-            f"{file.name}: {exc} {_stored_so_far(total, stored_through)}"
+            f"{file.name}: {exc} {stored_so_far(total, stored_through)}"
         ) from None
-    _audit_import(f"file:{file.name}", "csv", total, complete=True)
+    audit_import(f"file:{file.name}", "csv", total, complete=True)
     click.echo(f"Inserted {total.inserted}, duplicates {total.duplicates}.")
-
-
-def _audit_import(target: str, source: str, result: IngestResult, *, complete: bool) -> None:
-    """One audit entry for a whole bulk write (its batches are committed already)."""
-    record_event(
-        Action.POSITIONS_IMPORT,
-        target=target,
-        detail={
-            "source": source,
-            "inserted": result.inserted,
-            "duplicates": result.duplicates,
-            "complete": complete,
-        },
-        actor=CLI_ACTOR,
-    )
-    db.session.commit()
-
-
-def _text_lines(raw: BinaryIO, bar) -> Iterator[str]:
-    """Decode the file line by line as it is read, advancing the progress bar by bytes."""
-    for number, data in enumerate(raw, start=1):
-        bar.update(len(data))
-        try:
-            # A spreadsheet's UTF-8 export may start with a byte-order mark.
-            yield data.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            raise csv_io.CsvError(number, None, "not UTF-8 text") from None
-
-
-def _store_batch(batch: list[Snapshot], lines: dict[Key, list[int]]) -> IngestResult:
-    """Record one batch and commit it, or raise ConflictingLines with none of it kept."""
-    if not batch:
-        return IngestResult()
-    result = record(batch)
-    if result.conflicts:
-        db.session.rollback()
-        shown = csv_io.describe_keys(result.conflicts[:CONFLICTS_SHOWN], lines)
-        more = len(result.conflicts) - CONFLICTS_SHOWN
-        raise ConflictingLines(
-            f"{len(result.conflicts)} snapshots differ from a stored one or from another line "
-            f"with the same account, asset and timestamp: {shown}"
-            + (f"; and {more} more" if more > 0 else "")
-            + "."
-        )
-    db.session.commit()
-    return result
-
-
-def _stored_so_far(total: IngestResult, stored_through: int) -> str:
-    if stored_through <= 1:
-        return "Nothing was stored."
-    return (
-        f"Lines up to {stored_through} were stored (inserted {total.inserted}, duplicates "
-        f"{total.duplicates}), nothing after them. Once the file is fixed, importing it "
-        "again skips the stored lines as duplicates."
-    )
 
 
 @positions_cli.command("export")

@@ -49,6 +49,21 @@ def flask(env: dict, *args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
+def read_token(env: dict) -> str:
+    """A read token of a new admin, made with the CLI as an admin would."""
+    flask(
+        env,
+        "users",
+        "create",
+        "boss",
+        "--role",
+        "admin",
+        "--password-stdin",
+        stdin="correct horse battery\n",
+    )
+    return re.search(r"tm_\S+", flask(env, "tokens", "create", "boss", "r", "--scope", "read"))[0]
+
+
 def serve(tmp_path, storage_uri: str):
     """gunicorn with deploy/gunicorn.conf.py and 4 workers; returns (url, env, process)."""
     port = free_port()
@@ -84,20 +99,8 @@ def get(url: str, headers: dict | None = None) -> tuple[int, dict]:
 def test_four_workers_share_one_count_through_redis(tmp_path, redis_url):
     url, env, proc = serve(tmp_path, redis_url)
     try:
-        flask(
-            env,
-            "users",
-            "create",
-            "boss",
-            "--role",
-            "admin",
-            "--password-stdin",
-            stdin="correct horse battery\n",
-        )
-        token = re.search(
-            r"tm_\S+", flask(env, "tokens", "create", "boss", "r", "--scope", "read")
-        )
-        headers = {"Authorization": f"Bearer {token.group(0)}"}
+        token = read_token(env)
+        headers = {"Authorization": f"Bearer {token}"}
         # Eight at a time, each on its own connection: every worker takes some.
         with ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(lambda _: get(f"{url}/api/v1/assets", headers)[0], range(60)))
@@ -129,20 +132,8 @@ def test_in_memory_counters_with_four_workers_are_warned_of_and_named_by_readyz(
 def test_an_unreachable_redis_is_named_and_the_api_still_answers(tmp_path):
     url, env, proc = serve(tmp_path, f"redis://127.0.0.1:{free_port()}/0")
     try:
-        flask(
-            env,
-            "users",
-            "create",
-            "boss",
-            "--role",
-            "admin",
-            "--password-stdin",
-            stdin="correct horse battery\n",
-        )
-        token = re.search(
-            r"tm_\S+", flask(env, "tokens", "create", "boss", "r", "--scope", "read")
-        )
-        status, _ = get(f"{url}/api/v1/assets", {"Authorization": f"Bearer {token.group(0)}"})
+        token = read_token(env)
+        status, _ = get(f"{url}/api/v1/assets", {"Authorization": f"Bearer {token}"})
         body = get(f"{url}/readyz")[1]
     finally:
         stop_processes(proc)
