@@ -177,6 +177,10 @@ def deployment(nginx_path, tmp_path_factory):
         **production_env(tmp, f"sqlite:///{database}", app_port),
         "TRADINGMONITOR_PUBLIC_URL": f"http://127.0.0.1:{web_port}",
         "TRADINGMONITOR_METRICS_TOKEN": METRICS_TOKEN,
+        # As deploy/tradingmonitor.env.example ships it: rate limits counted in Redis
+        # (this run's own key prefix), so the deployment warns of nothing.
+        "TRADINGMONITOR_RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",
+        "TRADINGMONITOR_RATELIMIT_KEY_PREFIX": "tm-deploy-" + secrets.token_hex(6),
     }
     site = tmp / "site.conf"
     site.write_text(render_site(app_port, web_port, "127.0.0.1"))

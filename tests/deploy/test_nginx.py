@@ -197,3 +197,5 @@ def test_readyz_through_nginx_sees_database_migrations_and_worker(deployment):
     answer = json.loads(body)
     assert answer["migrations"] == "current"
     assert answer["alert_worker"] == "ok"
+    assert answer["rate_limits"] == "shared (redis)"
+    assert answer["warnings"] == []
