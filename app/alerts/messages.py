@@ -36,6 +36,8 @@ def _with_unit(number: str | None, unit: str) -> str | None:
 def summary(payload: dict) -> dict:
     """The facts a message shows, from an Alertmanager payload plus our own section."""
     labels, notes = payload["commonLabels"], payload["commonAnnotations"]
+    # A channel test has no alert: its facts are the common ones alone.
+    (alert,) = payload["alerts"] or [{}]
     ours = payload.get("tradingmonitor", {})
     kind = ours.get("kind", "")
     unit = ours.get("unit", "")
@@ -45,15 +47,15 @@ def summary(payload: dict) -> dict:
         "status": STATUS_WORDS.get(status, status.upper()),
         "test": kind == "test",
         "rule": labels.get("alertname", ""),
-        "rule_kind": (ours.get("rule_kind") or notes.get("kind") or "").replace("_", " "),
+        "rule_kind": notes.get("kind", "").replace("_", " "),
         "severity": labels.get("severity", ""),
         "account": labels.get("account", ""),
         "asset": labels.get("asset", ""),
         "description": notes.get("description", ""),
         "value": _with_unit(notes.get("value"), unit),
         "threshold": _with_unit(notes.get("threshold"), unit),
-        "firing_since": _utc_text(ours.get("firing_since")),
-        "resolved_at": _utc_text(ours.get("resolved_at")),
+        "firing_since": _utc_text(alert.get("startsAt")),
+        "resolved_at": _utc_text(alert.get("endsAt")),
         "runbook_url": notes.get("runbook_url"),
         "runbook_link": _http_url(notes.get("runbook_url")),
         "alerts_url": links.get("alerts"),
@@ -64,10 +66,10 @@ def summary(payload: dict) -> dict:
 def chat_text(payload: dict) -> str:
     """One line for a chat room, with the runbook and history links below it."""
     facts = summary(payload)
-    prefix = "REMINDER " if facts["status"] == STATUS_WORDS["repeat"] else ""
-    status = "FIRING" if prefix else facts["status"]
+    reminder = payload.get("tradingmonitor", {}).get("kind") == "repeat"
+    status = "FIRING" if reminder else facts["status"]
     lines = [
-        f"{prefix}[{status}] {facts['rule']} ({facts['severity']}) "
+        f"{'REMINDER ' if reminder else ''}[{status}] {facts['rule']} ({facts['severity']}) "
         f"{facts['account']}/{facts['asset']}: value {facts['value'] or 'n/a'}, "
         f"threshold {facts['threshold'] or 'n/a'}"
     ]

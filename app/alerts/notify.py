@@ -20,7 +20,6 @@ from app.alerts.models import (
     Notification,
     NotificationKind,
     RuleKind,
-    new_idempotency_key,
 )
 from app.alerts.silences import silence_for
 from app.extensions import db
@@ -117,10 +116,7 @@ def alertmanager_payload(
         "tradingmonitor": {
             "kind": kind,
             "alert_id": alert.id,
-            "rule_kind": rule.kind,
             "unit": value_unit(rule, alert.asset),
-            "firing_since": _iso(alert.fired_at),
-            "resolved_at": _iso(alert.resolved_at) if status == "resolved" else None,
             "links": links,
         },
     }
@@ -154,7 +150,6 @@ def queue(alert: Alert, rule: AlertRule, kind: str, now: datetime, episode_key: 
                     "alert_id": alert.id,
                     "kind": kind,
                     "dedupe_key": f"{episode_key}/channel:{channel.id}",
-                    "idempotency_key": new_idempotency_key(),
                     "payload": alertmanager_payload(alert, rule, channel, kind, group_key),
                     "status": "pending",
                     "attempts": 0,

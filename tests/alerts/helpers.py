@@ -1,5 +1,6 @@
-"""Alert rules and firing alerts for tests."""
+"""Alert rules and firing alerts for tests, and waiting on what a worker does."""
 
+import time
 from decimal import Decimal
 
 from app.alerts.models import Alert, AlertRule, RuleKind
@@ -22,3 +23,13 @@ def firing_btc_alert(app, *other_snapshots) -> int:
     store(app, [snap(at=utcnow(), amount="12.5"), *other_snapshots])
     with app.app_context():
         return db.session.execute(db.select(Alert.id)).scalar_one()
+
+
+def wait_for(condition, timeout=60) -> bool:
+    """Poll until condition() holds; whether it did within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False

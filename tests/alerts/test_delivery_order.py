@@ -1,12 +1,12 @@
 """Delivery order per alert and channel, and the idempotency key every attempt carries."""
 
 import threading
-import time
 from datetime import timedelta
 
 from app.alerts.models import Notification
 from app.db_types import utcnow
 from app.extensions import db
+from tests.alerts.helpers import wait_for
 from tests.alerts.outbox import deliver, make_due, notifications, setup_rule
 from tests.alerts.receivers import WebhookReceiver
 from tests.positions.helpers import snap, store
@@ -14,15 +14,6 @@ from tests.positions.helpers import snap, store
 
 def statuses(bodies):
     return [(b["tradingmonitor"]["alert_id"], b["status"]) for b in bodies]
-
-
-def wait_for(condition, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def fire_then_resolve(app, asset="BTC"):
@@ -69,7 +60,7 @@ def test_a_later_message_waits_while_another_worker_is_sending_the_earlier(any_a
         first = threading.Thread(target=deliver, args=(any_app,))
         first.start()
         try:
-            assert wait_for(lambda: receiver.requests == 1)
+            assert wait_for(lambda: receiver.requests == 1, timeout=30)
             store(any_app, [snap(at=utcnow() + timedelta(seconds=1), amount="1")])
             make_due(any_app)
             assert deliver(any_app) == (0, 0)  # the second worker: the firing is in flight

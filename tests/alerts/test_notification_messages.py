@@ -31,6 +31,16 @@ def emails(app, *amounts, on="BTC", **rule):
     return smtp.messages
 
 
+def webhook_body(app):
+    """The one webhook body a rule owes after a snapshot of 12.5 BTC."""
+    with WebhookReceiver() as receiver:
+        setup_rule(app, target=receiver.url)
+        store(app, [snap(at=utcnow(), amount="12.5")])
+        assert deliver(app) == (1, 0)
+    (body,) = receiver.received
+    return body
+
+
 def bodies(message):
     """The plain text, the HTML, and the HTML as a browser would parse it."""
     assert message.get_content_type() == "multipart/alternative"
@@ -129,11 +139,7 @@ def test_without_public_url_messages_have_no_links_and_the_log_says_why(app, cap
 
 def test_webhook_links_start_with_the_public_url(app):
     app.config["PUBLIC_URL"] = PUBLIC
-    with WebhookReceiver() as receiver:
-        setup_rule(app, target=receiver.url)
-        store(app, [snap(at=utcnow(), amount="12.5")])
-        assert deliver(app) == (1, 0)
-    (body,) = receiver.received
+    body = webhook_body(app)
     assert body["externalURL"] == PUBLIC
     (alert,) = body["alerts"]
     assert alert["generatorURL"] == f"{PUBLIC}/alerts/history?rule=1&asset=BTC"
@@ -143,11 +149,7 @@ def test_webhook_links_start_with_the_public_url(app):
 @pytest.mark.parametrize("public_url", [None, "", "tm.example.com", "javascript:alert(1)"])
 def test_webhook_without_an_http_public_url_has_empty_links(app, public_url, caplog):
     app.config["PUBLIC_URL"] = public_url
-    with WebhookReceiver() as receiver:
-        setup_rule(app, target=receiver.url)
-        store(app, [snap(at=utcnow(), amount="12.5")])
-        assert deliver(app) == (1, 0)
-    (body,) = receiver.received
+    body = webhook_body(app)
     assert body["externalURL"] == "" and body["alerts"][0]["generatorURL"] == ""
     assert body["tradingmonitor"]["links"] == {"alerts": None, "history": None}
     assert any("PUBLIC_URL" in r.getMessage() for r in caplog.records)

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 from app.alerts.models import AlertRule, Channel, Notification, RuleKind
 from app.db_types import utcnow
 from app.extensions import db
+from tests.alerts.helpers import wait_for
 from tests.alerts.receivers import WebhookReceiver
 from tests.positions.helpers import snap, store
 
@@ -55,15 +55,6 @@ def fire_alerts(app, receiver_url, count):
 def sent_rows(app):
     with app.app_context():
         return db.session.execute(db.select(Notification.status, Notification.attempts)).all()
-
-
-def wait_for(condition, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_two_workers_deliver_each_notification_exactly_once(any_app, tmp_path):

@@ -87,6 +87,11 @@ def last_pass_at(postgres: PrivatePostgres) -> datetime | None:
     return sql(postgres, "SELECT max(last_pass_at) FROM worker_heartbeat")[0]
 
 
+def wait_for_pass_after(postgres: PrivatePostgres, moment: datetime, what: str) -> None:
+    """Until the worker records a pass later than `moment`."""
+    wait_until(lambda: (last_pass_at(postgres) or moment) > moment, WAIT_SECONDS, what)
+
+
 def test_worker_waits_out_a_postgres_outage_and_delivers_what_queued_in_order(postgres, shell):
     now = datetime.now(UTC)
     with WebhookReceiver() as receiver:
@@ -122,11 +127,7 @@ def test_worker_waits_out_a_postgres_outage_and_delivers_what_queued_in_order(po
             import_snapshot(shell, "0", now - timedelta(seconds=2))
             import_snapshot(shell, "7", now - timedelta(seconds=1))
             wait_until(lambda: len(receiver.received) >= 3, WAIT_SECONDS, "queued ones sent")
-            wait_until(
-                lambda: (last_pass_at(postgres) or now) > restarted,
-                WAIT_SECONDS,
-                "a heartbeat after the restart",
-            )
+            wait_for_pass_after(postgres, restarted, "a heartbeat after the restart")
             assert worker.alive(), worker.output()
         finally:
             stop_processes(worker.process)
@@ -155,11 +156,7 @@ def test_a_pass_that_fails_for_another_reason_is_logged_and_retried(postgres, sh
         assert "Traceback" in worker.output() and "UndefinedTable" in worker.output()
         sql(postgres, "ALTER TABLE worker_heartbeat_away RENAME TO worker_heartbeat")
         fixed = datetime.now(UTC)
-        wait_until(
-            lambda: (last_pass_at(postgres) or fixed) > fixed,
-            WAIT_SECONDS,
-            "a heartbeat once the table is back",
-        )
+        wait_for_pass_after(postgres, fixed, "a heartbeat once the table is back")
     finally:
         stop_processes(worker.process)
     assert worker.process.returncode == 0, worker.output()
@@ -178,11 +175,7 @@ def test_worker_started_while_postgres_is_down_waits_for_it(postgres, shell):
         assert worker.alive(), worker.output()
         postgres.start()
         restarted = datetime.now(UTC)
-        wait_until(
-            lambda: (last_pass_at(postgres) or restarted) > restarted,
-            WAIT_SECONDS,
-            "a heartbeat once the server is up",
-        )
+        wait_for_pass_after(postgres, restarted, "a heartbeat once the server is up")
     finally:
         stop_processes(worker.process)
     assert worker.process.returncode == 0, worker.output()
