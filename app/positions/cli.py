@@ -26,7 +26,7 @@ from app.positions.cli_support import (
     stored_so_far,
     text_lines,
 )
-from app.positions.ingest import IngestResult, Key, Snapshot
+from app.positions.ingest import IngestResult, Key, Snapshot, format_timestamp
 from app.positions.models import Position
 from app.positions.points import MICROSECOND
 from app.positions.retention import (
@@ -197,7 +197,7 @@ def prune_positions(before: datetime, dry_run: bool, yes: bool):
     record_event(
         Action.POSITIONS_PRUNE,
         target="positions:*",
-        detail={"before": csv_io.format_timestamp(before), "deleted": deleted},
+        detail={"before": format_timestamp(before), "deleted": deleted},
         actor=CLI_ACTOR,
     )
     db.session.commit()
@@ -228,8 +228,8 @@ def delete_positions(account, asset, at, start, end, dry_run, yes):
         click.echo("Nothing to delete.")
         return
     click.echo(
-        f"{found.count} snapshots from {csv_io.format_timestamp(found.first)} "
-        f"to {csv_io.format_timestamp(found.last)}; latest position at "
+        f"{found.count} snapshots from {format_timestamp(found.first)} "
+        f"to {format_timestamp(found.last)}; latest position at "
         f"{_moment_text(found.latest_before)} becomes {_moment_text(found.latest_after)}."
     )
     if dry_run:
@@ -246,8 +246,8 @@ def delete_positions(account, asset, at, start, end, dry_run, yes):
         detail={
             "account": account,
             "asset": asset,
-            "from": csv_io.format_timestamp(start),
-            "to": csv_io.format_timestamp(end),
+            "from": format_timestamp(start),
+            "to": format_timestamp(end),
             "deleted": deleted,
             "latest_before": _moment_text(found.latest_before),
             "latest_after": _moment_text(found.latest_after),
@@ -259,4 +259,4 @@ def delete_positions(account, asset, at, start, end, dry_run, yes):
 
 
 def _moment_text(moment: datetime | None) -> str:
-    return "none" if moment is None else csv_io.format_timestamp(moment)
+    return "none" if moment is None else format_timestamp(moment)

@@ -86,7 +86,7 @@ class ConflictingLines(Exception):
 
 
 def audit_import(target: str, source: str, result: IngestResult, *, complete: bool) -> None:
-    """One audit entry for a whole bulk write (its batches are committed already)."""
+    """Record and commit one audit entry for a whole bulk write (its batches are committed)."""
     record_event(
         Action.POSITIONS_IMPORT,
         target=target,

@@ -3,14 +3,14 @@
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, or_, select
 
 from app.db_types import format_decimal, utcnow
 from app.extensions import db
-from app.positions.ingest import Key, Snapshot, check_timestamp
+from app.positions.ingest import Key, Snapshot, check_timestamp, format_timestamp
 from app.positions.models import Position
 from app.positions.queries import SNAPSHOT_COLUMNS
 from app.user_input import parse_decimal as read_decimal
@@ -130,11 +130,6 @@ def describe_keys(keys: Iterable[Key], line_numbers: dict[Key, list[int]]) -> st
 
 
 # --- writing ---------------------------------------------------------------
-
-
-def format_timestamp(moment: datetime) -> str:
-    """UTC ISO 8601 with a Z, microseconds only when there are some."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 def spreadsheet_safe(name: str) -> str:

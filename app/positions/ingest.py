@@ -19,16 +19,13 @@ from app.db_types import (
 )
 from app.extensions import db
 from app.positions.models import LatestPosition, Position
+from app.positions.points import EPOCH
 from app.user_input import in_utc
 
 # Rows per INSERT statement: well under SQLite's bound-parameter limit.
 CHUNK_SIZE = 500
 
 Key = tuple[str, str, datetime]
-
-# No snapshot is older than this: before it a time is a feed's bug (a zero, a unit
-# mix-up), and refusing it keeps every stored moment convertible and plottable.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ImplausibleTimestamp(ValueError):
@@ -43,20 +40,23 @@ def check_timestamp(moment: datetime, now: datetime | None = None) -> datetime:
     the stale-feed rule. CLOCK_SKEW_SECONDS allows for a sender's clock running ahead.
     """
     moment = in_utc(moment)
-    if moment < EARLIEST:
-        raise ImplausibleTimestamp(f"{_iso(moment)} is before 1970-01-01T00:00:00Z")
+    # Before the epoch a time is a feed's bug (a zero, a unit mix-up); refusing it keeps
+    # every stored moment convertible and plottable.
+    if moment < EPOCH:
+        raise ImplausibleTimestamp(f"{format_timestamp(moment)} is before 1970-01-01T00:00:00Z")
     now = now or utcnow()
     skew = timedelta(seconds=current_app.config["CLOCK_SKEW_SECONDS"])
     if moment > now + skew:
         raise ImplausibleTimestamp(
-            f"{_iso(moment)} is in the future (now is {_iso(now)}, clock skew allowed "
-            f"{int(skew.total_seconds())} s)"
+            f"{format_timestamp(moment)} is in the future (now is {format_timestamp(now)}, "
+            f"clock skew allowed {int(skew.total_seconds())} s)"
         )
     return moment
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def format_timestamp(moment: datetime) -> str:
+    """UTC ISO 8601 with a Z, microseconds only when there are some."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 @dataclass(frozen=True)
@@ -116,9 +116,7 @@ def record(snapshots: Iterable[Snapshot]) -> IngestResult:
     """
     result = IngestResult()
     unique: dict[Key, Snapshot] = {}
-    now = utcnow()
     for snapshot in snapshots:
-        check_timestamp(snapshot.timestamp, now)
         seen = unique.get(snapshot.key)
         if seen is None:
             unique[snapshot.key] = snapshot
@@ -128,6 +126,10 @@ def record(snapshots: Iterable[Snapshot]) -> IngestResult:
             result.conflicts.append(snapshot.key)
 
     rows = list(unique.values())
+    if rows:
+        # Every key is in `rows`, and the batch's earliest and latest times bound the rest.
+        check_timestamp(min(s.timestamp for s in rows))
+        check_timestamp(max(s.timestamp for s in rows))
     inserted: list[Snapshot] = []
     for start in range(0, len(rows), CHUNK_SIZE):
         chunk = rows[start : start + CHUNK_SIZE]

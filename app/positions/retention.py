@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, or_, select
 from app.db_types import utcnow
 from app.extensions import db
 from app.positions.models import LatestPosition, Position
-from app.positions.rollup import drop_hours_before, hour_floor, refold_hour, refold_hours
+from app.positions.rollup import drop_hours_before, hour_floor, refold_hours
 
 # Rows per DELETE: each batch is its own short transaction, so ingest (and, on
 # SQLite, every other writer) waits for one batch at most, never for the whole prune.
@@ -43,8 +43,10 @@ def prune_before(before: datetime, *, batch_size: int = PRUNE_BATCH_SIZE) -> int
         if result.rowcount < batch_size:
             break
     drop_hours_before(before)
-    if hour_floor(before) != before:
-        refold_hour(hour_floor(before))
+    cut = hour_floor(before)
+    if cut != before:
+        refold_hours(cut, cut)
+        db.session.commit()
     return deleted
 
 
@@ -110,11 +112,9 @@ def delete_series_range(found: SeriesSelection) -> int:
         if newest is None:
             db.session.delete(latest)
         else:
-            latest.timestamp, latest.amount, latest.price = (
-                newest.timestamp,
-                newest.amount,
-                newest.price,
-            )
+            latest.timestamp = newest.timestamp
+            latest.amount = newest.amount
+            latest.price = newest.price
             latest.updated_at = utcnow()
     if found.first is not None:
         refold_hours(hour_floor(found.first), hour_floor(found.last), series=(account, asset))

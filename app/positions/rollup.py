@@ -270,12 +270,6 @@ def far_behind(watermark: int) -> bool:
     return db.session.execute(count).scalar_one() > limit
 
 
-def refold_hour(hour_start: datetime) -> None:
-    """Rebuild one hour's rollups from the snapshots left in it (after a prune cut it)."""
-    refold_hours(hour_start, hour_start)
-    db.session.commit()
-
-
 def refold_hours(first: datetime, last: datetime, *, series: tuple[str, str] | None = None):
     """Rebuild the rollups of the hours `first` to `last` from the snapshots left in them,
     of one (account, asset) `series` or of all; the caller commits."""

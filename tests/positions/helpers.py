@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from app.extensions import db
 from app.positions.ingest import Snapshot, record
+from app.positions.models import LatestPosition
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -24,3 +25,8 @@ def store(app, snapshots):
         result = record(snapshots)
         db.session.commit()
         return result
+
+
+def latest(app, account="main", asset="BTC"):
+    with app.app_context():
+        return db.session.get(LatestPosition, (account, asset))

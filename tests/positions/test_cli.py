@@ -17,7 +17,7 @@ from app.positions.rollup import catch_up
 from app.positions.seed import DemoMarket, demo_snapshots
 from tests.alerts.helpers import add_rule
 from tests.conftest import client_as
-from tests.positions.helpers import snap, store
+from tests.positions.helpers import latest, snap, store
 
 
 def count(app, model=Position):
@@ -147,8 +147,8 @@ def store_legacy_row(app, at=FUTURE, amount="99"):
     """A snapshot stored before times were checked: written around ingest, as it once was."""
     with app.app_context():
         db.session.add(Position(account="main", asset="BTC", timestamp=at, amount=Decimal(amount)))
-        latest = db.session.get(LatestPosition, ("main", "BTC"))
-        latest.timestamp, latest.amount, latest.price = at, Decimal(amount), None
+        row = db.session.get(LatestPosition, ("main", "BTC"))
+        row.timestamp, row.amount, row.price = at, Decimal(amount), None
         db.session.commit()
 
 
@@ -157,9 +157,17 @@ def delete(app, *args, input=None):
     return app.test_cli_runner().invoke(args=options, input=input)
 
 
-def latest_row(app):
+def evaluate_pass(app) -> list[tuple]:
+    """Run the worker's evaluation pass; the (rule, account, asset, state) of active alerts."""
     with app.app_context():
-        return db.session.get(LatestPosition, ("main", "BTC"))
+        evaluate_all()
+        db.session.commit()
+        rows = db.session.execute(
+            db.select(AlertRule.name, Alert.account, Alert.asset, Alert.state)
+            .join(AlertRule, Alert.rule_id == AlertRule.id)
+            .where(Alert.state.in_(AlertState.ACTIVE))
+        )
+        return [tuple(row) for row in rows]
 
 
 def test_delete_removes_a_2100_row_so_the_overview_and_the_stale_rule_see_the_truth(any_app):
@@ -175,24 +183,11 @@ def test_delete_removes_a_2100_row_so_the_overview_and_the_stale_rule_see_the_tr
 
     assert result.exit_code == 0, result.output
     assert "Deleted 1 snapshots." in result.output
-    assert latest_row(any_app).timestamp == an_hour_ago
-    assert latest_row(any_app).amount == Decimal("1.5")
+    assert latest(any_app).timestamp == an_hour_ago
+    assert latest(any_app).amount == Decimal("1.5")
     overview = viewer.get("/").get_data(as_text=True)
     assert "2100-01-01" not in overview and an_hour_ago.strftime("%Y-%m-%d %H:%M") in overview
     assert evaluate_pass(any_app) == [("BTC feed stale", "main", "BTC", AlertState.FIRING)]
-
-
-def evaluate_pass(app) -> list[tuple]:
-    """Run the worker's evaluation pass; the (rule, account, asset, state) of active alerts."""
-    with app.app_context():
-        evaluate_all()
-        db.session.commit()
-        rows = db.session.execute(
-            db.select(AlertRule.name, Alert.account, Alert.asset, Alert.state)
-            .join(AlertRule, Alert.rule_id == AlertRule.id)
-            .where(Alert.state.in_(AlertState.ACTIVE))
-        )
-        return [tuple(row) for row in rows]
 
 
 def test_delete_is_audited_as_the_cli(app):
@@ -224,7 +219,7 @@ def test_dry_run_reports_what_would_go_and_deletes_nothing(app):
         "2100-01-01T00:00:00Z becomes 2026-03-01T12:00:00Z."
     ) in result.output
     assert "Dry run: nothing deleted." in result.output
-    assert count(app) == 3 and latest_row(app).timestamp == FUTURE
+    assert count(app) == 3 and latest(app).timestamp == FUTURE
     with app.app_context():
         assert db.session.execute(db.select(AuditEvent)).first() is None
 
@@ -263,14 +258,14 @@ def test_delete_of_a_range_refolds_the_hourly_rollups_of_the_hours_it_touched(an
         (13, 4, Decimal("80"), Decimal("110"), Decimal("110")),
     ]
     # The latest row was not among them: it stays.
-    assert latest_row(any_app).amount == Decimal("110")
+    assert latest(any_app).amount == Decimal("110")
 
 
-def test_deleting_every_snapshot_of_a_series_removes_its_latest_row(app):
+def test_deleting_every_snapshot_of_a_series_removes_its_latest(app):
     store(app, [snap(minutes=m) for m in range(3)])
     result = delete(app, "--from", "2026-03-01T00:00Z", "--to", "2026-03-02T00:00Z", "--yes")
     assert result.exit_code == 0, result.output
-    assert count(app) == 0 and latest_row(app) is None
+    assert count(app) == 0 and latest(app) is None
     assert "becomes none" in result.output
 
 

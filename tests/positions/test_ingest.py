@@ -10,10 +10,10 @@ from app import create_app
 from app.db_types import utcnow
 from app.extensions import db
 from app.positions.ingest import ImplausibleTimestamp, Snapshot, record
-from app.positions.models import LatestPosition, Position
+from app.positions.models import Position
 from config import TestingConfig
 from tests.conftest import build_app
-from tests.positions.helpers import T0, snap, store
+from tests.positions.helpers import T0, latest, snap, store
 
 
 def stored(app):
@@ -23,11 +23,6 @@ def stored(app):
             .scalars()
             .all()
         )
-
-
-def latest(app, account="main", asset="BTC"):
-    with app.app_context():
-        return db.session.get(LatestPosition, (account, asset))
 
 
 def test_new_snapshots_are_inserted_and_counted(any_app):
