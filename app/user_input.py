@@ -16,8 +16,6 @@ MAX_TEXT_LENGTH = 100
 # Plain or scientific notation with ASCII digits only: Decimal() itself would also take
 # "NaN", "Infinity", " 1 ", "1_000" and digits of any script.
 DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
-# The same rule for the OpenAPI document (a JSON Schema pattern is searched, not matched).
-DECIMAL_PATTERN = "^" + DECIMAL_TEXT.pattern + "$"
 # fromisoformat() silently drops digits past the microsecond; refuse them instead.
 SUB_MICROSECOND = re.compile(r"[.,][0-9]{7,}")
 

@@ -14,7 +14,7 @@ from pydantic import (
 )
 
 from app.positions.ingest import check_timestamp
-from app.user_input import DECIMAL_PATTERN, parse_decimal, parse_moment
+from app.user_input import parse_decimal, parse_moment
 
 MAX_BATCH = 10_000
 MAX_SIGNIFICANT_DIGITS = 40
@@ -48,27 +48,38 @@ def _check_name(value: str) -> str:
     return value
 
 
+# What the document promises is what the server accepts, so a client built from it is
+# never refused. The server is wider in places the schema language cannot state
+# exactly (any printable name, 40 significant digits in any notation); there the
+# document names a plain subset and the description says the rest.
+DECIMAL_IN_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^[+-]?[0-9]{1,20}(\.[0-9]{1,20})?$", "maxLength": 42},
+        {"type": "integer", "minimum": -(10**40 - 1), "maximum": 10**40 - 1},
+    ],
+    "description": "An exact decimal, best sent as a string so no JSON library rounds it. "
+    "The server also reads e-notation and JSON numbers exactly, up to 40 significant "
+    "digits and an exponent within ±40; anything else is a 422.",
+}
 ExactNumber = Annotated[
-    Decimal,
-    BeforeValidator(_to_decimal),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "pattern": DECIMAL_PATTERN, "maxLength": 100},
-                {"type": "number"},
-            ],
-            "description": "An exact decimal; send a string to be sure no JSON library "
-            "rounds it. At most 40 significant digits.",
-        },
-        mode="validation",
-    ),
+    Decimal, BeforeValidator(_to_decimal), WithJsonSchema(DECIMAL_IN_SCHEMA, mode="validation")
 ]
+NAME_ENDS = r"!-~\u00a1-\u00ac\u00ae-\u024f\u0400-\u04ff\u4e00-\u9fff"
+NAME_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "pattern": f"^[{NAME_ENDS}]([ {NAME_ENDS}]*[{NAME_ENDS}])?$",
+    "description": "Up to 64 printable characters, no leading or trailing space. The pattern "
+    "shows ASCII, Latin, Cyrillic and CJK; other printable letters are accepted too.",
+}
 # No control characters, no leading or trailing whitespace.
 NAME_PATTERN = r"^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
 Name = Annotated[
     str,
     Field(min_length=1, max_length=64, pattern=NAME_PATTERN),
     AfterValidator(_check_name),
+    WithJsonSchema(NAME_SCHEMA, mode="validation"),
 ]
 
 
@@ -86,12 +97,8 @@ Timestamp = Annotated[
 ]
 
 
-def _plausible(moment: datetime) -> datetime:
-    """Apply ingest's rule: not past now plus the clock skew, not before 1970."""
-    return check_timestamp(moment)
-
-
-SnapshotTime = Annotated[Timestamp, AfterValidator(_plausible)]
+# Ingest's rule, checked here too so a refusal names its row and field.
+SnapshotTime = Annotated[Timestamp, AfterValidator(check_timestamp)]
 
 
 class Strict(BaseModel):

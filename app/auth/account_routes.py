@@ -57,8 +57,7 @@ def _timezone_form() -> TimezoneForm:
 
 
 def _token_form(**kwargs) -> TokenForm:
-    form = TokenForm(prefix="tok", **kwargs)
-    return form.offer_scopes(Scope.allowed_for(current_user.role))
+    return TokenForm(prefix="tok", **kwargs).offer_scopes(Scope.allowed_for(current_user.role))
 
 
 def _render_account(
@@ -213,11 +212,7 @@ def create_token():
             expires_at=expires,
         )
     except tokens.ScopeNotAllowed as exc:
-        record_event(
-            Action.TOKEN_REFUSE,
-            target=user_target(current_user),
-            detail={"name": form.name.data, "role": current_user.role, "scopes": form.scopes.data},
-        )
+        tokens.record_refusal(current_user.record, form.name.data, form.scopes.data)
         db.session.commit()
         log.warning(
             "token refused: user=%s role=%s scopes=%s",

@@ -53,7 +53,7 @@ def login():
     # attempts cannot all pass a count taken before any of them failed.
     from_address = throttle.address_attempt(address)
     db.session.commit()
-    if throttle.address_locked(from_address):
+    if from_address.locked:
         log.warning("login refused: too many failures from address %s", address)
         record_event(
             Action.LOGIN_LOCKED,
@@ -67,7 +67,7 @@ def login():
 
     attempt = throttle.user_attempt(username)
     db.session.commit()
-    if throttle.user_locked(attempt):
+    if attempt.locked:
         # Decided before looking the user up: a name nobody has is locked the same way.
         record_event(
             Action.LOGIN_LOCKED, target=f"user:{username}", detail={"reason": "username_locked"}

@@ -23,14 +23,16 @@ INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 @dataclass(frozen=True)
 class Attempt:
-    """A reserved attempt: its number in the window and when the window ends."""
+    """A reserved attempt: its number in the window, the limit, and when the window ends."""
 
     key: str
     number: int
+    limit: int
     window_ends_at: datetime
 
-    def over(self, limit: int) -> bool:
-        return self.number > limit
+    @property
+    def locked(self) -> bool:
+        return self.number > self.limit
 
     def retry_after_seconds(self) -> int:
         return max(1, math.ceil((self.window_ends_at - utcnow()).total_seconds()))
@@ -40,20 +42,12 @@ def _window() -> timedelta:
     return timedelta(seconds=current_app.config["LOGIN_FAILURE_WINDOW_SECONDS"])
 
 
-def user_key(username: str) -> str:
-    return f"user:{username[:64]}"
-
-
-def address_key(address: str) -> str:
-    return f"address:{address[:64]}"
-
-
-def reserve(key: str) -> Attempt:
+def _reserve(key: str, limit: int) -> Attempt:
     """Count one attempt for `key` and return its number; the caller commits at once."""
-    now = utcnow()
+    now, window = utcnow(), _window()
     table = LoginCounter.__table__
     # In ON CONFLICT ... SET, the table's columns are the stored row's values.
-    expired = table.c.window_started_at <= now - _window()
+    expired = table.c.window_started_at <= now - window
     insert = INSERTS[db.engine.dialect.name](table).values(
         key=key, attempts=1, window_started_at=now
     )
@@ -65,25 +59,18 @@ def reserve(key: str) -> Attempt:
         },
     ).returning(table.c.attempts, table.c.window_started_at)
     number, started = db.session.execute(statement).one()
-    return Attempt(key, number, started + _window())
+    return Attempt(key, number, limit, started + window)
 
 
 def user_attempt(username: str) -> Attempt:
     """Reserve an attempt at this username, whoever is asking."""
-    return reserve(user_key(username))
+    return _reserve(f"user:{username[:64]}", current_app.config["LOGIN_MAX_FAILURES_PER_USER"])
 
 
 def address_attempt(address: str) -> Attempt:
     """Reserve an attempt from this client address, whatever username it tries."""
-    return reserve(address_key(address))
-
-
-def user_locked(attempt: Attempt) -> bool:
-    return attempt.over(current_app.config["LOGIN_MAX_FAILURES_PER_USER"])
-
-
-def address_locked(attempt: Attempt) -> bool:
-    return attempt.over(current_app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"])
+    limit = current_app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"]
+    return _reserve(f"address:{address[:64]}", limit)
 
 
 def succeeded(user: Attempt, address: Attempt) -> None:

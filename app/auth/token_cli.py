@@ -9,7 +9,7 @@ from app.admin import users
 from app.admin.audit import CLI_ACTOR, Action, record_event
 from app.auth.cli import find_user
 from app.auth.models import ApiToken, Scope
-from app.auth.tokens import ScopeNotAllowed, create_token
+from app.auth.tokens import ScopeNotAllowed, create_token, record_refusal
 from app.extensions import db
 from app.user_input import parse_moment
 
@@ -48,12 +48,7 @@ def create(username, name, scopes, accounts, expires):
             user, name, list(scopes), accounts=list(accounts), expires_at=_parse_expiry(expires)
         )
     except ScopeNotAllowed as exc:
-        record_event(
-            Action.TOKEN_REFUSE,
-            target=f"user:{user.username}",
-            detail={"name": name, "role": user.role, "scopes": sorted(set(scopes))},
-            actor=CLI_ACTOR,
-        )
+        record_refusal(user, name, list(scopes), actor=CLI_ACTOR)
         db.session.commit()
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from flask import request
 
+from app.admin.audit import Action, record_event, user_target
 from app.auth.models import ApiToken, Scope, User
 from app.db_types import utcnow
 from app.extensions import db
@@ -76,6 +77,18 @@ def create_token(
     )
     db.session.add(token)
     return token, secret
+
+
+def record_refusal(
+    user: User, name: str, scopes: list[str], *, actor: User | str | None = None
+) -> None:
+    """Audit a token refused for scopes beyond its owner's role; the caller commits."""
+    record_event(
+        Action.TOKEN_REFUSE,
+        target=user_target(user),
+        detail={"name": name, "role": user.role, "scopes": sorted(set(scopes))},
+        actor=actor,
+    )
 
 
 def revoke_token(token: ApiToken) -> None:
