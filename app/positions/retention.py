@@ -1,6 +1,6 @@
 """Retention: delete history older than a moment, or one series' snapshots stored by mistake."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select
@@ -64,6 +64,9 @@ class SeriesSelection:
     # The latest position's time now, and what it becomes once they are gone (None: no row).
     latest_before: datetime | None = None
     latest_after: datetime | None = None
+    # Only snapshots stored by then are deleted: one that arrives while the operator
+    # reads the count is not among what they confirmed.
+    selected_at: datetime = field(default_factory=utcnow)
 
 
 def _in_selection(account: str, asset: str, start: datetime, end: datetime) -> tuple:
@@ -83,17 +86,18 @@ def select_series(account: str, asset: str, start: datetime, end: datetime) -> S
     latest = db.session.get(LatestPosition, (account, asset))
     found.latest_before = found.latest_after = latest.timestamp if latest else None
     if latest is not None and start <= latest.timestamp < end:
-        newest = _newest_outside(account, asset, start, end)
+        outside = or_(Position.timestamp < start, Position.timestamp >= end)
+        newest = _newest(account, asset, outside)
         found.latest_after = newest.timestamp if newest else None
     return found
 
 
-def _newest_outside(account: str, asset: str, start: datetime, end: datetime):
+def _newest(account: str, asset: str, *also):
+    """The series' newest snapshot (among those matching `also`), or None."""
     p = Position
-    outside = or_(p.timestamp < start, p.timestamp >= end)
     return db.session.execute(
         select(p)
-        .where(p.asset == asset, p.account == account, outside)
+        .where(p.asset == asset, p.account == account, *also)
         .order_by(p.timestamp.desc(), p.id.desc())
         .limit(1)
     ).scalar()
@@ -103,12 +107,14 @@ def delete_series_range(found: SeriesSelection) -> int:
     """Delete the selected snapshots, then put the latest row and the rollups of the hours
     they were in back in line with what is left; the caller commits. Returns how many."""
     account, asset, start, end = found.account, found.asset, found.start, found.end
-    deleted = db.session.execute(
-        delete(Position).where(*_in_selection(account, asset, start, end))
-    ).rowcount
+    where = (*_in_selection(account, asset, start, end), Position.received_at <= found.selected_at)
+    first, last = db.session.execute(
+        select(func.min(Position.timestamp), func.max(Position.timestamp)).where(*where)
+    ).one()
+    deleted = db.session.execute(delete(Position).where(*where)).rowcount
     latest = db.session.get(LatestPosition, (account, asset))
     if latest is not None and start <= latest.timestamp < end:
-        newest = _newest_outside(account, asset, start, end)
+        newest = _newest(account, asset)
         if newest is None:
             db.session.delete(latest)
         else:
@@ -116,6 +122,6 @@ def delete_series_range(found: SeriesSelection) -> int:
             latest.amount = newest.amount
             latest.price = newest.price
             latest.updated_at = utcnow()
-    if found.first is not None:
-        refold_hours(hour_floor(found.first), hour_floor(found.last), series=(account, asset))
+    if first is not None:
+        refold_hours(hour_floor(first), hour_floor(last), series=(account, asset))
     return deleted

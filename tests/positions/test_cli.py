@@ -13,11 +13,12 @@ from app.auth.models import Role, User
 from app.db_types import utcnow
 from app.extensions import db
 from app.positions.models import LatestPosition, Position, PositionRollup
+from app.positions.retention import delete_series_range, select_series
 from app.positions.rollup import catch_up
 from app.positions.seed import DemoMarket, demo_snapshots
 from tests.alerts.helpers import add_rule
 from tests.conftest import client_as
-from tests.positions.helpers import latest, snap, store
+from tests.positions.helpers import T0, latest, snap, store
 
 
 def count(app, model=Position):
@@ -259,6 +260,24 @@ def test_delete_of_a_range_refolds_the_hourly_rollups_of_the_hours_it_touched(an
     ]
     # The latest row was not among them: it stays.
     assert latest(any_app).amount == Decimal("110")
+
+
+def test_a_snapshot_arriving_while_the_operator_reads_the_count_is_kept(any_app):
+    # The range runs past now: the feed keeps writing into it while the prompt waits.
+    store(any_app, [snap(minutes=m, amount=str(m)) for m in range(3)])
+    with any_app.app_context():
+        catch_up()
+        found = select_series("main", "BTC", T0, T0 + timedelta(days=1))
+    store(any_app, [snap(minutes=30, amount="30")])
+    with any_app.app_context():
+        deleted = delete_series_range(found)
+        db.session.commit()
+        catch_up()
+        rollups = [(h.rows, h.last_amount) for h in db.session.scalars(db.select(PositionRollup))]
+    assert deleted == found.count == 3
+    assert count(any_app) == 1
+    assert latest(any_app).amount == Decimal("30")
+    assert rollups == [(1, Decimal("30"))]
 
 
 def test_deleting_every_snapshot_of_a_series_removes_its_latest(app):
