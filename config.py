@@ -92,6 +92,16 @@ class Config:
     METRICS_TOKEN: str | None = None
     METRICS_ALLOWED_NETWORKS: list[str] = []
 
+    # Decimals pages show an asset's amounts with, e.g. {"BTC": 4, "ETH": 3}; the exact
+    # value stays on hover, in CSV and in the API. An asset not named here shows the
+    # largest number of decimals among its latest amounts, at most 8 (app.display).
+    # TRADINGMONITOR_DISPLAY_PRECISION='{"BTC": 4}' (JSON) sets it.
+    DISPLAY_PRECISION: dict[str, int] = {}
+    # The currency prices and notionals are in (what the trading system sends), and
+    # the decimals pages show notionals with (rounded half-even; exact on hover).
+    QUOTE_CURRENCY = "USD"
+    QUOTE_PRECISION = 2
+
     STALE_AFTER_SECONDS = 5 * 60
     # How far ahead of our clock a snapshot's time may be (the sender's clock may run
     # ahead); later ones are refused. TRADINGMONITOR_CLOCK_SKEW_SECONDS overrides it.

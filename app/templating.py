@@ -14,6 +14,7 @@ from app.alerts.heartbeat import cached_worker_status
 from app.alerts.queries import firing_count
 from app.auth.models import Role
 from app.db_types import format_decimal
+from app.display import register_display_filters
 from app.fragments import register_fragments
 from app.nav import NavState, nav_bar
 from app.ops.assets import StaticURLs
@@ -256,6 +257,7 @@ def register_template_filters(app: Flask) -> None:
     app.jinja_env.globals["url_for"] = cached_url_for(app.url_for)
     app.jinja_env.globals["static"] = StaticURLs(app.url_for)
     register_fragments(app)
+    register_display_filters(app)
     app.context_processor(layout_context)
     app.add_template_filter(local_time_filter, "localtime")
     app.add_template_filter(utc_iso, "utc")

@@ -1,0 +1,150 @@
+"""Numbers as a trader reads them: separators, a precision per asset, units, signs.
+
+Every filter returns `<span class="num" title="<exact stored digits>">text</span>`:
+the page rounds, the title (hover) keeps what the trading system sent, and CSV and
+the API never pass through here, so they stay exact.
+
+- `{{ amount|quantity(asset) }}` → `1,234.5679 BTC`. Decimals: the asset's entry in
+  DISPLAY_PRECISION, else the data's own default: the largest number of significant
+  decimals (trailing zeros dropped) among the asset's latest amounts, at most
+  MAX_DEFAULT_PRECISION. So every row of an asset shows the same number of decimals
+  and none of the digits held now is hidden. An asset with no latest row (deleted
+  since) shows the value's own significant decimals, capped the same way.
+- `{{ notional|money }}` → `311,500.00 USD`: QUOTE_PRECISION decimals, QUOTE_CURRENCY.
+- `{{ price|price }}` → `1,234.5 USD`: separators only, every stored decimal kept.
+- `{{ ratio|percent }}` → `87.5 %`: a ratio (0.875), shown as a percentage to one
+  decimal (utilisation of a limit).
+
+`unit=False` leaves the unit out (a column whose header names it).
+
+Rounding is half-even (banker's), on Decimals only: a float is refused, because
+its digits are not the ones stored. A negative value is shown with a minus sign
+(U+2212) and the class "neg", also when it rounds to zero: -0.00001 at two
+decimals reads "(U+2212)0.00", a short position, never flat-looking "0.00". The title
+keeps its exact digits. A missing value (None: a position with no price has no
+notional) reads as an em dash with the class "missing".
+"""
+
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from flask import Flask, current_app, g
+from markupsafe import Markup
+from sqlalchemy import select
+
+from app.db_types import EXACT, format_decimal
+from app.extensions import db
+from app.positions.models import LatestPosition
+
+MAX_DEFAULT_PRECISION = 8
+PERCENT_PRECISION = 1
+MINUS = "\u2212"
+MISSING = Markup('<span class="num missing">\u2014</span>')
+# The request's default precision per asset, read once from the latest positions.
+G_PRECISIONS = "display_precisions"
+
+
+def significant_decimals(value: Decimal) -> int:
+    """How many decimals the value needs: 1.500 → 1, 2E+3 → 0, 0.000012 → 6."""
+    _sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):  # NaN or infinity: nothing to count
+        return 0
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0") or "0")
+    return max(0, -(exponent + trailing))
+
+
+def _default_precisions() -> dict[str, int]:
+    """The largest significant decimals of each asset's latest amounts (capped)."""
+    precisions = g.get(G_PRECISIONS)
+    if precisions is None:
+        precisions = {}
+        rows = db.session.execute(select(LatestPosition.asset, LatestPosition.amount))
+        for asset, amount in rows:
+            decimals = min(significant_decimals(amount), MAX_DEFAULT_PRECISION)
+            precisions[asset] = max(precisions.get(asset, 0), decimals)
+        g.setdefault(G_PRECISIONS, precisions)
+    return precisions
+
+
+def asset_precision(asset: str, value: Decimal | None = None) -> int:
+    """The decimals an amount of `asset` is shown with (see the module's docstring)."""
+    configured = current_app.config.get("DISPLAY_PRECISION") or {}
+    if asset in configured:
+        return int(configured[asset])
+    precision = _default_precisions().get(asset)
+    if precision is None:
+        precision = 0 if value is None else significant_decimals(value)
+    return min(precision, MAX_DEFAULT_PRECISION)
+
+
+def _decimal(value) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        # A float's digits are not the stored ones: round nothing through it.
+        raise TypeError(f"display filters take Decimals, not {type(value).__name__}")
+    return Decimal(value)
+
+
+def grouped(value: Decimal, places: int | None) -> str:
+    """The value with thousands separators and a minus sign, rounded half-even to
+    `places` decimals (None: every stored decimal kept)."""
+    rounded = value
+    if places is not None:
+        rounded = value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN, EXACT)
+    # The sign is the stored value's: a short rounded to zero stays a short, -0 is flat.
+    text = format(abs(rounded), ",f")
+    return MINUS + text if value < 0 else text
+
+
+def _span(value: Decimal, text: str, unit: str | None, title: str | None = None) -> Markup:
+    negative = value < 0
+    if unit:
+        text = f"{text} {unit}"
+    return Markup('<span class="{}" title="{}">{}</span>').format(
+        "num neg" if negative else "num", title or format_decimal(value), text
+    )
+
+
+def quantity(value, asset: str, unit: bool = True) -> Markup:
+    """An amount of `asset`, at the asset's display precision, with its unit."""
+    if value is None:
+        return MISSING
+    value = _decimal(value)
+    text = grouped(value, asset_precision(asset, value))
+    return _span(value, text, asset if unit else None)
+
+
+def money(value, unit: bool = True) -> Markup:
+    """A notional in the quote currency, at QUOTE_PRECISION decimals."""
+    if value is None:
+        return MISSING
+    value = _decimal(value)
+    config = current_app.config
+    text = grouped(value, config.get("QUOTE_PRECISION", 2))
+    return _span(value, text, config.get("QUOTE_CURRENCY", "USD") if unit else None)
+
+
+def price(value, unit: bool = True) -> Markup:
+    """A price in the quote currency, every stored decimal kept."""
+    if value is None:
+        return MISSING
+    value = _decimal(value)
+    quote = current_app.config.get("QUOTE_CURRENCY", "USD")
+    return _span(value, grouped(value, None), quote if unit else None)
+
+
+def percent(value) -> Markup:
+    """A ratio as a percentage to one decimal: 0.875 → 87.5 %."""
+    if value is None:
+        return MISSING
+    hundredths = EXACT.multiply(_decimal(value), Decimal(100))
+    text = grouped(hundredths, PERCENT_PRECISION)
+    return _span(hundredths, text, "%", title=f"{format_decimal(hundredths)} %")
+
+
+def register_display_filters(app: Flask) -> None:
+    """Make quantity, money, price and percent available to every template."""
+    app.add_template_filter(quantity, "quantity")
+    app.add_template_filter(money, "money")
+    app.add_template_filter(price, "price")
+    app.add_template_filter(percent, "percent")
