@@ -7,7 +7,7 @@ from typing import NamedTuple
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import joinedload
 
-from app.alerts.models import Alert, AlertRule, AlertState, AlertTransition
+from app.alerts.models import Alert, AlertRule, AlertState, AlertTransition, RuleKind
 from app.db_reads import DriverRead
 from app.db_types import driver_decimal, driver_utc
 from app.extensions import db
@@ -122,3 +122,20 @@ def alerts_for_asset(asset: str) -> tuple[int, list[AssetAlert]]:
         for alert_asset, state, account, value, since, rule_name in rows
         if alert_asset == asset
     ]
+
+
+# Rules that cap a value a desk holds: the limits screen lists them and charts draw them.
+LIMIT_KINDS = (
+    RuleKind.POSITION_ABOVE,
+    RuleKind.POSITION_BELOW,
+    RuleKind.NOTIONAL_ABOVE,
+    RuleKind.GROSS_EXPOSURE_ABOVE,
+)
+
+
+def limit_rules(rule_id: int | None = None) -> list[AlertRule]:
+    """The enabled rules that are limits (amount, notional, gross exposure), by id."""
+    query = select(AlertRule).where(AlertRule.enabled.is_(True), AlertRule.kind.in_(LIMIT_KINDS))
+    if rule_id is not None:
+        query = query.where(AlertRule.id == rule_id)
+    return list(db.session.execute(query.order_by(AlertRule.id)).scalars())

@@ -157,15 +157,17 @@ def _json_error(status: int, error: str, message: str, **extra):
 @bp.route("/positions/<path:asset>/series")
 @requires_role(Role.VIEWER)
 def asset_series(asset: str):
-    """Return one asset's chart series and alert markers as JSON."""
+    """Return one asset's chart series, alert markers, limit lines and spans as JSON."""
     try:
         start, end = series.parse_range(request.args)
+        rule_id = series.parse_rule(request.args)
     except series.BadParameter as exc:
         return _json_error(400, "bad_request", str(exc), parameter=exc.name)
     if not queries.asset_exists(asset):
         return _json_error(404, "not_found", f"No data for {asset}.")
     account = request.args.get("account", "").strip() or None
-    return jsonify(series.chart_document(asset, account=account, start=start, end=end))
+    document = series.chart_document(asset, account=account, start=start, end=end, rule_id=rule_id)
+    return jsonify(document)
 
 
 @bp.route("/overview/sparklines")

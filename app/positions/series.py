@@ -16,6 +16,7 @@ from app.positions.buckets import (
 )
 from app.positions.hourly import hourly_rows, plan_hourly
 from app.positions.models import LatestPosition, Position
+from app.positions.overlay import firing_spans, limit_lines
 from app.positions.points import Point, point_columns, read_points
 from app.positions.rollup import far_behind, folded_id
 from app.user_input import parse_moment as read_moment
@@ -23,6 +24,8 @@ from app.user_input import parse_moment as read_moment
 MAX_POINTS = 2000
 MAX_MARKERS = 500
 
+# A rule id, in ASCII digits.
+RULE_ID = re.compile(r"[0-9]{1,9}")
 # Epoch seconds, in ASCII digits (float() would also take other scripts' digits, "inf", "1e9").
 EPOCH_SECONDS = re.compile(r"-?[0-9]{1,12}(\.[0-9]{1,6})?")
 # A "+01:00" offset sent unencoded in a query string arrives as " 01:00".
@@ -62,6 +65,16 @@ def parse_range(args) -> tuple[datetime | None, datetime | None]:
     if start is not None and end is not None and start >= end:
         raise BadParameter("from", "'from' must be before 'to'.")
     return start, end
+
+
+def parse_rule(args) -> int | None:
+    """The `rule` query parameter: a rule id whose lines alone the chart draws."""
+    text = (args.get("rule") or "").strip()
+    if not text:
+        return None
+    if not RULE_ID.fullmatch(text):
+        raise BadParameter("rule", "'rule' must be a rule id.")
+    return int(text)
 
 
 def _selection(query, table, asset, account, start, end):
@@ -166,12 +179,17 @@ def alert_markers(asset, *, account=None, start=None, end=None, limit=MAX_MARKER
     return markers
 
 
-def chart_document(asset, *, account=None, start=None, end=None) -> dict:
-    """Everything the chart of one asset needs, as the JSON contract describes it."""
+def chart_document(asset, *, account=None, start=None, end=None, rule_id=None) -> dict:
+    """Everything the chart of one asset needs, as the JSON contract describes it.
+
+    With `rule_id`, the limit lines and firing spans are that rule's alone.
+    """
     return {
         "asset": asset,
         "from": None if start is None else start.isoformat(),
         "to": None if end is None else end.isoformat(),
         **asset_series(asset, account=account, start=start, end=end),
         "markers": alert_markers(asset, account=account, start=start, end=end),
+        "limits": limit_lines(asset, account=account, rule_id=rule_id),
+        "spans": firing_spans(asset, account=account, rule_id=rule_id, start=start, end=end),
     }

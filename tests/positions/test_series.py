@@ -355,3 +355,117 @@ def test_sparklines_route_answers_every_latest_position(any_app, viewer_client):
         },
         {"account": "main", "asset": "ETH", "points": [[epoch(now), "1.5"]]},
     ]
+
+
+def add_limit_rules():
+    """BTC rules (one with a clear level), an account's, another asset's, a gross one."""
+    rules = [
+        AlertRule(
+            name="BTC long",
+            kind="position_above",
+            asset="BTC",
+            threshold=Decimal("40.5"),
+            clear_threshold=Decimal("35"),
+        ),
+        AlertRule(
+            name="hedge short",
+            kind="position_below",
+            asset="*",
+            account="hedge",
+            threshold=Decimal("-10"),
+        ),
+        AlertRule(name="notional cap", kind="notional_above", threshold=Decimal("4000.25")),
+        AlertRule(name="ETH long", kind="position_above", asset="ETH", threshold=Decimal("1")),
+        AlertRule(name="gross", kind="gross_exposure_above", threshold=Decimal("9000")),
+        AlertRule(name="off", kind="position_above", threshold=Decimal("1"), enabled=False),
+        AlertRule(name="stale", kind="stale_feed", threshold=Decimal("60")),
+    ]
+    db.session.add_all(rules)
+    db.session.commit()
+    return {rule.name: rule.id for rule in rules}
+
+
+def test_chart_document_carries_the_limit_lines_that_apply_to_the_asset(any_app, viewer_client):
+    store(any_app, [snap(minutes=0), snap(account="hedge", minutes=0)])
+    with any_app.app_context():
+        ids = add_limit_rules()
+    lines = get_series(viewer_client).get_json()["limits"]
+    assert lines == [
+        {
+            "label": "BTC long",
+            "value": "40.5",
+            "metric": "amount",
+            "kind": "limit",
+            "rule_id": ids["BTC long"],
+        },
+        {
+            "label": "BTC long (clears)",
+            "value": "35",
+            "metric": "amount",
+            "kind": "clear",
+            "rule_id": ids["BTC long"],
+        },
+        {
+            "label": "hedge short · hedge",
+            "value": "-10",
+            "metric": "amount",
+            "kind": "limit",
+            "rule_id": ids["hedge short"],
+        },
+        {
+            "label": "notional cap",
+            "value": "4000.25",
+            "metric": "notional",
+            "kind": "limit",
+            "rule_id": ids["notional cap"],
+        },
+    ]
+    # The account filter drops another account's rule.
+    main = get_series(viewer_client, account="main").get_json()["limits"]
+    assert {line["rule_id"] for line in main} == {ids["BTC long"], ids["notional cap"]}
+    # ?rule= keeps one rule's lines; a gross exposure rule is drawn only when asked for.
+    one = get_series(viewer_client, rule=ids["notional cap"]).get_json()["limits"]
+    assert [line["label"] for line in one] == ["notional cap"]
+    gross = get_series(viewer_client, rule=ids["gross"]).get_json()["limits"]
+    assert [(line["value"], line["metric"]) for line in gross] == [("9000", "notional")]
+    assert get_series(viewer_client, rule=ids["stale"]).get_json()["limits"] == []
+
+
+def test_a_rule_parameter_that_is_not_an_id_is_a_400(any_app, viewer_client):
+    store(any_app, [snap(minutes=0)])
+    response = get_series(viewer_client, rule="1 OR 1")
+    assert response.status_code == 400
+    assert response.get_json()["parameter"] == "rule"
+
+
+def test_spans_are_when_the_assets_alerts_fired(any_app, viewer_client):
+    store(any_app, [snap(minutes=0), snap(account="hedge", minutes=0)])
+    with any_app.app_context():
+        ids = add_limit_rules()
+        at = {m: T0 + timedelta(minutes=m) for m in (10, 20, 40, 50)}
+        main = Alert(rule_id=ids["BTC long"], account="main", asset="BTC", state="firing")
+        main.transitions = [
+            AlertTransition(from_state="normal", to_state="firing", at=at[10]),
+            AlertTransition(from_state="firing", to_state="resolved", at=at[20]),
+            AlertTransition(from_state="resolved", to_state="firing", at=at[40]),
+        ]
+        hedge = Alert(rule_id=ids["hedge short"], account="hedge", asset="BTC", state="pending")
+        hedge.transitions = [AlertTransition(from_state="normal", to_state="pending", at=at[50])]
+        db.session.add_all([main, hedge])
+        db.session.commit()
+    spans = get_series(viewer_client).get_json()["spans"]
+    assert spans == [
+        {
+            "from": at[10].isoformat(),
+            "to": at[20].isoformat(),
+            "label": "BTC long · main",
+            "kind": "firing",
+        },
+        {"from": at[40].isoformat(), "to": None, "label": "BTC long · main", "kind": "firing"},
+    ]
+    # A span ended before the range is left out; one still open is kept.
+    later = get_series(viewer_client, **{"from": (T0 + timedelta(minutes=30)).isoformat()})
+    assert [span["from"] for span in later.get_json()["spans"]] == [at[40].isoformat()]
+    # Another rule's spans are dropped by ?rule=.
+    other = get_series(viewer_client, rule=ids["hedge short"]).get_json()["spans"]
+    assert other == []

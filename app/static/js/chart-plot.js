@@ -1,6 +1,7 @@
 /* Drawing for the history page chart (app/static/js/chart.js drives it): times in the
  * viewer's timezone, the series document shaped for uPlot, and the plot itself with its
- * alert markers. Exposes window.HistoryChart.
+ * alert markers, limit lines (a rule's limit solid, its clear level dashed) and the spans
+ * an alert fired (shaded). Exposes window.HistoryChart; the value page reuses its parts.
  */
 (function () {
   "use strict";
@@ -108,7 +109,16 @@
     for (let i = 1; i <= 8; i++) lines.push(read(`--chart-line-${i}`, "#3b82f6"));
     const states = {};
     for (const s of STATES) states[s] = read(`--chart-${s}`, "#94a3b8");
-    return { axis: read("--chart-axis", "#6b7280"), grid: read("--chart-grid", "rgba(128,128,128,.25)"), lines, states };
+    return {
+      axis: read("--chart-axis", "#6b7280"),
+      grid: read("--chart-grid", "rgba(128,128,128,.25)"),
+      limit: read("--chart-limit", "#dc2626"),
+      clear: read("--chart-clear", "#16a34a"),
+      firingSpan: read("--chart-span-firing", "rgba(239,68,68,.12)"),
+      previewSpan: read("--chart-span-preview", "rgba(168,85,247,.14)"),
+      lines,
+      states,
+    };
   }
 
   // Alert transitions as dashed vertical lines with a flag on top, coloured by the state
@@ -177,6 +187,52 @@
     };
   }
 
+  // Limit lines across the plot (labelled at the right end) and alert spans shaded
+  // behind the lines; drawn after the axes, before the series.
+  function overlayPlugin(limits, spans, palette) {
+    function spanEdge(u, iso, fallback) {
+      return iso === null ? fallback : Date.parse(iso) / 1000;
+    }
+    return {
+      hooks: {
+        drawAxes(u) {
+          const ctx = u.ctx;
+          const ratio = uPlot.pxRatio;
+          const { left, top, width, height } = u.bbox;
+          const { min, max } = u.scales.x;
+          ctx.save();
+          for (const s of spans) {
+            const from = Math.max(spanEdge(u, s.from, min), min);
+            const to = Math.min(spanEdge(u, s.to, max), max);
+            if (!(to > from)) continue;
+            const x0 = u.valToPos(from, "x", true);
+            const x1 = u.valToPos(to, "x", true);
+            ctx.fillStyle = s.kind === "preview" ? palette.previewSpan : palette.firingSpan;
+            ctx.fillRect(x0, top, Math.max(x1 - x0, ratio), height);
+          }
+          ctx.font = `${11 * ratio}px sans-serif`;
+          ctx.textAlign = "right";
+          ctx.textBaseline = "bottom";
+          for (const l of limits) {
+            const y = Math.round(u.valToPos(Number(l.value), "y", true));
+            if (y < top || y > top + height) continue;
+            const colour = l.kind === "clear" ? palette.clear : palette.limit;
+            ctx.strokeStyle = colour;
+            ctx.fillStyle = colour;
+            ctx.lineWidth = 1.5 * ratio;
+            ctx.setLineDash(l.kind === "clear" ? [6 * ratio, 4 * ratio] : []);
+            ctx.beginPath();
+            ctx.moveTo(left, y);
+            ctx.lineTo(left + width, y);
+            ctx.stroke();
+            ctx.fillText(`${l.label} ${l.value}`, left + width - 4 * ratio, y - 2 * ratio);
+          }
+          ctx.restore();
+        },
+      },
+    };
+  }
+
   // Time ticks in the viewer's zone, 24-hour like the table; the date under the first
   // tick of each day.
   function timeTicks(clock) {
@@ -218,6 +274,9 @@
     const palette = colours(box);
     const markers = payload.markers || [];
     const markerTimes = markers.map((m) => m.time);
+    const limits = (payload.limits || []).filter((l) => l.metric === metric);
+    const limitValues = limits.map((l) => Number(l.value));
+    const spans = payload.spans || [];
     const axis = {
       stroke: palette.axis,
       grid: { stroke: palette.grid, width: 1 },
@@ -241,6 +300,13 @@
             return [lo, hi];
           },
         },
+        // The data and every limit line in view, so the distance to a limit shows.
+        y: {
+          range(u, min, max) {
+            if (min == null) return [0, 1];
+            return uPlot.rangeNum(Math.min(min, ...limitValues), Math.max(max, ...limitValues), 0.1, true);
+          },
+        },
       },
       axes: [
         { ...axis, values: timeTicks(clock) },
@@ -261,10 +327,10 @@
         setSelect: [(u) => on.select(u)],
       },
       // The markers are drawn last, over the lines; on.drawn is told from there.
-      plugins: [markersPlugin(markers, palette, clock, on.drawn)],
+      plugins: [overlayPlugin(limits, spans, palette), markersPlugin(markers, palette, clock, on.drawn)],
     };
     return new uPlot(opts, [xs, ...lines.map((l) => l.ys)], box);
   }
 
-  window.HistoryChart = { makeClock, hasNotional, span, heightFor, buildPlot };
+  window.HistoryChart = { makeClock, hasNotional, span, heightFor, buildPlot, colours, timeTicks, axisSize };
 })();

@@ -7,6 +7,12 @@
  * so chart and table always show one window. Range buttons, the filter form and a drag
  * across the plot push a new URL, refetch the series and swap in the table from the same
  * URL, without reloading the page; back/forward and a shared link restore the view.
+ *
+ * The chart document carries the limit lines of the rules that apply (`rule=<id>` in the
+ * page URL keeps one rule's) and the spans its alerts fired. Another page can embed the
+ * chart element with `data-overlay-url` (a JSON {"limits": [...], "spans": [...]} drawn
+ * on top) and `data-from`/`data-to` (ISO moments: a fixed window, no range buttons).
+ * The element reports what it drew in data-limits, data-spans and data-markers.
  */
 (function () {
   "use strict";
@@ -17,9 +23,15 @@
   const RANGES = { "1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400 };
   const plotBox = root.querySelector(".chart-plot");
   const message = root.querySelector(".chart-message");
-  const note = root.querySelector(".chart-note");
+  // Another page's chart may leave the note out.
+  const note = root.querySelector(".chart-note") || document.createElement("p");
   const metricGroup = root.querySelector(".chart-metric");
   const form = document.getElementById("history-filters");
+  // A fixed window given by the page (ISO), instead of the range in the URL.
+  const fixed = root.dataset.from || root.dataset.to ? {
+    from: root.dataset.from ? Date.parse(root.dataset.from) / 1000 : null,
+    to: root.dataset.to ? Date.parse(root.dataset.to) / 1000 : null,
+  } : null;
   if (typeof uPlot === "undefined" || !window.HistoryChart) {
     message.textContent = "Could not load the chart: its scripts did not load.";
     message.hidden = false;
@@ -41,7 +53,9 @@
       from: q.get("from") || "",
       to: q.get("to") || "",
       range: q.get("range") || "",
-      metric: q.get("chart") === "notional" ? "notional" : "amount",
+      rule: q.get("rule") || "",
+      // Unchosen ("auto"): notional when every limit line drawn is a notional one.
+      metric: ["notional", "amount"].includes(q.get("chart")) ? q.get("chart") : "auto",
     };
   }
 
@@ -51,7 +65,8 @@
     if (state.from) q.set("from", state.from);
     if (state.to) q.set("to", state.to);
     if (!state.from && !state.to && RANGES[state.range]) q.set("range", state.range);
-    if (state.metric === "notional") q.set("chart", "notional");
+    if (state.rule) q.set("rule", state.rule);
+    if (state.metric !== "auto") q.set("chart", state.metric);
     const query = q.toString();
     return window.location.pathname + (query ? `?${query}` : "");
   }
@@ -59,6 +74,7 @@
   // The window in epoch seconds; explicit from/to win over a range, as on the server.
   function windowOf(state) {
     const now = Date.now() / 1000;
+    if (fixed) return { ...fixed, now };
     if (state.from || state.to) {
       const from = state.from ? clock.fromInput(state.from) : null;
       const to = state.to ? clock.fromInput(state.to) : null;
@@ -88,9 +104,6 @@
       // Kept current, so a link opened in a new tab shows this account too.
       link.href = urlFor({ ...state, range: link.dataset.range, from: "", to: "" });
     }
-    for (const button of root.querySelectorAll("[data-metric]")) {
-      button.setAttribute("aria-pressed", String(button.dataset.metric === state.metric));
-    }
     if (form) {
       form.elements.from.value = state.from;
       form.elements.to.value = state.to;
@@ -106,6 +119,19 @@
     if (win.from !== null) url.searchParams.set("from", String(Math.floor(win.from)));
     if (win.to !== null) url.searchParams.set("to", String(Math.ceil(win.to)));
     if (state.account) url.searchParams.set("account", state.account);
+    if (state.rule) url.searchParams.set("rule", state.rule);
+    const [payload, overlay] = await Promise.all([
+      fetchJson(url, signal),
+      root.dataset.overlayUrl ? fetchJson(new URL(root.dataset.overlayUrl, window.location.href), signal) : null,
+    ]);
+    if (overlay) {
+      payload.limits = [...(payload.limits || []), ...(overlay.limits || [])];
+      payload.spans = [...(payload.spans || []), ...(overlay.spans || [])];
+    }
+    return payload;
+  }
+
+  async function fetchJson(url, signal) {
     const response = await fetch(url, {
       signal,
       credentials: "same-origin",
@@ -127,9 +153,22 @@
     if (plot) plot.destroy();
     const { payload, state, win } = shown;
     const notional = HistoryChart.hasNotional(payload);
-    const metric = state.metric === "notional" && notional ? "notional" : "amount";
-    metricGroup.hidden = !notional;
+    const limits = payload.limits || [];
+    const wanted =
+      state.metric === "auto" && limits.length && limits.every((l) => l.metric === "notional")
+        ? "notional"
+        : state.metric;
+    const metric = wanted === "notional" && notional ? "notional" : "amount";
+    if (metricGroup) {
+      metricGroup.hidden = !notional;
+      for (const button of metricGroup.querySelectorAll("[data-metric]")) {
+        button.setAttribute("aria-pressed", String(button.dataset.metric === metric));
+      }
+    }
     root.dataset.pointCount = String(payload.point_count);
+    root.dataset.metric = metric;
+    root.dataset.limits = String(limits.filter((l) => l.metric === metric).length);
+    root.dataset.spans = String((payload.spans || []).length);
     plot = HistoryChart.buildPlot(plotBox, {
       clock,
       payload,
@@ -229,7 +268,7 @@
 
   function zoomToSelection(u) {
     const { left, width } = u.select;
-    if (width < 2) return;
+    if (width < 2 || fixed) return;
     const from = Math.floor(u.posToVal(left, "x"));
     const to = Math.max(Math.ceil(u.posToVal(left + width, "x")), from + 1);
     u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
@@ -248,7 +287,7 @@
     const metric = event.target.closest("[data-metric]");
     if (metric && shown) {
       const state = { ...readState(), metric: metric.dataset.metric };
-      window.history.replaceState(null, "", urlFor(state));
+      if (!fixed) window.history.replaceState(null, "", urlFor(state));
       syncControls(state);
       shown = { ...shown, state };
       draw();
