@@ -51,6 +51,8 @@ class SilenceForm(FlaskForm):
     account = StringField(
         "Account (* for all)", default="*", validators=[DataRequired(), Length(max=64)]
     )
+    # Read in the viewer's zone by the route (parse_local_datetime); empty: now.
+    starts = StringField("Starts (empty: now)", validators=[Optional(), Length(max=40)])
     hours = DecimalField(
         "For how many hours",
         default=1,

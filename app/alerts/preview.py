@@ -180,3 +180,34 @@ def _preview_stale(rule: AlertRule, days: int, now: datetime) -> Preview:
         gap(series, since, now, closed=False)
     result.transitions.sort(key=lambda t: (t.at, t.account, t.asset))
     return result
+
+
+def chart_asset(rule: AlertRule, preview: Preview) -> str | None:
+    """The asset a preview's chart shows: the rule's own, else the first one it would
+    have fired on; None for an account-wide rule (gross exposure has no asset chart)."""
+    if rule.kind == RuleKind.GROSS_EXPOSURE_ABOVE:
+        return None
+    if rule.asset and rule.asset != ANY:
+        return rule.asset
+    fired = (t.asset for t in preview.transitions if t.to_state == AlertState.FIRING)
+    return next(fired, None)
+
+
+def preview_spans(preview: Preview, asset: str) -> list[dict]:
+    """Where the rule would have fired on `asset` and when it would have resolved, per
+    account, oldest first: the chart's spans ("to": None while still firing at the end)."""
+    spans, firing = [], {}
+    for t in preview.transitions:
+        if t.asset != asset:
+            continue
+        if t.to_state == AlertState.FIRING:
+            firing[t.account] = {
+                "from": t.at,
+                "to": None,
+                "label": f"would fire · {t.account}",
+                "kind": "preview",
+            }
+            spans.append(firing[t.account])
+        elif t.from_state == AlertState.FIRING and t.account in firing:
+            firing.pop(t.account)["to"] = t.at
+    return spans

@@ -4,12 +4,14 @@ import csv
 import io
 import logging
 from datetime import timedelta
+from decimal import Decimal
 
 from flask import (
     Blueprint,
     Response,
     abort,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -19,16 +21,22 @@ from flask import (
 from flask_login import current_user
 
 from app.admin.audit import Action, record_event
-from app.alerts import queries
+from app.alerts import queries, timeline
 from app.alerts.forms import AcknowledgeForm, QuickSilenceForm, SilenceForm
 from app.alerts.models import ANY, Alert, AlertRule, AlertState, Silence
-from app.alerts.silences import matching_alerts, silence_for, store_silence
+from app.alerts.silences import (
+    matching_alerts,
+    quick_silence,
+    silence_for,
+    silence_start,
+    store_silence,
+)
 from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import utcnow
 from app.extensions import db
 from app.positions.csv_io import spreadsheet_safe
-from app.templating import parse_local_datetime, utc_iso
+from app.templating import duration, parse_local_datetime, utc_iso
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +47,17 @@ HISTORY_PAGE = 200
 HISTORY_ARGS = ("rule", "asset", "state", "from", "to")
 
 
+@bp.app_template_filter("seconds")
+def seconds_filter(value: Decimal | None) -> str:
+    """A number of seconds as a compact duration (a stale feed's age): 3m 12s."""
+    return "" if value is None else duration(timedelta(seconds=int(value)))
+
+
 @bp.route("/")
 @requires_role(Role.VIEWER)
 def index():
-    """Show firing and pending alerts, firing first."""
-    open_alerts = queries.open_alerts()
+    """Show firing and pending alerts, the most urgent first (queries.alerts_by_urgency)."""
+    open_alerts = queries.alerts_by_urgency()
     now = utcnow()
     # htmx polls for the table alone; a normal visit gets the whole page.
     template = "alerts/_table.html" if request.headers.get("HX-Request") else "alerts/index.html"
@@ -54,6 +68,7 @@ def index():
         silence_form=QuickSilenceForm(),
         silenced={a.id for a in open_alerts if silence_for(a, now) is not None},
         can_act=current_user.has_role(Role.OPERATOR),
+        now=now,
     )
 
 
@@ -62,6 +77,45 @@ def index():
 def firing_badge():
     """Render the navigation's firing-alerts badge alone, for its live refresh."""
     return render_template("alerts/_badge.html")
+
+
+@bp.route("/<int:alert_id>")
+@requires_role(Role.VIEWER)
+def detail(alert_id: int):
+    """Show one alert: its state, its timeline and the chart around it."""
+    alert = db.session.get(Alert, alert_id) or abort(404)
+    now = utcnow()
+    steps = timeline.transitions(alert)
+    start, end = timeline.chart_window(steps, now)
+    runbook = alert.rule.runbook_url or ""
+    return render_template(
+        "alerts/detail.html",
+        alert=alert,
+        rule=alert.rule,
+        events=timeline.alert_timeline(alert, now),
+        chart_from=start,
+        chart_to=end,
+        runbook=runbook if runbook.lower().startswith(("http://", "https://")) else None,
+        silence=silence_for(alert, now),
+        form=AcknowledgeForm(),
+        can_act=current_user.has_role(Role.OPERATOR),
+        now=now,
+    )
+
+
+@bp.route("/<int:alert_id>/overlay.json")
+@requires_role(Role.VIEWER)
+def overlay(alert_id: int):
+    """Return the alert's rule limit lines and its firing spans for its chart, as JSON."""
+    alert = db.session.get(Alert, alert_id) or abort(404)
+    return jsonify(timeline.alert_overlay(alert))
+
+
+def _back_to(alert: Alert):
+    """Back to the page the action came from: the alert's own page or the list."""
+    if request.form.get("return_to") == "detail":
+        return redirect(url_for("alerts.detail", alert_id=alert.id))
+    return redirect(url_for("alerts.index"))
 
 
 @bp.route("/<int:alert_id>/acknowledge", methods=["POST"])
@@ -76,7 +130,7 @@ def acknowledge(alert_id: int):
         abort(404)
     if alert.state != AlertState.FIRING:
         flash("Only a firing alert can be acknowledged; this one is not firing.", "error")
-        return redirect(url_for("alerts.index"))
+        return _back_to(alert)
     alert.acknowledged_by_id = current_user.id
     alert.acknowledged_at = utcnow()
     alert.acknowledgement = (form.comment.data or "").strip() or None
@@ -88,7 +142,7 @@ def acknowledge(alert_id: int):
     db.session.commit()
     log.info("alert acknowledged: user=%s alert=%s", current_user.username, alert.id)
     flash(f"Acknowledged {alert.rule.name} on {alert.account}/{alert.asset}.", "success")
-    return redirect(url_for("alerts.index"))
+    return _back_to(alert)
 
 
 @bp.route("/<int:alert_id>/silence", methods=["POST"])
@@ -101,29 +155,13 @@ def silence_alert(alert_id: int):
     alert = db.session.get(Alert, alert_id)
     if alert is None:
         abort(404)
-    now = utcnow()
-    silence = Silence(
-        rule_id=alert.rule_id,
-        asset=alert.asset,
-        account=alert.account,
-        starts_at=now,
-        ends_at=now + timedelta(hours=float(form.hours.data)),
-        comment=f"Silenced from the alert by {current_user.username}",
-        created_by_id=current_user.id,
-    )
-    db.session.add(silence)
-    db.session.flush()
-    record_event(
-        Action.SILENCE_CREATE,
-        target=f"silence:{silence.id}",
-        detail={"alert": alert.id, "hours": str(form.hours.data)},
-    )
+    silence = quick_silence(alert, form.hours.data, current_user, utcnow())
     db.session.commit()
     log.info(
         "silence created: user=%s silence=%s alert=%s", current_user.username, silence.id, alert.id
     )
     flash(f"Silenced {alert.rule.name} on {alert.account}/{alert.asset}.", "success")
-    return redirect(url_for("alerts.index"))
+    return _back_to(alert)
 
 
 def _silence_form() -> SilenceForm:
@@ -144,13 +182,15 @@ def silences():
     if form.is_submitted():
         if not current_user.has_role(Role.OPERATOR):
             abort(403)
-        if form.validate():
+        valid = form.validate()  # first: validating clears the fields' errors
+        starts = silence_start(form.starts, now)
+        if valid and not form.starts.errors:
             silence = Silence(
                 rule_id=form.rule_id.data or None,
                 asset=form.asset.data.strip() or ANY,
                 account=form.account.data.strip() or ANY,
-                starts_at=now,
-                ends_at=now + timedelta(hours=float(form.hours.data)),
+                starts_at=starts,
+                ends_at=starts + timedelta(hours=float(form.hours.data)),
                 comment=form.comment.data.strip(),
                 created_by_id=current_user.id,
             )

@@ -1,20 +1,23 @@
 """Rule pages: list, create, edit (with preview), enable, delete."""
 
 import logging
+from datetime import datetime, timedelta
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.admin.audit import Action, record_event
 from app.alerts.cli import rule_problem
 from app.alerts.forms import RuleForm
 from app.alerts.models import ANY, AlertRule, Channel
-from app.alerts.preview import preview_rule
+from app.alerts.preview import chart_asset, preview_rule, preview_spans
+from app.alerts.timeline import CHARTED_KINDS, iso_spans
 from app.alerts.validation import target_problem
 from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import utcnow
 from app.extensions import db
+from app.positions.overlay import rule_lines
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,11 @@ RULE_FIELDS = [
     "repeat_interval_seconds",
     "send_resolved",
     "enabled",
+]
+
+# The fields a preview replays the rule with (not its text or channels).
+PREVIEW_FIELDS = [
+    name for name in RULE_FIELDS if name not in ("description", "runbook_url", "enabled")
 ]
 
 
@@ -110,27 +118,82 @@ def edit_rule(rule_id: int | None = None):
     return render_template("alerts/rule_form.html", form=form, rule=rule), status
 
 
-def _render_preview(form: RuleForm, rule: AlertRule | None):
-    """Replay the rule as typed (unsaved) over the last days of history."""
+def _preview_days(values) -> int:
+    return max(1, min(values.get("preview_days", type=int) or 7, 90))
+
+
+def _typed_rule(form: RuleForm, days: int, now: datetime):
+    """The rule as typed (unsaved) and its replay over the last days: (rule, preview,
+    problem), with the preview None when there is a problem."""
     candidate = AlertRule()
     with db.session.no_autoflush:
         problem = _apply(form, candidate)
-    days = request.form.get("preview_days", type=int) or 7
-    days = max(1, min(days, 90))
     result = None
     if problem is None:
         try:
-            result = preview_rule(candidate, days, utcnow())
+            result = preview_rule(candidate, days, now)
         except ValueError as exc:
             problem = str(exc)
     db.session.rollback()
+    return candidate, result, problem
+
+
+def _overlay_args(form: RuleForm, days: int, asset: str) -> dict:
+    """The query string that gives the preview chart's overlay the rule as typed."""
+    args = {"preview_days": days, "chart_asset": asset}
+    for name in PREVIEW_FIELDS:
+        raw = getattr(form, name).raw_data
+        if raw and raw[0] not in (None, ""):
+            args[name] = raw[0]
+    return args
+
+
+def _render_preview(form: RuleForm, rule: AlertRule | None):
+    """Replay the rule as typed (unsaved) over the last days of history."""
+    days, now = _preview_days(request.form), utcnow()
+    candidate, result, problem = _typed_rule(form, days, now)
     if problem:
         flash(problem, "error")
+    asset = chart_asset(candidate, result) if result is not None else None
+    chart = None
+    if asset:
+        chart = {
+            "asset": asset,
+            "from": now - timedelta(days=days),
+            "to": now,
+            "overlay": url_for("alert_rules.preview_overlay", **_overlay_args(form, days, asset)),
+        }
     status = 200 if result is not None else 400
     page = render_template(
-        "alerts/rule_form.html", form=form, rule=rule, preview=result, preview_days=days
+        "alerts/rule_form.html",
+        form=form,
+        rule=rule,
+        preview=result,
+        preview_days=days,
+        chart=chart,
+        typed=candidate,
     )
     return page, status
+
+
+@bp.route("/rules/preview.json")
+@requires_role(Role.OPERATOR)
+def preview_overlay():
+    """Return a typed rule's limit lines and where it would have fired, as JSON."""
+    form = RuleForm(formdata=request.args, meta={"csrf": False})
+    form.channels.choices = []
+    if not form.validate():
+        return jsonify(
+            error="bad_request", message="The rule is not valid.", fields=form.errors
+        ), 400
+    candidate, result, problem = _typed_rule(form, _preview_days(request.args), utcnow())
+    if problem:
+        return jsonify(error="bad_request", message=problem), 400
+    asset = request.args.get("chart_asset") or chart_asset(candidate, result)
+    return jsonify(
+        limits=rule_lines(candidate) if candidate.kind in CHARTED_KINDS else [],
+        spans=iso_spans(preview_spans(result, asset)) if asset else [],
+    )
 
 
 @bp.route("/rules/<int:rule_id>/toggle", methods=["POST"])

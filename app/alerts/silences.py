@@ -1,12 +1,14 @@
 """Silences: which alerts are muted now."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import select
 
 from app.admin.audit import Action, record_event
 from app.alerts.models import Alert, Silence
 from app.extensions import db
+from app.templating import parse_local_datetime
 
 
 def active_silences(now: datetime) -> list[Silence]:
@@ -42,3 +44,36 @@ def store_silence(silence: Silence, hours, *, actor: str | None = None) -> None:
         },
         actor=actor,
     )
+
+
+def quick_silence(alert: Alert, hours: Decimal, user, now: datetime) -> Silence:
+    """Silence the alert's rule, asset and account from now for some hours, with its
+    audit entry (the alert's one-click silence; the caller commits)."""
+    silence = Silence(
+        rule_id=alert.rule_id,
+        asset=alert.asset,
+        account=alert.account,
+        starts_at=now,
+        ends_at=now + timedelta(hours=float(hours)),
+        comment=f"Silenced from the alert by {user.username}",
+        created_by_id=user.id,
+    )
+    db.session.add(silence)
+    db.session.flush()
+    record_event(
+        Action.SILENCE_CREATE,
+        target=f"silence:{silence.id}",
+        detail={"alert": alert.id, "hours": str(hours)},
+    )
+    return silence
+
+
+def silence_start(field, now: datetime) -> datetime:
+    """When a typed silence starts: the moment in the field, read in the viewer's zone
+    (never before now), or now when empty; an unreadable one becomes the field's error."""
+    try:
+        starts = parse_local_datetime(field.data or "", "Starts")
+    except ValueError as exc:
+        field.errors = [str(exc)]
+        return now
+    return now if starts is None else max(starts, now)

@@ -2,10 +2,12 @@
 
 import logging
 import re
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
-from app.alerts.models import Alert
+from app.alerts.models import Alert, AlertRule
 from app.auth.models import Role
 from app.db_types import utcnow
 from app.extensions import db
@@ -129,3 +131,91 @@ def test_hostile_rule_and_asset_names_are_escaped_on_every_alerts_page(app, name
         assert not page.elements("img"), path
         if name == "{{7*7}}":
             assert "{{7*7}}" in html, path  # shown as typed, never evaluated
+
+
+def test_alerts_are_sorted_by_state_then_severity_then_age(app):
+    """Firing unacknowledged, then pending, then acknowledged; critical before warning
+    before info; the one open longest first."""
+    now = utcnow()
+    made = [
+        # (name, severity, state, minutes in that state, acknowledged)
+        ("info firing old", "info", "firing", 50, False),
+        ("warning pending", "warning", "pending", 5, False),
+        ("critical acked", "critical", "firing", 90, True),
+        ("critical firing new", "critical", "firing", 2, False),
+        ("warning firing", "warning", "firing", 30, False),
+        ("critical pending", "critical", "pending", 1, False),
+        ("critical firing old", "critical", "firing", 40, False),
+        ("info acked", "info", "firing", 200, True),
+        ("resolved one", "critical", "resolved", 1, False),
+        ("normal one", "critical", "normal", 1, False),
+    ]
+    with app.app_context():
+        for name, severity, state, minutes, acked in made:
+            rule = AlertRule(
+                name=name, kind="position_above", threshold=Decimal(1), severity=severity
+            )
+            db.session.add(rule)
+            db.session.flush()
+            since = now - timedelta(minutes=minutes)
+            db.session.add(
+                Alert(
+                    rule_id=rule.id,
+                    account="main",
+                    asset="BTC",
+                    state=state,
+                    value=Decimal(2),
+                    state_since=since,
+                    acknowledged_at=since if acked else None,
+                )
+            )
+        db.session.commit()
+
+    html = client_as(app, Role.VIEWER).get("/alerts/").get_data(as_text=True)
+
+    shown = re.findall(r'<td class="alert-rule"><a href="/alerts/\d+">([^<]+)</a>', html)
+    assert shown == [
+        "critical firing old",
+        "critical firing new",
+        "warning firing",
+        "info firing old",
+        "critical pending",
+        "warning pending",
+        "critical acked",
+        "info acked",
+    ]
+
+
+def test_alert_values_carry_their_unit(app):
+    """Amounts in the asset, notionals in the quote currency, a change in percent, a
+    stale feed's age as a duration."""
+    now = utcnow()
+    rules = [
+        ("amount", {"kind": "position_above"}, "BTC", "1234.5"),
+        ("notional", {"kind": "notional_above"}, "BTC", "311500.0"),
+        ("change", {"kind": "change_over_window", "change_percent": True}, "BTC", "12.5"),
+        ("stale", {"kind": "stale_feed"}, "ETH", "3725.250"),
+    ]
+    with app.app_context():
+        for name, fields, asset, value in rules:
+            rule = AlertRule(name=name, threshold=Decimal(1), **fields)
+            db.session.add(rule)
+            db.session.flush()
+            db.session.add(
+                Alert(
+                    rule_id=rule.id,
+                    account="main",
+                    asset=asset,
+                    state="firing",
+                    value=Decimal(value),
+                    state_since=now,
+                )
+            )
+        db.session.commit()
+
+    html = client_as(app, Role.VIEWER).get("/alerts/").get_data(as_text=True)
+
+    assert re.search(r'title="1234\.5">1,234\.5 BTC</span>', html)
+    assert re.search(r'title="311500(\.0)?">311,500\.00 USD</span>', html)
+    assert re.search(r">12\.5 %</span>", html)
+    assert re.search(r'title="3725\.250 s">1h 2m</span>', html)

@@ -1,6 +1,7 @@
 """Preview replays history with the live state machine: both must agree."""
 
 import random
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -214,3 +215,94 @@ def test_rule_form_preview_shows_results_without_saving(app):
     assert 'id="preview"' in html and "transition(s)" in html and "firing</span>" in html
     with app.app_context():
         assert db.session.execute(db.select(AlertRule)).first() is None
+
+
+def _steps(app):
+    """main/BTC: 5, 12 (fires), 11 (above the clear level 8), 7 (resolves), 15 (fires
+    again, still firing); main/ETH fires first, at 20, and never resolves."""
+    amounts = {0: "5", 10: "12", 20: "11", 30: "7", 40: "15"}
+    rows = [
+        snap(asset="BTC", amount=a, at=START + timedelta(minutes=m)) for m, a in amounts.items()
+    ]
+    rows.append(snap(asset="ETH", amount="20", at=START + timedelta(minutes=5)))
+    with app.app_context():
+        record(sorted(rows, key=lambda s: s.timestamp))
+        db.session.commit()
+
+
+TYPED = {
+    "name": "try",
+    "kind": "position_above",
+    "asset": "*",
+    "account": "*",
+    "threshold": "10",
+    "clear_threshold": "8",
+    "pending_seconds": "0",
+    "repeat_interval_seconds": "0",
+    "severity": "warning",
+    "preview_days": "1",
+}
+
+
+def iso(minutes: int) -> str:
+    return (START + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
+
+
+def test_preview_overlay_has_the_typed_lines_and_where_the_rule_would_have_fired(app):
+    _steps(app)
+    client = client_as(app, Role.OPERATOR, "op")
+
+    document = client.get("/alerts/rules/preview.json", query_string=TYPED).get_json()
+
+    # Asset "*": the chart shows the first asset it would have fired on, ETH.
+    assert document["spans"] == [
+        {"from": iso(5), "to": None, "label": "would fire · main", "kind": "preview"}
+    ]
+    assert document["limits"] == [
+        {"label": "try", "value": "10", "metric": "amount", "kind": "limit", "rule_id": None},
+        {
+            "label": "try (clears)",
+            "value": "8",
+            "metric": "amount",
+            "kind": "clear",
+            "rule_id": None,
+        },
+    ]
+    btc = client.get(
+        "/alerts/rules/preview.json", query_string={**TYPED, "chart_asset": "BTC"}
+    ).get_json()
+    assert btc["spans"] == [
+        {"from": iso(10), "to": iso(30), "label": "would fire · main", "kind": "preview"},
+        {"from": iso(40), "to": None, "label": "would fire · main", "kind": "preview"},
+    ]
+
+
+def test_preview_overlay_refuses_a_bad_rule_and_viewers(app):
+    client = client_as(app, Role.OPERATOR, "op")
+    bad = client.get("/alerts/rules/preview.json", query_string={**TYPED, "threshold": "x"})
+    assert bad.status_code == 400 and "threshold" in bad.get_json()["fields"]
+    inverted = client.get(
+        "/alerts/rules/preview.json", query_string={**TYPED, "clear_threshold": "12"}
+    )
+    assert inverted.status_code == 400 and "clear threshold" in inverted.get_json()["message"]
+    viewer = client_as(app, Role.VIEWER, "vic")
+    assert viewer.get("/alerts/rules/preview.json", query_string=TYPED).status_code == 403
+
+
+def test_rule_form_preview_draws_its_chart_from_the_overlay(app):
+    _steps(app)
+    client = client_as(app, Role.OPERATOR, "op")
+    token = csrf_token_from(client, "/alerts/rules/new")
+
+    html = client.post(
+        "/alerts/rules/new",
+        data={**TYPED, "asset": "BTC", "csrf_token": token, "action": "preview"},
+    ).get_data(as_text=True)
+
+    overlay = re.search(r'data-overlay-url="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert overlay.startswith("/alerts/rules/preview.json?")
+    assert 'data-series-url="/positions/BTC/series"' in html
+    spans = client.get(overlay).get_json()["spans"]
+    assert [(s["from"], s["to"]) for s in spans] == [(iso(10), iso(30)), (iso(40), None)]
+    # The list stays beside the chart.
+    assert html.count("firing</span>") == 2
