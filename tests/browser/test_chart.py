@@ -3,6 +3,7 @@
 Screenshots land in test-artifacts/browser/ (git-ignored).
 """
 
+import json
 import zoneinfo
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -396,5 +397,106 @@ def test_chart_follows_the_width_of_a_phone_screen(page, artifacts_dir):
     page.screenshot(
         caret="initial", path=artifacts_dir / "chart-history-375px.png", full_page=False
     )
+
+    assert_no_console_errors_or_csp_violations(page)
+
+
+# The limit line's colour in chart.css (--chart-limit).
+LIMIT_RGB = (0xDC, 0x26, 0x26)
+
+
+def longest_row_run(page, rgb) -> int:
+    """The most pixels near `rgb` in any one row of the canvas: a horizontal line's length."""
+    return page.locator(f"{CHART} canvas").evaluate(
+        """(canvas, rgb) => {
+          const d = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+          let best = 0;
+          for (let y = 0; y < canvas.height; y++) {
+            let n = 0;
+            for (let x = 0; x < canvas.width; x++) {
+              const i = (y * canvas.width + x) * 4;
+              const near = (k) => Math.abs(d[i + k] - rgb[k]) < 30;
+              if (d[i + 3] > 200 && near(0) && near(1)
+                  && near(2)) n++;
+            }
+            best = Math.max(best, n);
+          }
+          return best;
+        }""",
+        list(LIMIT_RGB),
+    )
+
+
+def rule_id(live_server) -> int:
+    with live_server.app.app_context():
+        return db.session.execute(
+            db.select(AlertRule.id).where(AlertRule.name == RULE)
+        ).scalar_one()
+
+
+def test_chart_draws_the_limit_line_and_shades_when_the_alert_fired(page, live_server):
+    button(page, "24 h").click()
+    wait_for_chart(page)
+    info = chart_info(page)
+    assert (info["limits"], info["spans"], info["metric"]) == ("1", "1", "amount")
+    canvas_width = page.locator(f"{CHART} canvas").evaluate("c => c.width")
+    # A line across the plot (markers are vertical: no row holds this many).
+    assert longest_row_run(page, LIMIT_RGB) > canvas_width / 2
+
+    # ?rule= keeps that rule's lines; another rule's id draws none.
+    page.goto(f"{live_server.url}/positions/BTC?range=24h&rule={rule_id(live_server)}")
+    wait_for_chart(page)
+    assert chart_info(page)["limits"] == "1"
+    page.goto(f"{live_server.url}/positions/BTC?range=24h&rule=987654")
+    wait_for_chart(page)
+    assert (chart_info(page)["limits"], chart_info(page)["spans"]) == ("0", "0")
+    assert longest_row_run(page, LIMIT_RGB) < canvas_width / 4
+    # Notional has no line of this amount rule.
+    page.goto(f"{live_server.url}/positions/BTC?range=24h&chart=notional")
+    wait_for_chart(page)
+    assert (chart_info(page)["metric"], chart_info(page)["limits"]) == ("notional", "0")
+
+    assert_no_console_errors_or_csp_violations(page)
+
+
+def test_overlay_url_and_a_fixed_window_from_the_element(page, live_server, seeded):
+    """What the alert detail page and the rule preview give the chart element."""
+    now = seeded["now"]
+    start, end = now - timedelta(hours=4), now - timedelta(hours=1)
+    window = json.dumps([start.isoformat(), end.isoformat()])
+    page.add_init_script(
+        f"const [from, to] = {window};"
+        """new MutationObserver((_, observer) => {
+             const el = document.getElementById("chart");
+             if (!el) return;
+             el.dataset.overlayUrl = "/overlay-for-test.json";
+             el.dataset.from = from;
+             el.dataset.to = to;
+             observer.disconnect();
+           }).observe(document, { childList: true, subtree: true });"""
+    )
+    overlay = {
+        "limits": [
+            {"label": "preview", "value": "20", "metric": "amount", "kind": "limit", "rule_id": 0},
+            {"label": "preview", "value": "10", "metric": "amount", "kind": "clear", "rule_id": 0},
+        ],
+        "spans": [
+            {
+                "from": (now - timedelta(hours=2)).isoformat(),
+                "to": None,
+                "label": "would fire",
+                "kind": "preview",
+            }
+        ],
+    }
+    page.route("**/overlay-for-test.json", lambda route: route.fulfill(json=overlay))
+    page.goto(f"{live_server.url}/positions/BTC?range=1h")
+    wait_for_chart(page)
+    info = chart_info(page)
+    # The rule's own line and the overlay's two; the stored firing span and the preview.
+    assert (info["limits"], info["spans"]) == ("3", "2")
+    # The element's window, not the page's one hour.
+    assert float(info["xMin"]) == start.timestamp()
+    assert float(info["xMax"]) == end.timestamp()
 
     assert_no_console_errors_or_csp_violations(page)

@@ -219,7 +219,8 @@
             const colour = l.kind === "clear" ? palette.clear : palette.limit;
             ctx.strokeStyle = colour;
             ctx.fillStyle = colour;
-            ctx.lineWidth = 1.5 * ratio;
+            // Two device pixels on a whole-pixel row: crisp, not smeared over three rows.
+            ctx.lineWidth = 2 * ratio;
             ctx.setLineDash(l.kind === "clear" ? [6 * ratio, 4 * ratio] : []);
             ctx.beginPath();
             ctx.moveTo(left, y);
