@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Integer, literal, select, true, union_all
+from sqlalchemy import BigInteger, bindparam, literal, select, true, union_all
 from sqlalchemy.orm import aliased
 
 from app.db_types import EXACT, UTCDateTime
 from app.extensions import db
+from app.positions.buckets import micros_as_column_value, to_micros
 from app.positions.models import LatestPosition, Position
+from app.positions.points import MICROSECOND
 
 # The ranges a viewer picks from: the window, and the grid step that samples it.
 RANGES = {
@@ -40,16 +42,21 @@ def grid(now: datetime, span: timedelta, step: timedelta) -> list[datetime]:
     return [now - (count - k) * step for k in range(count + 1)]
 
 
-def held_at(moments: list[datetime]) -> dict[tuple[str, str], list]:
-    """Per (account, asset) series: its latest (amount, price) at or before each moment,
-    None where it had no snapshot yet. One indexed probe per series and moment."""
-    if not moments:
-        return {}
-    parts = [
-        select(literal(i, Integer).label("i"), literal(moment, UTCDateTime()).label("moment"))
-        for i, moment in enumerate(moments)
+def held_at(
+    start: datetime, step: timedelta, count: int, extra: list[datetime] = ()
+) -> dict[tuple[str, str], list]:
+    """Per (account, asset) series: its latest (amount, price) at or before each of `count`
+    moments `step` apart from `start`, then at each `extra` moment (None where it had no
+    snapshot yet). One indexed probe per series and moment, in one statement."""
+    index = select(literal(0, BigInteger).label("i")).cte("grid_index", recursive=True)
+    index = index.union_all(select(index.c.i + 1).where(index.c.i < bindparam("count") - 1))
+    offset = bindparam("start_us", type_=BigInteger) + index.c.i * bindparam("step_us")
+    parts = [select(index.c.i, micros_as_column_value(offset).label("moment"))]
+    parts += [
+        select(literal(count + n, BigInteger), literal(moment, UTCDateTime()))
+        for n, moment in enumerate(extra)
     ]
-    moment = (union_all(*parts) if len(parts) > 1 else parts[0]).cte("moment")
+    moment = union_all(*parts).cte("moment") if len(parts) > 1 else parts[0].cte("moment")
     p = aliased(Position)
     latest_id = (
         select(p.id)
@@ -71,9 +78,15 @@ def held_at(moments: list[datetime]) -> dict[tuple[str, str], list]:
     )
     query = select(picks.c.i, Position.account, Position.asset, Position.amount, Position.price)
     query = query.join(Position, Position.id == picks.c.position_id)
+    parameters = {
+        "count": count,
+        "start_us": to_micros(start),
+        "step_us": step // MICROSECOND,
+    }
+    size = count + len(extra)
     found: dict[tuple[str, str], list] = {}
-    for i, account, asset, amount, price in db.session.execute(query):
-        found.setdefault((account, asset), [None] * len(moments))[i] = (amount, price)
+    for i, account, asset, amount, price in db.session.execute(query, parameters):
+        found.setdefault((account, asset), [None] * size)[i] = (amount, price)
     return found
 
 
@@ -113,16 +126,24 @@ def value_over_time(now: datetime, range_key: str = DEFAULT_RANGE) -> ValueOverT
     """Value per account and for the desk over the range ending now (see the module)."""
     span, step = RANGES[range_key]
     moments = grid(now, span, step)
-    # The 1 h and 24 h changes need those moments even where the grid misses them.
-    extra = {key: len(moments) + n for n, key in enumerate(CHANGE_SPANS)}
-    wanted = moments + [now - CHANGE_SPANS[key] for key in CHANGE_SPANS]
-    size = len(wanted)
+    # The 1 h and 24 h changes: a grid moment, or one more lookup where the grid misses.
+    extra: list[datetime] = []
+    change_at = {}
+    for key, ago in CHANGE_SPANS.items():
+        then = now - ago
+        if then in moments:
+            change_at[key] = moments.index(then)
+        else:
+            change_at[key] = len(moments) + len(extra)
+            extra.append(then)
+    size = len(moments) + len(extra)
     accounts: dict[str, list[Decimal | None]] = {}
     desk: list[Decimal | None] = [None] * size
     unpriced = []
-    for (account, asset), held in sorted(held_at(wanted).items()):
+    lookups = held_at(moments[0], step, len(moments), extra)
+    for (account, asset), snapshots in sorted(lookups.items()):
         values = accounts.setdefault(account, [None] * size)
-        for i, snapshot in enumerate(held):
+        for i, snapshot in enumerate(snapshots):
             if snapshot is None:
                 continue
             amount, price = snapshot
@@ -136,7 +157,7 @@ def value_over_time(now: datetime, range_key: str = DEFAULT_RANGE) -> ValueOverT
     last = len(moments) - 1
     changes = {}
     for name, values in [("", desk), *accounts.items()]:
-        changes[name] = {key: _change(values, last, index) for key, index in extra.items()}
+        changes[name] = {key: _change(values, last, index) for key, index in change_at.items()}
         changes[name]["range"] = _change(values, last, 0)
     return ValueOverTime(
         range_key=range_key,

@@ -79,6 +79,16 @@ def test_changes_over_one_hour_a_day_and_the_range(any_app, desk):
     ]
 
 
+@pytest.mark.parametrize("range_key", list(RANGES))
+def test_the_one_hour_and_one_day_changes_agree_on_every_range(any_app, desk, range_key):
+    # On or off the grid (30 d steps 4 h: an hour ago is looked up on its own).
+    with any_app.app_context():
+        report = value_over_time(NOW, range_key)
+    assert report.moments[-1] == NOW
+    assert (report.changes[""]["1h"], report.changes[""]["24h"]) == (D("230.15"), D("80.15"))
+    assert report.changes["hedge"]["24h"] is None
+
+
 def test_a_week_range_uses_hourly_steps_and_still_changes_over_one_hour(any_app, desk):
     with any_app.app_context():
         report = value_over_time(NOW, "7d")
