@@ -111,8 +111,6 @@ def _engine_options(app: Flask) -> dict:
 def register_extensions(app: Flask) -> None:
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app)
     db.init_app(app)
-    from app.db_reads import forget_thread_connection, release_read_connection
-
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             timeout = app.config["SQLITE_BUSY_TIMEOUT_MS"]
@@ -121,24 +119,16 @@ def register_extensions(app: Flask) -> None:
                 "connect",
                 lambda conn, rec: _configure_sqlite(conn, rec, timeout),
             )
-            event.listen(db.engine, "engine_disposed", forget_thread_connection)
-        else:  # SQLite reads keep their thread's connection; others give theirs back
-            app.teardown_request(release_read_connection)
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)
     csrf.init_app(app)
-    hooks = _request_hooks(app)
+    # Limits are declared on the API blueprint (app.api.routes); no default limits,
+    # so pages are not limited.
     limiter.init_app(app)
-    # Limits apply to the API blueprint alone: run the limiter's request hooks for
-    # its requests only, so pages skip its bookkeeping entirely.
-    _move_new_hooks(app, hooks, blueprint="api")
 
     from app.auth.access import enforce_access, unauthorized
-    from app.auth.cookie_session import VerifiedCookieSessionInterface
     from app.auth.sessions import load_session_user
 
-    app.session_interface = VerifiedCookieSessionInterface()
-    # app.templating.layout_context gives templates the user itself, not the proxy.
-    login_manager.init_app(app, add_context_processor=False)
+    login_manager.init_app(app)
     login_manager.session_protection = None  # sessions are checked server-side
     login_manager.user_loader(load_session_user)
     login_manager.unauthorized_handler(unauthorized)
@@ -147,28 +137,6 @@ def register_extensions(app: Flask) -> None:
     from app.templating import register_template_filters
 
     register_template_filters(app)
-
-
-def _request_hooks(app: Flask) -> dict[str, list]:
-    return {
-        "before": list(app.before_request_funcs.get(None, ())),
-        "after": list(app.after_request_funcs.get(None, ())),
-        "teardown": list(app.teardown_request_funcs.get(None, ())),
-    }
-
-
-def _move_new_hooks(app: Flask, before: dict[str, list], *, blueprint: str) -> None:
-    """Re-register the app-wide request hooks added since `before` for one blueprint."""
-    registries = {
-        "before": app.before_request_funcs,
-        "after": app.after_request_funcs,
-        "teardown": app.teardown_request_funcs,
-    }
-    for kind, registry in registries.items():
-        app_wide = registry.get(None, [])
-        added = [f for f in app_wide if f not in before[kind]]
-        registry[None] = [f for f in app_wide if f not in added]
-        registry.setdefault(blueprint, []).extend(added)
 
 
 def register_blueprints(app: Flask) -> None:

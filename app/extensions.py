@@ -28,6 +28,6 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 # Limits are declared where they apply (the API blueprint; logins are throttled in the
-# database) and the factory runs the limiter's hooks for that blueprint alone; storage
-# comes from RATELIMIT_STORAGE_URI so several workers or hosts can share counters.
+# database); storage comes from RATELIMIT_STORAGE_URI so several workers or hosts can
+# share counters.
 limiter = Limiter(key_func=lambda: request.remote_addr or "unknown")

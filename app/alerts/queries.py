@@ -1,15 +1,9 @@
 """Read queries of the alerts room."""
 
-from datetime import datetime
-from decimal import Decimal
-from typing import NamedTuple
-
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import contains_eager, joinedload
 
-from app.alerts.models import Alert, AlertRule, AlertState, AlertTransition, RuleKind, Severity
-from app.db_reads import DriverRead
-from app.db_types import driver_decimal, driver_utc
+from app.alerts.models import Alert, AlertRule, AlertState, AlertTransition, RuleKind
 from app.extensions import db
 
 
@@ -26,58 +20,20 @@ def open_alerts() -> list[Alert]:
     )
 
 
-def alerts_by_urgency() -> list[Alert]:
-    """Firing and pending alerts in the order a trader acts on them.
-
-    State first: firing and not yet acknowledged (someone must act), then pending (may
-    fire soon), then firing but acknowledged (someone is on it). Then severity:
-    critical, warning, info. Then age: the one in its state longest first, because it
-    has waited longest; a new alert shows at the end of its group and glows on arrival
-    (live refresh). Resolved alerts are not open: the history and each alert's own page
-    keep them.
-    """
-    urgency = case(
-        (and_(Alert.state == AlertState.FIRING, Alert.acknowledged_at.is_(None)), 0),
-        (Alert.state == AlertState.PENDING, 1),
-        else_=2,
-    )
-    severity = case(
-        (AlertRule.severity == Severity.CRITICAL, 0),
-        (AlertRule.severity == Severity.WARNING, 1),
-        else_=2,
-    )
-    return list(
-        db.session.execute(
-            select(Alert)
-            .join(Alert.rule)
-            .options(contains_eager(Alert.rule))
-            .where(Alert.state.in_(AlertState.ACTIVE))
-            .order_by(urgency, severity, Alert.state_since, Alert.id)
-        ).scalars()
-    )
-
-
-# The layout counts firing alerts on every page: fixed reads of table columns on the
-# driver's cursor (app.db_reads). Both use the index on alert.state.
-_alert = Alert.__table__.c
-FIRING_COUNT = DriverRead(
-    select(func.count()).select_from(Alert.__table__).where(_alert.state == AlertState.FIRING)
-)
-FIRING_SERIES = DriverRead(
-    select(_alert.account, _alert.asset).where(_alert.state == AlertState.FIRING)
-)
-
-
 def firing_count() -> int:
-    """How many alerts are firing now."""
-    return FIRING_COUNT.first()[0]
+    """How many alerts are firing now (the layout's badge; the index on state serves it)."""
+    return db.session.scalar(
+        select(func.count()).select_from(Alert).where(Alert.state == AlertState.FIRING)
+    )
 
 
 def firing_series() -> tuple[int, set[tuple[str, str]]]:
     """How many alerts are firing, and the (account, asset) pairs they are on (asset "*"
-    for account-wide rules): one read for a page that shows both."""
-    rows = FIRING_SERIES.rows()
-    return len(rows), set(rows)
+    for account-wide rules)."""
+    rows = db.session.execute(
+        select(Alert.account, Alert.asset).where(Alert.state == AlertState.FIRING)
+    ).all()
+    return len(rows), {(account, asset) for account, asset in rows}
 
 
 def transitions(
@@ -117,42 +73,19 @@ def transitions(
 # Every state but normal, spelled out so the query can use the index on state
 # rather than read every alert of every rule (`state != 'normal'` cannot).
 NOT_NORMAL = tuple(state for state in AlertState.ALL if state != AlertState.NORMAL)
-_rule = AlertRule.__table__.c
-# Read-only rows (asset, state, account, value, since, rule name) of every alert that is
-# not normal: the page shows them and changes nothing, so no ORM objects.
-OPEN_ALERT_ROWS = DriverRead(
-    select(
-        _alert.asset,
-        _alert.state,
-        _alert.account,
-        _alert.value,
-        _alert.state_since,
-        _rule.name,
+
+
+def alerts_for_asset(asset: str) -> list[Alert]:
+    """The alerts of `asset` that are not back to normal, newest first, with their rule."""
+    return list(
+        db.session.execute(
+            select(Alert)
+            .join(Alert.rule)
+            .options(contains_eager(Alert.rule))
+            .where(Alert.asset == asset, Alert.state.in_(NOT_NORMAL))
+            .order_by(Alert.state_since.desc(), Alert.id.desc())
+        ).scalars()
     )
-    .join_from(Alert.__table__, AlertRule.__table__, _alert.rule_id == _rule.id)
-    .where(or_(*(_alert.state == state for state in NOT_NORMAL)))
-    .order_by(_alert.state_since.desc())
-)
-
-
-class AssetAlert(NamedTuple):
-    state: str
-    account: str
-    value: Decimal | None
-    state_since: datetime
-    rule_name: str
-
-
-def alerts_for_asset(asset: str) -> tuple[int, list[AssetAlert]]:
-    """How many alerts are firing, and the alerts of `asset` that are not back to
-    normal: one read for its history page, which shows both."""
-    rows = OPEN_ALERT_ROWS.rows()
-    firing = sum(1 for row in rows if row[1] == AlertState.FIRING)
-    return firing, [
-        AssetAlert(state, account, driver_decimal(value), driver_utc(since), rule_name)
-        for alert_asset, state, account, value, since, rule_name in rows
-        if alert_asset == asset
-    ]
 
 
 # Rules that cap a value a desk holds: the limits screen lists them and charts draw them.

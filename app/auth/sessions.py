@@ -3,14 +3,12 @@
 import hashlib
 import secrets
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
 from flask import current_app, request
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Row, select, update
 
 from app.auth.models import Role, User, UserSession
-from app.db_reads import DriverRead
-from app.db_types import driver_utc, utcnow
+from app.db_types import utcnow
 from app.extensions import db
 
 
@@ -36,17 +34,17 @@ def start_session(user: User) -> str:
 class SessionUser:
     """The user of a live session, as the session check read them this request.
 
-    Plain values from one Core row, no ORM objects: every page needs the role, name
-    and timezone, few change anything. A route that changes the user or the session
-    row takes them from `record` and `current_session`, loaded on first use. The
-    values are read again on every request, so a revocation, a disabled account or a
-    new role applies to the very next one.
+    Every page needs the role, name and timezone, few change anything: a route that
+    changes the user or the session row takes them from `record` and
+    `current_session`, loaded on first use. The values are read again on every
+    request, so a revocation, a disabled account or a new role applies to the very
+    next one.
     """
 
     is_authenticated = True
     is_anonymous = False
 
-    def __init__(self, row: "SessionRow", token: str):
+    def __init__(self, row: Row, token: str):
         self.id = row.user_id
         self.username = row.username
         self.role = row.role
@@ -88,74 +86,32 @@ class SessionUser:
         return f"<SessionUser {self.username} {self.role}>"
 
 
-class SessionRow(NamedTuple):
-    """A session and its user, as the session check reads them."""
-
-    session_id: int
-    user_id: int
-    created_at: datetime
-    last_seen_at: datetime
-    revoked_at: datetime | None
-    username: str
-    role: str
-    active: bool
-    timezone: str
-    timezone_chosen: bool
-    must_change_password: bool
-
-    @classmethod
-    def from_driver(cls, values: tuple) -> "SessionRow":
-        """From the driver's values: times as text and flags as 0/1 on SQLite."""
-        row = cls._make(values)
-        return row._replace(
-            created_at=driver_utc(row.created_at),
-            last_seen_at=driver_utc(row.last_seen_at),
-            revoked_at=driver_utc(row.revoked_at),
-            active=bool(row.active),
-            timezone_chosen=bool(row.timezone_chosen),
-            must_change_password=bool(row.must_change_password),
+def _session_by_token_hash(token_hash: str) -> Row | None:
+    """The session with this token hash and the user's fields the pages show."""
+    return db.session.execute(
+        select(
+            UserSession.id.label("session_id"),
+            UserSession.user_id,
+            UserSession.created_at,
+            UserSession.last_seen_at,
+            UserSession.revoked_at,
+            User.username,
+            User.role,
+            User.active,
+            User.timezone,
+            User.timezone_chosen,
+            User.must_change_password,
         )
-
-
-# Runs on every request: read on the driver's cursor (app.db_reads), one row of
-# table columns, no ORM objects.
-_session = UserSession.__table__.c
-_user = User.__table__.c
-SESSION_BY_TOKEN_HASH = DriverRead(
-    select(
-        _session.id,
-        _session.user_id,
-        _session.created_at,
-        _session.last_seen_at,
-        _session.revoked_at,
-        _user.username,
-        _user.role,
-        _user.active,
-        _user.timezone,
-        _user.timezone_chosen,
-        _user.must_change_password,
-    )
-    .join_from(UserSession.__table__, User.__table__, _session.user_id == _user.id)
-    .where(_session.token_hash == bindparam("token_hash"))
-)
-TOUCH_SESSION = (
-    update(UserSession.__table__)
-    .where(_session.id == bindparam("session_id"))
-    .values(last_seen_at=bindparam("now"))
-)
-EXPIRE_SESSION = (
-    update(UserSession.__table__)
-    .where(_session.id == bindparam("session_id"), _session.revoked_at.is_(None))
-    .values(revoked_at=bindparam("now"), revoked_reason=bindparam("reason"))
-)
+        .join(User, UserSession.user_id == User.id)
+        .where(UserSession.token_hash == token_hash)
+    ).first()
 
 
 def load_session_user(token: str) -> SessionUser | None:
     """Return the user of a live session, or None if it is revoked, expired or unknown."""
-    found = SESSION_BY_TOKEN_HASH.first(token_hash=hash_token(token))
-    if found is None:
+    row = _session_by_token_hash(hash_token(token))
+    if row is None:
         return None
-    row = SessionRow.from_driver(found)
     if row.revoked_at is not None or not row.active:
         return None
     cfg = current_app.config
@@ -170,13 +126,19 @@ def load_session_user(token: str) -> SessionUser | None:
     # still reaches the idle limit.
     touched = now - row.last_seen_at > timedelta(seconds=cfg["SESSION_TOUCH_INTERVAL_SECONDS"])
     if touched and request.headers.get("X-Background-Refresh") != "1":
-        db.session.execute(TOUCH_SESSION, {"session_id": row.session_id, "now": now})
+        db.session.execute(
+            update(UserSession).where(UserSession.id == row.session_id).values(last_seen_at=now)
+        )
         db.session.commit()
     return SessionUser(row, token)
 
 
 def _expire(session_id: int, now: datetime, reason: str) -> None:
-    db.session.execute(EXPIRE_SESSION, {"session_id": session_id, "now": now, "reason": reason})
+    db.session.execute(
+        update(UserSession)
+        .where(UserSession.id == session_id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    )
     db.session.commit()
 
 

@@ -9,7 +9,6 @@ from flask import (
     abort,
     current_app,
     flash,
-    g,
     jsonify,
     render_template,
     request,
@@ -21,8 +20,8 @@ from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import utcnow
 from app.positions import csv_io, queries, series, sparklines, tables
-from app.positions.history_view import history_body
-from app.templating import FIRING_COUNT_KEY, FilterError, parse_local_datetime, viewer_timezone
+from app.positions.models import notional
+from app.templating import FilterError, parse_local_datetime, viewer_timezone
 
 bp = Blueprint("positions", __name__)
 
@@ -36,8 +35,7 @@ def overview():
     """Show the latest position of every (account, asset)."""
     now = utcnow()
     stale_after = timedelta(seconds=current_app.config["STALE_AFTER_SECONDS"])
-    firing_count, firing = firing_series()
-    g.setdefault(FIRING_COUNT_KEY, firing_count)  # the layout's badge shows it
+    _, firing = firing_series()
     rows = tables.overview_rows(
         queries.latest_position_rows(), now, stale_after, firing, viewer_timezone()
     )
@@ -102,21 +100,17 @@ def history(asset: str):
         limit=current_app.config["HISTORY_PAGE_SIZE"],
     )
     filters = {k: v for k, v in args.items() if k in ("account", "from", "to", "range") and v}
-    firing_count, alerts = alerts_for_asset(asset)
-    g.setdefault(FIRING_COUNT_KEY, firing_count)  # the layout's badge shows it
-    tz = viewer_timezone()
-    body = history_body(
-        asset,
+    return render_template(
+        "positions/history.html",
+        asset=asset,
         account=account,
         accounts=accounts,
         filters=filters,
-        alerts=alerts,
+        alerts=alerts_for_asset(asset),
         page=page,
         is_first_page=cursor is None,
-        rows=tables.history_rows(page.rows, tz),
-        tz=tz,
-    )
-    return render_template("positions/history.html", asset=asset, content=body), status
+        notional=notional,
+    ), status
 
 
 @bp.route("/positions.csv")

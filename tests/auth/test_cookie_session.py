@@ -1,4 +1,4 @@
-"""The cookie session remembers verified cookies without weakening any check."""
+"""The signed cookie session: its age, signature, secret and per-request copies."""
 
 import time
 
@@ -28,19 +28,17 @@ def open_twice(app, cookie, change):
         return interface.open_session(app, request)
 
 
-def test_a_remembered_cookie_still_expires_with_the_session_lifetime(
-    app, client, auth, viewer, monkeypatch
-):
+def test_a_cookie_still_expires_with_the_session_lifetime(app, client, auth, viewer, monkeypatch):
     auth.login()
     cookie = session_cookie(client, app)
-    assert replay(app, cookie).get("/").status_code == 200  # verified and remembered
+    assert replay(app, cookie).get("/").status_code == 200
     lifetime = app.permanent_session_lifetime.total_seconds()
     later = time.time() + lifetime + 60
     monkeypatch.setattr(time, "time", lambda: later)
     assert replay(app, cookie).get("/").status_code == 302
 
 
-def test_a_tampered_copy_of_a_remembered_cookie_is_refused(app, client, auth, viewer):
+def test_a_tampered_cookie_is_refused(app, client, auth, viewer):
     auth.login()
     cookie = session_cookie(client, app)
     assert replay(app, cookie).get("/").status_code == 200
@@ -49,7 +47,7 @@ def test_a_tampered_copy_of_a_remembered_cookie_is_refused(app, client, auth, vi
     assert replay(app, tampered).get("/").status_code == 302
 
 
-def test_a_new_secret_key_refuses_cookies_remembered_under_the_old_one(app, client, auth, viewer):
+def test_a_new_secret_key_refuses_cookies_signed_under_the_old_one(app, client, auth, viewer):
     auth.login()
     cookie = session_cookie(client, app)
     assert replay(app, cookie).get("/").status_code == 200
@@ -57,7 +55,7 @@ def test_a_new_secret_key_refuses_cookies_remembered_under_the_old_one(app, clie
     assert replay(app, cookie).get("/").status_code == 302
 
 
-def test_a_change_to_a_remembered_session_stays_in_its_own_request(app, client, auth, viewer):
+def test_a_change_to_a_session_stays_in_its_own_request(app, client, auth, viewer):
     auth.login()
     cookie = session_cookie(client, app)
     browser = replay(app, cookie)
@@ -78,7 +76,7 @@ def test_a_session_holding_a_list_is_not_shared_between_requests(app):
     assert second["_flashes"] == [["info", "You are signed out."]]
 
 
-def test_a_remembered_session_is_a_new_copy_for_every_request(app):
+def test_a_session_is_a_new_copy_for_every_request(app):
     signed = app.session_interface.get_signing_serializer(app)
     cookie = signed.dumps({"_user_id": "token"})
 
