@@ -1,9 +1,16 @@
 """Read queries of the alerts room."""
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import contains_eager, joinedload
 
-from app.alerts.models import Alert, AlertRule, AlertState, AlertTransition, RuleKind
+from app.alerts.models import (
+    Alert,
+    AlertRule,
+    AlertState,
+    AlertTransition,
+    RuleKind,
+    Severity,
+)
 from app.extensions import db
 
 
@@ -16,6 +23,37 @@ def open_alerts() -> list[Alert]:
             .options(joinedload(Alert.rule))
             .where(Alert.state.in_(AlertState.ACTIVE))
             .order_by(firing_first, Alert.state_since.desc(), Alert.id.desc())
+        ).scalars()
+    )
+
+
+def alerts_by_urgency() -> list[Alert]:
+    """Firing and pending alerts in the order a trader acts on them.
+
+    State first: firing and not yet acknowledged (someone must act), then pending (may
+    fire soon), then firing but acknowledged (someone is on it). Then severity:
+    critical, warning, info. Then age: the one in its state longest first, because it
+    has waited longest; a new alert shows at the end of its group and glows on arrival
+    (live refresh). Resolved alerts are not open: the history and each alert's own page
+    keep them.
+    """
+    urgency = case(
+        (and_(Alert.state == AlertState.FIRING, Alert.acknowledged_at.is_(None)), 0),
+        (Alert.state == AlertState.PENDING, 1),
+        else_=2,
+    )
+    severity = case(
+        (AlertRule.severity == Severity.CRITICAL, 0),
+        (AlertRule.severity == Severity.WARNING, 1),
+        else_=2,
+    )
+    return list(
+        db.session.execute(
+            select(Alert)
+            .join(Alert.rule)
+            .options(contains_eager(Alert.rule))
+            .where(Alert.state.in_(AlertState.ACTIVE))
+            .order_by(urgency, severity, Alert.state_since, Alert.id)
         ).scalars()
     )
 
