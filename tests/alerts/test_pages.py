@@ -2,13 +2,13 @@
 
 import logging
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from app.alerts.models import Alert, AlertRule
-from app.auth.models import Role
+from app.alerts.models import Alert, AlertRule, Silence
+from app.auth.models import Role, User
 from app.db_types import utcnow
 from app.extensions import db
 from tests.alerts.helpers import add_rule, firing_btc_alert
@@ -35,7 +35,7 @@ def test_every_page_shows_the_firing_count_and_the_overview_marks_the_row(app, f
     html = client.get("/").get_data(as_text=True)
     assert re.search(r'data-testid="firing-count">1<', html)
     assert "<title>(1) Positions" in html
-    assert re.search(r'<tr class=" alerting" data-account="main" data-asset="BTC"[\s>]', html)
+    assert re.search(r'<tr class="\s*alerting" data-account="main" data-asset="BTC"[\s>]', html)
     assert re.search(r'<tr class="" data-account="main" data-asset="ETH"[\s>]', html)
 
 
@@ -219,3 +219,50 @@ def test_alert_values_carry_their_unit(app):
     assert re.search(r'title="311500(\.0)?">311,500\.00 USD</span>', html)
     assert re.search(r">12\.5 %</span>", html)
     assert re.search(r'title="3725\.250 s">1h 2m</span>', html)
+
+
+def _silence_form(client, **changes):
+    token = csrf_token_from(client, "/alerts/silences")
+    form = {"csrf_token": token, "rule_id": "0", "asset": "SOL", "account": "*", "hours": "2"}
+    return client.post("/alerts/silences", data={**form, "comment": "rebalancing", **changes})
+
+
+def test_silence_starts_at_an_iso_moment_typed_in_the_users_zone(app):
+    client = client_as(app, Role.OPERATOR)
+    with app.app_context():
+        user = db.session.execute(db.select(User).filter_by(username="operator")).scalar_one()
+        user.timezone = "Europe/Paris"
+        db.session.commit()
+
+    response = _silence_form(client, starts="2099-07-01 09:30", action="create")
+
+    assert response.status_code == 302
+    with app.app_context():
+        silence = db.session.execute(db.select(Silence)).scalar_one()
+        # 09:30 in Paris in July is 07:30 UTC; two hours long.
+        assert silence.starts_at == datetime(2099, 7, 1, 7, 30, tzinfo=UTC)
+        assert silence.ends_at == datetime(2099, 7, 1, 9, 30, tzinfo=UTC)
+    html = client.get("/alerts/silences").get_data(as_text=True)
+    assert "2099-07-01 09:30:00 CEST" in html and "scheduled" in html
+
+
+def test_silence_start_typed_wrong_is_refused_with_the_form_kept(app):
+    client = client_as(app, Role.OPERATOR)
+
+    response = _silence_form(client, starts="07/01/2099", action="create")
+
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "must look like 2026-01-31" in html and 'value="07/01/2099"' in html
+    with app.app_context():
+        assert db.session.execute(db.select(Silence)).first() is None
+
+
+@pytest.mark.parametrize("path", ["/alerts/silences", "/alerts/history"])
+def test_dates_are_typed_as_iso_text_not_picked(app, path):
+    page = ParsedPage(client_as(app, Role.OPERATOR).get(path).get_data(as_text=True))
+
+    moments = [i for i in page.elements("input") if i.get("placeholder") == "yyyy-mm-dd hh:mm"]
+
+    assert moments and all(i["type"] == "text" and i.get("pattern") for i in moments)
+    assert not [i for i in page.elements("input") if i.get("type", "").startswith("datetime")]

@@ -1,4 +1,5 @@
-"""An operator creates a rule, a snapshot breaks it, the alert appears by itself, ack."""
+"""An operator creates a rule, a snapshot breaks it, the alert appears by itself, ack;
+on a phone, the acknowledge is a thumb away and the alert's page tells its story."""
 
 import pytest
 import requests
@@ -8,6 +9,7 @@ from app.auth.models import Role, User
 from app.auth.tokens import create_token
 from app.db_types import utcnow
 from app.extensions import db
+from tests.alerts.helpers import firing_btc_alert
 from tests.browser.test_walkthrough import log_in
 from tests.conftest import PASSWORD, make_user
 from tests.positions.helpers import snap, store
@@ -82,3 +84,34 @@ def test_operator_sees_a_new_alert_without_reloading_and_acknowledges_it(
         caret="initial", path=artifacts_dir / "12-alert-acknowledged.png", full_page=True
     )
     assert not [e for e in errors if "Content Security Policy" in e or "Refused" in e], errors
+
+
+def test_operator_on_a_phone_acknowledges_with_a_thumb_and_reads_the_timeline(
+    live_server, open_page, artifacts_dir
+):
+    app, base = live_server.app, live_server.url
+    make_user(app, "olivia", role=Role.OPERATOR)
+    alert_id = firing_btc_alert(app)
+    page = open_page(viewport={"width": 390, "height": 844}, color_scheme="dark")
+
+    page.goto(f"{base}/alerts/")
+    log_in(page, "olivia", PASSWORD)
+    card = page.locator("#alerts tbody tr").first
+    button = card.get_by_role("button", name="Acknowledge")
+    box = button.bounding_box()
+    assert box["height"] >= 44 and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    assert box["y"] + box["height"] <= 844, box
+    card.locator("input[name=comment]").fill("cutting now")
+    button.click()
+
+    expect(page.get_by_role("status")).to_contain_text("Acknowledged BTC too big")
+    expect(card.locator(".badge.acked")).to_be_visible()
+    card.get_by_role("link", name="BTC too big").click()
+    expect(page).to_have_url(f"{base}/alerts/{alert_id}")
+    timeline = page.locator("#timeline")
+    expect(timeline).to_contain_text("normal → firing at 12.5 BTC")
+    expect(timeline).to_contain_text("acknowledged by olivia")
+    expect(timeline).to_contain_text("cutting now")
+    page.screenshot(
+        caret="initial", path=artifacts_dir / "13-alert-page-phone.png", full_page=True
+    )
