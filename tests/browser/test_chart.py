@@ -455,6 +455,16 @@ def test_chart_draws_the_limit_line_and_shades_when_the_alert_fired(page, live_s
     page.goto(f"{live_server.url}/positions/BTC?range=24h&chart=notional")
     wait_for_chart(page)
     assert (chart_info(page)["metric"], chart_info(page)["limits"]) == ("notional", "0")
+    # A link to a notional rule's chart opens on notional, where its line is.
+    with live_server.app.app_context():
+        cap = AlertRule(name="BTC cap", kind=RuleKind.NOTIONAL_ABOVE, threshold=Decimal("3000"))
+        db.session.add(cap)
+        db.session.commit()
+        cap_id = cap.id
+    page.goto(f"{live_server.url}/positions/BTC?range=24h&rule={cap_id}")
+    wait_for_chart(page)
+    assert (chart_info(page)["metric"], chart_info(page)["limits"]) == ("notional", "1")
+    expect(button(page, "Notional")).to_have_attribute("aria-pressed", "true")
 
     assert_no_console_errors_or_csp_violations(page)
 
