@@ -122,7 +122,9 @@ def test_hostile_rule_and_asset_names_are_escaped_on_every_alerts_page(app, name
     add_rule(app, f"rule {name}", "10", asset=name)
     store(app, [snap(asset=name, account=name, at=utcnow(), amount="12.5")])
     client = client_as(app, Role.OPERATOR)
-    for path in ("/alerts/", "/alerts/history", "/alerts/rules", "/"):
+    with app.app_context():
+        alert_id = db.session.execute(db.select(Alert.id)).scalar_one()
+    for path in ("/alerts/", f"/alerts/{alert_id}", "/alerts/history", "/alerts/rules", "/"):
         html = client.get(path).get_data(as_text=True)
         page = ParsedPage(html)
         # Shown as the text typed; nothing of it became an element.
