@@ -29,6 +29,7 @@ from app.alerts.silences import (
     quick_silence,
     silence_for,
     silence_start,
+    silenced_ids,
     store_silence,
 )
 from app.auth.access import requires_role
@@ -66,7 +67,7 @@ def index():
         alerts=open_alerts,
         form=AcknowledgeForm(),
         silence_form=QuickSilenceForm(),
-        silenced={a.id for a in open_alerts if silence_for(a, now) is not None},
+        silenced=silenced_ids(open_alerts, now),
         can_act=current_user.has_role(Role.OPERATOR),
         now=now,
     )

@@ -19,6 +19,12 @@ def active_silences(now: datetime) -> list[Silence]:
     )
 
 
+def silenced_ids(alerts: list[Alert], now: datetime) -> set[int]:
+    """The ids of the alerts an active silence mutes (one read of the silences)."""
+    active = active_silences(now)
+    return {a.id for a in alerts if any(s.matches(a) for s in active)}
+
+
 def silence_for(alert: Alert, now: datetime) -> Silence | None:
     """The first active silence that mutes this alert, if any."""
     return next((s for s in active_silences(now) if s.matches(alert)), None)
