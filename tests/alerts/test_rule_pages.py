@@ -1,5 +1,6 @@
 """Rule and channel pages: who may change what, and what the forms refuse."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -169,3 +170,26 @@ def test_channels_page_shows_the_delivery_log(app):
             deliver_due()
     html = admin.get("/alerts/channels").get_data(as_text=True)
     assert 'id="deliveries"' in html and "HTTP 500" in html and ">pending<" in html
+
+
+def test_rule_form_marks_each_kinds_fields_and_shows_them_all_without_script(app):
+    """rule-form.js hides the fields of the other kinds; the page as served hides none."""
+    html = client_as(app, Role.OPERATOR).get("/alerts/rules/new").get_data(as_text=True)
+
+    parts = re.findall(r'<div[^>]* data-kinds="([^"]+)"[^>]*>', html)
+    window = [kinds for kinds in parts if kinds == "change_over_window"]
+    assert window, parts
+    assert not re.search(r"data-kinds=[^>]*\shidden", html)
+    assert 'name="window_seconds"' in html and 'name="clear_threshold"' in html
+    assert re.search(r'<script src="/static/js/rule-form\.js[^"]*" defer>', html)
+
+
+def test_a_rule_saved_with_fields_of_another_kind_keeps_working(app):
+    """Hidden fields are still sent: the server checks every field as it always has."""
+    client = client_as(app, Role.OPERATOR)
+
+    response = post_rule(client, window_seconds="300", change_percent="y")
+
+    assert response.status_code == 302
+    [rule] = rules(app)
+    assert rule.kind == "position_above" and rule.threshold == Decimal("2.5")
