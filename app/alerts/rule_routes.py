@@ -11,13 +11,12 @@ from app.alerts.cli import rule_problem
 from app.alerts.forms import RuleForm
 from app.alerts.models import ANY, AlertRule, Channel
 from app.alerts.preview import chart_asset, preview_rule, preview_spans
-from app.alerts.timeline import CHARTED_KINDS, iso_spans
+from app.alerts.timeline import iso_spans, limit_lines
 from app.alerts.validation import target_problem
 from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import utcnow
 from app.extensions import db
-from app.positions.overlay import rule_lines
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +190,7 @@ def preview_overlay():
         return jsonify(error="bad_request", message=problem), 400
     asset = request.args.get("chart_asset") or chart_asset(candidate, result)
     return jsonify(
-        limits=rule_lines(candidate) if candidate.kind in CHARTED_KINDS else [],
+        limits=limit_lines(candidate),
         spans=iso_spans(preview_spans(result, asset)) if asset else [],
     )
 

@@ -15,17 +15,21 @@ from app.admin.models import AuditEvent
 from app.alerts.models import (
     ANY,
     Alert,
+    AlertRule,
     AlertState,
     AlertTransition,
     Channel,
     DeliveryAttempt,
     Notification,
-    RuleKind,
     Silence,
 )
+from app.alerts.queries import LIMIT_KINDS
 from app.extensions import db
 from app.positions.overlay import rule_lines
 from app.templating import utc_iso
+
+# The least a chart shows around an alert: enough to see what led to it.
+CHART_LEAD = timedelta(hours=1)
 
 # Events of one kind read for a page: the newest this many (a rule repeating every
 # hour for months would otherwise list thousands of notifications).
@@ -41,9 +45,6 @@ TRANSITION, NOTIFICATION, DELIVERY, ACKNOWLEDGEMENT, SILENCE, AUDIT = (
     "silence",
     "audit",
 )
-# The least a chart shows around an alert: enough to see what led to it.
-CHART_LEAD = timedelta(hours=1)
-
 ORDER = (TRANSITION, NOTIFICATION, DELIVERY, ACKNOWLEDGEMENT, SILENCE, AUDIT)
 
 
@@ -189,15 +190,6 @@ def chart_window(steps: list[AlertTransition], now: datetime) -> tuple[datetime,
     return first - margin, min(last + margin, now)
 
 
-# Kinds whose value is an amount or a notional a chart of the asset can show as a line.
-CHARTED_KINDS = (
-    RuleKind.POSITION_ABOVE,
-    RuleKind.POSITION_BELOW,
-    RuleKind.NOTIONAL_ABOVE,
-    RuleKind.GROSS_EXPOSURE_ABOVE,
-)
-
-
 def iso_spans(spans: list[dict]) -> list[dict]:
     """Spans with their moments as ISO text (UTC, "Z"), as the chart reads them."""
     return [
@@ -206,10 +198,16 @@ def iso_spans(spans: list[dict]) -> list[dict]:
     ]
 
 
+def limit_lines(rule: AlertRule) -> list[dict]:
+    """The rule's limit and clear lines when it is a limit (its value is an amount or a
+    notional a chart can draw); none for a change or a stale feed."""
+    return rule_lines(rule) if rule.kind in LIMIT_KINDS else []
+
+
 def alert_overlay(alert: Alert) -> dict:
     """What the alert's chart draws on top: its rule's limit (and clear) line, and when
     it fired."""
     rule = alert.rule
-    limits = rule_lines(rule) if rule.kind in CHARTED_KINDS else []
+    limits = limit_lines(rule)
     label = f"{rule.name} · {alert.account}"
     return {"limits": limits, "spans": iso_spans(firing_spans(transitions(alert), label))}
