@@ -503,8 +503,8 @@ def test_overlay_url_and_a_fixed_window_from_the_element(page, live_server, seed
     page.goto(f"{live_server.url}/positions/BTC?range=1h")
     wait_for_chart(page)
     info = chart_info(page)
-    # The rule's own line and the overlay's two; the stored firing span and the preview.
-    assert (info["limits"], info["spans"]) == ("3", "2")
+    # The overlay's two lines and its span, instead of the document's own line and span.
+    assert (info["limits"], info["spans"]) == ("2", "1")
     # The element's window, not the page's one hour.
     assert float(info["xMin"]) == start.timestamp()
     assert float(info["xMax"]) == end.timestamp()

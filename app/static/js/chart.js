@@ -11,7 +11,8 @@
  * The chart document carries the limit lines of the rules that apply (`rule=<id>` in the
  * page URL keeps one rule's) and the spans its alerts fired. Another page can embed the
  * chart element with `data-overlay-url` (a JSON {"limits": [...], "spans": [...]} drawn
- * on top) and `data-from`/`data-to` (ISO moments: a fixed window, no range buttons).
+ * instead of the document's own) and `data-from`/`data-to` (ISO moments: a fixed
+ * window, no range buttons).
  * The element reports what it drew in data-limits, data-spans and data-markers.
  */
 (function () {
@@ -124,9 +125,12 @@
       fetchJson(url, signal),
       root.dataset.overlayUrl ? fetchJson(new URL(root.dataset.overlayUrl, window.location.href), signal) : null,
     ]);
+    // The page's overlay says exactly which lines and spans matter there (an alert's rule,
+    // a rule being previewed): it replaces the document's, which would draw them twice or
+    // put other rules' lines beside a proposed one.
     if (overlay) {
-      payload.limits = [...(payload.limits || []), ...(overlay.limits || [])];
-      payload.spans = [...(payload.spans || []), ...(overlay.spans || [])];
+      payload.limits = overlay.limits || [];
+      payload.spans = overlay.spans || [];
     }
     return payload;
   }
