@@ -57,6 +57,8 @@ class Event:
     value: Decimal | None = None
     # transition: the state it moved to; delivery: "ok" or "failed".
     state: str = ""
+    # A notification not delivered yet: when the worker tries it next.
+    next_try: datetime | None = None
 
 
 def _newest(query, *order):
@@ -91,9 +93,15 @@ def _notification_events(alert: Alert) -> list[Event]:
         Notification.id,
     )
     for notification, channel in reversed(queued):
-        detail = "" if notification.status == "sent" else f"status {notification.status}"
         text = f"{notification.kind} notification queued for {channel}"
-        events.append(Event(notification.created_at, NOTIFICATION, text, detail))
+        if notification.status == "sent":
+            events.append(Event(notification.created_at, NOTIFICATION, text))
+            continue
+        detail = f"{notification.status}, {notification.attempts} attempt(s)"
+        next_try = notification.next_attempt_at
+        events.append(
+            Event(notification.created_at, NOTIFICATION, text, detail, next_try=next_try)
+        )
     attempts = _newest(
         select(DeliveryAttempt, Notification.kind, Channel.name)
         .join(Notification, DeliveryAttempt.notification_id == Notification.id)

@@ -18,7 +18,9 @@ from app.alerts.models import (
     Silence,
 )
 from app.alerts.timeline import alert_overlay, alert_timeline, chart_window, transitions
+from app.auth.models import Role
 from app.extensions import db
+from tests.conftest import client_as
 
 T1 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NOW = T1 + timedelta(hours=5)
@@ -94,6 +96,7 @@ def story(app):
             status="pending",
             attempts=1,
             created_at=at(0),
+            next_attempt_at=at(1),
         )
         db.session.add_all([sent, refused])
         db.session.flush()
@@ -140,7 +143,7 @@ def test_timeline_tells_the_alert_story_in_time_order(app, story):
             at(0),
             "notification",
             "firing notification queued for desk-mail",
-            "status pending",
+            "pending, 1 attempt(s)",
             None,
             "",
         ),
@@ -158,6 +161,14 @@ def test_timeline_tells_the_alert_story_in_time_order(app, story):
         (at(40), "silence", f"silence #{_silence_id(app)} ended", "", None, ""),
         (at(90), "transition", "firing → resolved", "", Decimal("7"), "resolved"),
     ]
+
+
+def test_a_notification_not_delivered_yet_says_when_it_is_tried_next(app, story):
+    with app.app_context():
+        events = alert_timeline(db.session.get(Alert, story), NOW)
+
+    [waiting] = [e for e in events if e.kind == "notification" and e.next_try is not None]
+    assert waiting.text == "firing notification queued for desk-mail" and waiting.next_try == at(1)
 
 
 def _silence_id(app) -> int:
@@ -194,3 +205,24 @@ def test_chart_window_frames_the_alert_with_a_margin(app, story):
     assert chart_window(steps, at(120)) == (at(-60), at(120))  # never past now
     # Firing for 8 hours: a quarter is 2 hours.
     assert chart_window(steps[:1], at(480)) == (at(-120), at(480))
+
+
+def test_alert_page_shows_the_timeline_in_order_with_delivery_results(app, story):
+    html = client_as(app, Role.VIEWER).get(f"/alerts/{story}").get_data(as_text=True)
+
+    timeline = html.split('id="timeline"')[1]
+    seen = [
+        "normal → firing at",
+        "firing delivered to desk-hook",
+        "HTTP 200",
+        "firing not delivered to desk-mail",
+        "SMTP 550 refused",
+        "acknowledged by olivia",
+        "hedging now",
+        "broker maintenance",
+        "firing → resolved at",
+    ]
+    places = [timeline.index(text) for text in seen]
+    assert places == sorted(places)
+    assert 'class="badge delivery-ok"' in timeline and 'class="badge delivery-failed"' in timeline
+    assert "12.5 BTC" in timeline and "7 BTC" in timeline
