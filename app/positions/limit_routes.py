@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, render_template, request
 
 from app.auth.access import requires_role
 from app.auth.models import Role
@@ -19,4 +19,7 @@ def index():
     now = utcnow()
     stale_after = timedelta(seconds=current_app.config["STALE_AFTER_SECONDS"])
     rows = limit_rows(now, stale_after)
+    # The live refresh asks for the table alone; a normal visit gets the whole page.
+    if request.headers.get("HX-Request"):
+        return render_template("positions/_limits.html", rows=rows, now=now)
     return render_template("positions/limits.html", rows=rows, now=now)

@@ -3,6 +3,7 @@
 Screenshots land in test-artifacts/browser/ (git-ignored).
 """
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -162,4 +163,18 @@ def test_value_range_buttons_are_links_to_the_range(open_page, live_server, seed
     assert page.locator("#value-chart").get_attribute("data-state") == "ready"
     expect(page.get_by_role("button", name="7 d")).to_have_attribute("aria-pressed", "true")
     expect(page.locator("#value-figures thead")).to_contain_text("Change over 7 d")
+    assert_fits_the_screen(page)
+
+
+def test_limits_screen_refreshes_itself_when_a_position_moves(open_page, live_server, seeded):
+    live_server.app.config["LIVE_REFRESH_SECONDS"] = 1
+    page = open_as_alice(open_page, live_server, "/limits", "laptop", "light")
+    first = page.locator("#limits tbody tr").first
+    assert first.get_attribute("data-series") == "main-trading-account/BTC"
+    # The hedge goes 9.5 short: 95 % of its short limit, now nearest to breach.
+    at = seeded["now"] + timedelta(seconds=10)
+    store(live_server.app, [snap("hedge", "BTC", at=at, amount="-9.5", price="64100")])
+    expect(first).to_have_attribute("data-series", "hedge/BTC", timeout=10_000)
+    expect(first).to_contain_text("95.0 %")
+    expect(first).to_have_class(re.compile(r"\bchanged\b"))
     assert_fits_the_screen(page)

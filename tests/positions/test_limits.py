@@ -172,6 +172,18 @@ def test_limits_page_lists_rows_with_bars_units_and_links(any_app, desk, viewer_
     assert "not a limit" not in html and "switched off" not in html
 
 
+def test_live_refresh_gets_the_table_alone(any_app, desk, viewer_client):
+    response = viewer_client.get("/limits", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    page = ParsedPage(response.get_data(as_text=True))
+    assert page.elements("h1") == [] and page.elements("nav") == []
+    [region] = page.elements("div")[:1]
+    assert (region["id"], region["hx-get"]) == ("limits-live", "/limits")
+    keys = [r["data-live-key"] for r in page.elements("tr") if "data-live-key" in r]
+    assert keys[0] == f"{desk['hedge short']}/hedge/BTC"
+    assert page.elements("tr")[1]["data-live-values"] == "-12.5|firing"
+
+
 def test_limits_page_without_limit_rules_says_what_a_limit_is(any_app, viewer_client):
     store(any_app, [snap(minutes=0)])
     response = viewer_client.get("/limits")
