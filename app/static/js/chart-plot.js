@@ -46,15 +46,16 @@
         const w = wall(seconds);
         return `${w.year}-${w.month}-${w.day} ${w.hour}:${w.minute}:${w.second} ${w.timeZoneName}`;
       },
-      // The filter form's datetime-local value for a moment.
+      // The filter form's from/to text for a moment: yyyy-mm-dd hh:mm[:ss] in the zone.
       toInput(seconds) {
         const w = wall(seconds);
-        const base = `${w.year}-${w.month}-${w.day}T${w.hour}:${w.minute}`;
+        const base = `${w.year}-${w.month}-${w.day} ${w.hour}:${w.minute}`;
         return w.second === "00" ? base : `${base}:${w.second}`;
       },
-      // A datetime-local value (or a bare date) read in the viewer's zone, as the server reads it.
+      // yyyy-mm-dd hh:mm[:ss] (or T between) or a bare date, read in the viewer's zone, as the
+      // server reads it.
       fromInput(text) {
-        const m = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2}))?)?$/.exec(text.trim());
+        const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?$/.exec(text.trim());
         if (!m) return null;
         const asUtc = Date.UTC(+m[1], +m[2] - 1, +m[3], +(m[4] || 0), +(m[5] || 0), +(m[6] || 0)) / 1000;
         // Two passes settle the offset on either side of a daylight-saving change.
@@ -112,6 +113,7 @@
     return {
       axis: read("--chart-axis", "#6b7280"),
       grid: read("--chart-grid", "rgba(128,128,128,.25)"),
+      background: read("--pico-background-color", "#fff"),
       limit: read("--chart-limit", "#dc2626"),
       clear: read("--chart-clear", "#16a34a"),
       firingSpan: read("--chart-span-firing", "rgba(239,68,68,.12)"),
@@ -187,12 +189,14 @@
     };
   }
 
-  // Limit lines across the plot (labelled at the right end) and alert spans shaded
-  // behind the lines; drawn after the axes, before the series.
+  // Alert spans shaded and limit lines across the plot, drawn after the axes and before
+  // the series; each line's label at its right end goes on top of the series.
   function overlayPlugin(limits, spans, palette) {
-    function spanEdge(u, iso, fallback) {
+    function spanEdge(iso, fallback) {
       return iso === null ? fallback : Date.parse(iso) / 1000;
     }
+    // The limits in view with their canvas row, from the last drawAxes.
+    let shown = [];
     return {
       hooks: {
         drawAxes(u) {
@@ -202,23 +206,21 @@
           const { min, max } = u.scales.x;
           ctx.save();
           for (const s of spans) {
-            const from = Math.max(spanEdge(u, s.from, min), min);
-            const to = Math.min(spanEdge(u, s.to, max), max);
+            const from = Math.max(spanEdge(s.from, min), min);
+            const to = Math.min(spanEdge(s.to, max), max);
             if (!(to > from)) continue;
             const x0 = u.valToPos(from, "x", true);
             const x1 = u.valToPos(to, "x", true);
             ctx.fillStyle = s.kind === "preview" ? palette.previewSpan : palette.firingSpan;
             ctx.fillRect(x0, top, Math.max(x1 - x0, ratio), height);
           }
-          ctx.font = `${11 * ratio}px sans-serif`;
-          ctx.textAlign = "right";
-          ctx.textBaseline = "bottom";
+          shown = [];
           for (const l of limits) {
             const y = Math.round(u.valToPos(Number(l.value), "y", true));
             if (y < top || y > top + height) continue;
             const colour = l.kind === "clear" ? palette.clear : palette.limit;
+            shown.push({ line: l, y, colour });
             ctx.strokeStyle = colour;
-            ctx.fillStyle = colour;
             // Two device pixels on a whole-pixel row: crisp, not smeared over three rows.
             ctx.lineWidth = 2 * ratio;
             ctx.setLineDash(l.kind === "clear" ? [6 * ratio, 4 * ratio] : []);
@@ -226,7 +228,27 @@
             ctx.moveTo(left, y);
             ctx.lineTo(left + width, y);
             ctx.stroke();
-            ctx.fillText(`${l.label} ${l.value}`, left + width - 4 * ratio, y - 2 * ratio);
+          }
+          ctx.restore();
+        },
+        draw(u) {
+          const ctx = u.ctx;
+          const ratio = uPlot.pxRatio;
+          const right = u.bbox.left + u.bbox.width - 4 * ratio;
+          ctx.save();
+          ctx.font = `${11 * ratio}px sans-serif`;
+          ctx.textAlign = "right";
+          ctx.textBaseline = "bottom";
+          for (const { line, y, colour } of shown) {
+            // On a patch of the page's background, so a series crossing it stays readable.
+            const text = `${line.label} ${line.value}`;
+            const size = ctx.measureText(text).width;
+            ctx.fillStyle = palette.background;
+            ctx.globalAlpha = 0.85;
+            ctx.fillRect(right - size - 2 * ratio, y - 14 * ratio, size + 4 * ratio, 12 * ratio);
+            ctx.globalAlpha = 1;
+            ctx.fillStyle = colour;
+            ctx.fillText(text, right, y - 2 * ratio);
           }
           ctx.restore();
         },
