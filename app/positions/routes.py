@@ -19,9 +19,10 @@ from app.alerts.queries import alerts_for_asset, firing_series
 from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import utcnow
-from app.positions import csv_io, queries, series, sparklines, tables
+from app.positions import csv_io, queries, series, sparklines
 from app.positions.models import notional
-from app.templating import FilterError, parse_local_datetime, viewer_timezone
+from app.positions.totals import account_totals, asset_totals, desk_total, overview_rows
+from app.templating import FilterError, parse_local_datetime
 
 bp = Blueprint("positions", __name__)
 
@@ -32,20 +33,24 @@ UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 @bp.route("/")
 @requires_role(Role.VIEWER)
 def overview():
-    """Show the latest position of every (account, asset)."""
-    now = utcnow()
+    """Show the latest position of every (account, asset) and what they add up to."""
     stale_after = timedelta(seconds=current_app.config["STALE_AFTER_SECONDS"])
     _, firing = firing_series()
-    rows = tables.overview_rows(
-        queries.latest_position_rows(), now, stale_after, firing, viewer_timezone()
-    )
-    # The live refresh asks for the table alone; a normal visit gets the whole page.
+    rows = overview_rows(queries.latest_position_rows(), utcnow(), stale_after, firing)
+    # The live refresh asks for its region alone; a normal visit gets the whole page.
     template = (
         "positions/_overview.html"
         if request.headers.get("HX-Request")
         else "positions/overview.html"
     )
-    return render_template(template, rows=rows, stale_after=stale_after)
+    return render_template(
+        template,
+        rows=rows,
+        accounts=account_totals(rows),
+        assets=asset_totals(rows),
+        desk=desk_total(rows),
+        stale_after=stale_after,
+    )
 
 
 # The history chart's range buttons: windows ending now, so a shared link always shows

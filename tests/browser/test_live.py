@@ -121,7 +121,7 @@ def test_overview_shows_a_new_snapshot_by_itself_and_highlights_the_row(
     # A short window, so the page scrolls and we can see the scroll position kept.
     page, problems = signed_in(open_page, live_server.url, viewport={"width": 900, "height": 300})
     btc = page.locator("#overview tr[data-asset=BTC]")
-    expect(btc.locator("td").nth(2)).to_have_text("1.5")
+    expect(btc.locator("td").nth(2)).to_have_text("1.5 BTC")
     expect(page.locator("#overview tr[data-asset=OLD]")).to_have_class("stale")
     page.evaluate("() => window.scrollTo(0, 120)")
     scrolled = page.evaluate("() => window.scrollY")
@@ -141,8 +141,8 @@ def test_overview_shows_a_new_snapshot_by_itself_and_highlights_the_row(
         ],
     )
 
-    expect(btc.locator("td").nth(2)).to_have_text("2.75", timeout=10_000)
-    expect(btc.locator("td").nth(4)).to_have_text("140250.00")
+    expect(btc.locator("td").nth(2)).to_have_text("2.75 BTC", timeout=10_000)
+    expect(btc.locator("td").nth(4)).to_have_text("140,250.00")
     expect(page.locator("#overview tr[data-asset=SOL]")).to_have_count(1)
     page.wait_for_function(
         "() => document.querySelector('#overview tr.changed[data-asset=BTC]') !== null"
@@ -431,7 +431,7 @@ def test_times_follow_the_browsers_timezone_and_the_utc_toggle(live_app, live_se
     mark_document(page)
     ingest_in_background(live_app, [snap(asset="BTC", at=utcnow(), amount="3")])
     expect(page.locator("#overview tr[data-asset=BTC] td").nth(2)).to_have_text(
-        "3", timeout=10_000
+        "3 BTC", timeout=10_000
     )
     expect(when).to_contain_text(" UTC")
     assert same_document(page)

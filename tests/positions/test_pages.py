@@ -16,9 +16,23 @@ from tests.positions.helpers import snap, store
 
 def cells(html: str, table_id: str) -> list[list[str]]:
     """The text of each body row of a table."""
-    body = re.search(rf'<table id="{table_id}">.*?<tbody>(.*?)</tbody>', html, re.S).group(1)
+    body = re.search(rf'<table id="{table_id}"[^>]*>.*?<tbody>(.*?)</tbody>', html, re.S).group(1)
     return [
         [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
+    ]
+
+
+def exact_cells(html: str, table_id: str) -> list[list[str]]:
+    """Each body row of a table, a number read as the exact stored digits in its title."""
+
+    def exact(cell: str) -> str:
+        number = re.search(r'<span class="num[^"]*" title="([^"]*)"', cell)
+        return number.group(1) if number else re.sub(r"<[^>]+>", "", cell).strip()
+
+    body = re.search(rf'<table id="{table_id}"[^>]*>.*?<tbody>(.*?)</tbody>', html, re.S).group(1)
+    return [
+        [exact(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
         for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
     ]
 
@@ -41,9 +55,16 @@ def test_overview_shows_latest_amount_price_notional_and_age(any_app, viewer_cli
     )
     html = viewer_client.get("/").get_data(as_text=True)
     rows = cells(html, "overview")
-    assert rows[0][:5] == ["BTC", "main", "2.5", "40000.10", "100000.250"]
+    # Units, separators and the asset's precision; the quote currency is in the headers.
+    assert rows[0][:5] == ["BTC", "main", "2.5 BTC", "40,000.10", "100,000.25"]
     assert rows[0][6] in {"30s", "31s", "32s"}
-    assert rows[1][:5] == ["ETH", "hedge", "-3", "", ""]
+    assert rows[0][7] == "ok"
+    # No price: no notional, shown as missing rather than as 0.
+    assert rows[1][:5] == ["ETH", "hedge", "\u22123 ETH", "\u2014", "\u2014"]
+    assert "Price (USD)" in html and "Notional (USD)" in html
+    # The exact stored digits stay on hover and in the sort values.
+    assert '<span class="num" title="100000.250">100,000.25</span>' in html
+    assert 'data-value="100000.250"' in html
 
 
 def test_overview_marks_rows_older_than_the_limit_stale(any_app, viewer_client):
@@ -79,10 +100,14 @@ def test_history_lists_newest_first_with_the_numbers_sent(any_app, viewer_client
     )
     response = viewer_client.get("/positions/BTC")
     assert response.status_code == 200
-    rows = cells(response.get_data(as_text=True), "history")
+    html = response.get_data(as_text=True)
+    rows = exact_cells(html, "history")
     assert [r[2] for r in rows] == ["123456789.123456789012345678", "0.1"]
     assert rows[1][3:] == ["0.2", "0.02"]
     assert rows[0][0] == "2026-03-01 12:01:00 UTC"
+    # Shown with separators, the units in the headers; the exact digits on hover.
+    assert cells(html, "history")[0][2].startswith("123,456,789.")
+    assert "Amount (BTC)" in html and "Price (USD)" in html and "Notional (USD)" in html
 
 
 def test_history_paginates_across_equal_timestamps_in_different_accounts(any_app, viewer_client):
@@ -100,7 +125,7 @@ def test_history_paginates_across_equal_timestamps_in_different_accounts(any_app
     pages = 0
     while url:
         html = viewer_client.get(url).get_data(as_text=True)
-        seen.extend(r[2] for r in cells(html, "history"))
+        seen.extend(r[2] for r in exact_cells(html, "history"))
         match = re.search(r'href="([^"]+)" rel="next"', html)
         url = match.group(1).replace("&amp;", "&") if match else None
         pages += 1
@@ -115,12 +140,13 @@ def test_history_filters_by_account_and_time_range(any_app, viewer_client):
         any_app,
         [snap(account=acct, minutes=m, amount=f"{m}") for acct in ("a", "b") for m in range(10)],
     )
-    rows = cells(viewer_client.get("/positions/BTC?account=b").get_data(as_text=True), "history")
+    html = viewer_client.get("/positions/BTC?account=b").get_data(as_text=True)
+    rows = exact_cells(html, "history")
     assert {r[1] for r in rows} == {"b"} and len(rows) == 10
     html = viewer_client.get(
         "/positions/BTC?account=a&from=2026-03-01T12:03&to=2026-03-01T12:06"
     ).get_data(as_text=True)
-    assert [r[2] for r in cells(html, "history")] == ["5", "4", "3"]
+    assert [r[2] for r in exact_cells(html, "history")] == ["5", "4", "3"]
 
 
 def test_time_filters_are_read_in_the_viewers_timezone(any_app, viewer_client):
@@ -130,7 +156,7 @@ def test_time_filters_are_read_in_the_viewers_timezone(any_app, viewer_client):
     store(any_app, [snap(minutes=m, amount=str(m)) for m in range(5)])
     # 21:02 in Tokyo is 12:02 UTC.
     html = viewer_client.get("/positions/BTC?from=2026-03-01T21:02").get_data(as_text=True)
-    rows = cells(html, "history")
+    rows = exact_cells(html, "history")
     assert [r[2] for r in rows] == ["4", "3", "2"]
     assert rows[0][0] == "2026-03-01 21:04:00 JST"
     assert 'title="2026-03-01T12:04:00Z"' in html
@@ -178,7 +204,7 @@ def test_hostile_asset_and_account_names_are_escaped(any_app, viewer_client, nam
 def test_amounts_round_trip_exactly_through_the_page(any_app, viewer_client):
     values = ["0.1", "0.2", "0.30000000000000004", "1.000000000000000001"]
     store(any_app, [snap(minutes=i, amount=v, price=v) for i, v in enumerate(values)])
-    rows = cells(viewer_client.get("/positions/BTC").get_data(as_text=True), "history")
+    rows = exact_cells(viewer_client.get("/positions/BTC").get_data(as_text=True), "history")
     assert [r[2] for r in rows] == list(reversed(values))
     assert [r[3] for r in rows] == list(reversed(values))
     # Exact, not rounded to the default 28 significant digits.
@@ -226,13 +252,13 @@ def test_history_range_shows_the_window_ending_now_in_table_pager_and_csv_link(
         ],
     )
     html = viewer_client.get("/positions/BTC?range=24h").get_data(as_text=True)
-    assert [r[2] for r in cells(html, "history")] == ["2"]
+    assert [r[2] for r in exact_cells(html, "history")] == ["2"]
     assert 'href="/positions.csv?asset=BTC&amp;range=24h"' in html
     assert '<input type="hidden" name="range" value="24h">' in html
     html = viewer_client.get("/positions/BTC?range=7d").get_data(as_text=True)
-    assert [r[2] for r in cells(html, "history")] == ["2", "30"]
+    assert [r[2] for r in exact_cells(html, "history")] == ["2", "30"]
     html = viewer_client.get("/positions/BTC?range=all").get_data(as_text=True)
-    assert [r[2] for r in cells(html, "history")] == ["2", "30", "240"]
+    assert [r[2] for r in exact_cells(html, "history")] == ["2", "30", "240"]
 
 
 def test_history_explicit_from_to_win_over_a_range(any_app, viewer_client):
@@ -242,7 +268,7 @@ def test_history_explicit_from_to_win_over_a_range(any_app, viewer_client):
         "/positions/BTC?range=1h&from=2026-03-01T12:01&to=2026-03-01T12:03"
     )
     assert response.status_code == 200
-    assert [r[2] for r in cells(response.get_data(as_text=True), "history")] == ["2", "1"]
+    assert [r[2] for r in exact_cells(response.get_data(as_text=True), "history")] == ["2", "1"]
 
 
 def test_history_unknown_range_is_explained(any_app, viewer_client):
@@ -259,8 +285,10 @@ def test_live_refresh_of_the_overview_gets_the_table_alone(any_app, viewer_clien
 
     assert "<html" not in html and "<nav" not in html
     assert re.match(r'\s*<div id="overview-live" data-live hx-get="/"', html)
-    assert cells(html, "overview")[0][:3] == ["BTC", "main", "4.25"]
+    assert cells(html, "overview")[0][:3] == ["BTC", "main", "4.25 BTC"]
     assert 'data-live-key="main/BTC"' in html
+    # The totals are part of the live region: they refresh with the rows they add up.
+    assert '<table id="account-totals"' in html and '<table id="asset-totals"' in html
 
 
 def test_overview_leaves_the_sparklines_to_their_own_request(any_app, viewer_client, monkeypatch):
@@ -277,14 +305,14 @@ def test_overview_leaves_the_sparklines_to_their_own_request(any_app, viewer_cli
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert 'data-sparklines-url="/overview/sparklines"' in html
-    assert '<td class="spark"></td>' in html
+    assert re.search(r'<td data-label="Last 24 h" class="spark"></td>', html)
 
 
 def test_history_shows_the_digits_stored_now_after_a_snapshot_is_replaced(any_app, viewer_client):
     # Rows are reused between requests; 1.00 equals 1.0 as a number, so only keying
     # them by what is stored keeps the page showing the digits sent.
     store(any_app, [snap(amount="1.0", price="2.0")])
-    assert cells(viewer_client.get("/positions/BTC").text, "history")[0][2:] == [
+    assert exact_cells(viewer_client.get("/positions/BTC").text, "history")[0][2:] == [
         "1.0",
         "2.0",
         "2.00",
@@ -294,7 +322,7 @@ def test_history_shows_the_digits_stored_now_after_a_snapshot_is_replaced(any_ap
         db.session.execute(db.delete(LatestPosition))
         db.session.commit()
     store(any_app, [snap(amount="1.00", price="2")])
-    assert cells(viewer_client.get("/positions/BTC").text, "history")[0][2:] == [
+    assert exact_cells(viewer_client.get("/positions/BTC").text, "history")[0][2:] == [
         "1.00",
         "2",
         "2.00",
@@ -323,14 +351,16 @@ def test_history_rows_are_shown_in_each_viewers_own_timezone(any_app, viewer_cli
 def test_overview_rows_show_each_visits_age_and_the_latest_digits(
     any_app, viewer_client, monkeypatch
 ):
-    # Rows are reused between visits; the age and a new snapshot must still show.
+    # The age is each visit's own, and a new snapshot's digits show at once.
     now = utcnow().replace(microsecond=0)
     monkeypatch.setattr("app.positions.routes.utcnow", lambda: now)
     store(any_app, [snap(at=now - timedelta(seconds=30), amount="1.0", price="2")])
     row = cells(viewer_client.get("/").text, "overview")[0]
-    assert (row[2:5], row[6]) == (["1.0", "2", "2.0"], "30s")
+    assert (row[2:5], row[6]) == (["1 BTC", "2", "2.00"], "30s")
     monkeypatch.setattr("app.positions.routes.utcnow", lambda: now + timedelta(minutes=2))
     assert cells(viewer_client.get("/").text, "overview")[0][6] == "2m 30s"
-    store(any_app, [snap(at=now, amount="1.00", price="2")])
-    row = cells(viewer_client.get("/").text, "overview")[0]
-    assert (row[2:5], row[6]) == (["1.00", "2", "2.00"], "2m")
+    store(any_app, [snap(at=now, amount="1.25", price="2")])
+    html = viewer_client.get("/").text
+    row = cells(html, "overview")[0]
+    assert (row[2:5], row[6]) == (["1.25 BTC", "2", "2.50"], "2m")
+    assert 'data-value="1.25"' in html and 'title="2.50"' in html
