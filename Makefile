@@ -38,6 +38,8 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 install: $(BIN)/.installed
 
+# npm ci also installs the devDependencies: axe-core, which the accessibility test
+# reads from node_modules/ (a test tool: it is not copied to $(VENDOR)).
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
@@ -65,12 +67,14 @@ format: install
 bench: setup
 	$(BIN)/python bench/pages.py
 
-SCREENSHOTS := overview-light overview-dark history-light history-dark
+# The README's pictures: the desk at 1366x768, a phone at 390x844.
+SCREENSHOTS := desk-overview-light desk-overview-dark desk-history-light desk-history-dark \
+	phone-overview-light phone-alerts-dark
 
-screenshots: setup ## browser screenshots (light and dark); the README's go to docs/screenshots/
+screenshots: setup ## browser screenshots (desk and phone, light and dark); the README's go to docs/screenshots/
 	REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q tests/browser/test_screenshots.py
 	mkdir -p docs/screenshots
-	cp $(SCREENSHOTS:%=test-artifacts/browser/%.png) docs/screenshots/
+	cp $(SCREENSHOTS:%=test-artifacts/browser/screenshots/%.png) docs/screenshots/
 
 clean:
 	rm -rf $(VENV) node_modules $(VENDOR) .pytest_cache .ruff_cache test-artifacts

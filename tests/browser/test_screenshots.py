@@ -1,73 +1,72 @@
-"""Screenshots of the overview, a history page and the alerts, in light and dark.
+"""The README's screenshots: the desk (1366 by 768: overview and history, light and
+dark) and a phone (390 by 844: the overview's cards and the alerts, light and dark).
 
-They land in test-artifacts/browser/; `make screenshots` copies the overview and
-history ones into docs/screenshots/ for the README.
+They land in test-artifacts/browser/screenshots/; `make screenshots` copies the ones
+the README shows into docs/screenshots/. The data is the layout tests' desk: two
+accounts, a day of history, alerts firing, one feed stale.
 """
-
-import math
-from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
 
-from app.db_types import utcnow
-from tests.alerts.helpers import add_rule
-from tests.browser.test_walkthrough import log_in
-from tests.conftest import PASSWORD, make_user
-from tests.positions.helpers import snap, store
-
 pytestmark = pytest.mark.browser
 
+DESK = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
 
-@pytest.fixture
-def demo(live_server):
-    """A day of half-hourly snapshots for three assets over two accounts, one rule broken."""
-    app = live_server.app
-    make_user(app, "alice")
-    now = utcnow().replace(second=0, microsecond=0)
-    prices = {"BTC": 64000, "ETH": 3100, "SOL": 145}
-    snapshots = [
-        snap(
-            account=account,
-            asset=asset,
-            at=now - timedelta(minutes=30 * step),
-            amount=f"{base * (1 + 0.3 * math.sin(step / (4 if account == 'main' else 7))):.2f}",
-            price=str(prices[asset] + step * 3),
-        )
-        for asset, base in (("BTC", 2), ("ETH", 30), ("SOL", 400))
-        for account in ("main", "hedge")
-        for step in range(48, -1, -1)
-    ]
-    # One feed went quiet an hour ago: its row shows as stale.
-    snapshots.append(snap(account="main", asset="DOGE", at=now - timedelta(hours=1), amount="1e4"))
-    add_rule(app, "BTC position over 4", "4", severity="critical")
-    store(app, snapshots)
-    store(app, [snap(account="main", asset="BTC", at=utcnow(), amount="4.5", price="64200")])
-    return app
+
+@pytest.fixture(scope="module")
+def shots_dir(artifacts_dir):
+    path = artifacts_dir / "screenshots"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def open_as_admin(open_page, desk, viewport, scheme):
+    return open_page(viewport=viewport, color_scheme=scheme, storage_state=desk.storage_state)
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_screenshots_of_overview_history_and_alerts(
-    demo, live_server, open_page, artifacts_dir, scheme
-):
-    base = live_server.url
-    page = open_page(color_scheme=scheme, viewport={"width": 1280, "height": 760})
-    page.goto(f"{base}/login")
-    log_in(page, "alice", PASSWORD)
+def test_desk_screenshots_of_overview_and_history(open_page, desk, shots_dir, scheme):
+    page = open_as_admin(open_page, desk, DESK, scheme)
 
-    page.goto(f"{base}/", wait_until="networkidle")
+    page.goto(f"{desk.url}/", wait_until="networkidle")
     expect(page.locator("#overview td.spark svg").first).to_be_visible()
-    expect(page.locator("[data-testid=firing-count]")).to_have_text("1")
-    page.screenshot(caret="initial", path=artifacts_dir / f"overview-{scheme}.png")
+    expect(page.locator("[data-testid=firing-count]")).to_have_text("3")
+    page.screenshot(caret="initial", path=shots_dir / f"desk-overview-{scheme}.png")
 
-    page.goto(f"{base}/positions/BTC", wait_until="networkidle")
+    page.goto(f"{desk.url}/positions/BTC", wait_until="networkidle")
     expect(page.get_by_role("heading", name="BTC", exact=True)).to_be_visible()
-    expect(page.locator("#chart canvas").first).to_be_visible()
-    page.screenshot(caret="initial", path=artifacts_dir / f"history-{scheme}.png")
+    chart = page.locator("#chart canvas").first
+    expect(chart).to_be_visible()
+    # The history chart is on the first screen of a laptop, whole.
+    box = chart.bounding_box()
+    assert box["y"] + box["height"] <= DESK["height"], box
+    page.screenshot(caret="initial", path=shots_dir / f"desk-history-{scheme}.png")
 
-    page.goto(f"{base}/alerts/", wait_until="networkidle")
-    expect(page.locator("#alerts tbody tr")).to_have_count(1)
-    page.screenshot(caret="initial", path=artifacts_dir / f"alerts-{scheme}.png")
+    for name in ("overview", "history"):
+        assert (shots_dir / f"desk-{name}-{scheme}.png").stat().st_size > 20_000
 
-    for name in ("overview", "history", "alerts"):
-        assert (artifacts_dir / f"{name}-{scheme}.png").stat().st_size > 10_000
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_phone_screenshots_of_overview_cards_and_alerts(open_page, desk, shots_dir, scheme):
+    page = open_as_admin(open_page, desk, PHONE, scheme)
+
+    page.goto(f"{desk.url}/", wait_until="networkidle")
+    # The positions table reads as cards on a phone: rows are boxes, no header row.
+    first_row = page.locator("#overview tbody tr").first
+    expect(first_row).to_be_visible()
+    assert first_row.evaluate("tr => getComputedStyle(tr).display") == "block"
+    # The cards from their heading down (the totals above them are a scroll away).
+    page.locator("#overview").evaluate(
+        "table => window.scrollTo(0, table.getBoundingClientRect().top + window.scrollY - 56)"
+    )
+    page.screenshot(caret="initial", path=shots_dir / f"phone-overview-{scheme}.png")
+
+    page.goto(f"{desk.url}/alerts/", wait_until="networkidle")
+    acknowledge = page.locator("#alerts-live").get_by_role("button", name="Acknowledge").first
+    expect(acknowledge).to_be_in_viewport()
+    page.screenshot(caret="initial", path=shots_dir / f"phone-alerts-{scheme}.png")
+
+    for name in ("overview", "alerts"):
+        assert (shots_dir / f"phone-{name}-{scheme}.png").stat().st_size > 20_000
