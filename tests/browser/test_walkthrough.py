@@ -92,8 +92,9 @@ def test_walkthrough_login_overview_history_pages_logout(
         "trs => trs.map(tr => [tr.dataset.asset, tr.dataset.account, tr.className])"
     )
     assert series == [["BTC", "hedge", ""], ["BTC", "main", ""], ["ETH", "main", ""]]
-    expect(rows.nth(2).locator("td").nth(2)).to_have_text("12.5")
-    expect(rows.nth(2).locator("td").nth(4)).to_have_text("37500.0")
+    # Numbers as a trader reads them: the unit on amounts, separators and cents on notionals.
+    expect(rows.nth(2).locator("td").nth(2)).to_have_text("12.5 ETH")
+    expect(rows.nth(2).locator("td").nth(4)).to_have_text("37,500.00")
     page.screenshot(caret="initial", path=artifacts_dir / "02-overview.png", full_page=True)
 
     # History of BTC, newest first, one page of 100.
