@@ -6,9 +6,10 @@ from decimal import Decimal
 import pytest
 
 from app.alerts.models import Alert, AlertRule, AlertState, RuleKind
+from app.auth.models import Role
 from app.extensions import db
 from app.positions.limits import headroom, limit_rows, utilisation
-from tests.conftest import ParsedPage
+from tests.conftest import ParsedPage, client_as
 from tests.positions.helpers import T0, snap, store
 
 NOW = T0 + timedelta(minutes=60)
@@ -165,11 +166,19 @@ def test_limits_page_lists_rows_with_bars_units_and_links(any_app, desk, viewer_
     assert page.shows_as_text("no price")
     assert page.shows_as_text("stale")
     links = {a["href"] for a in page.elements("a")}
-    assert f"/alerts/rules/{desk['hedge short']}/edit" in links
+    # A viewer cannot edit rules: the link finds the rule in the rules list.
+    assert f"/alerts/rules#rule-{desk['hedge short']}" in links
     assert f"/positions/BTC?account=hedge&rule={desk['hedge short']}" in links
     # CSP: no inline styles; bars are <meter> elements.
     assert not any("style" in attrs for _, attrs in page.tags)
     assert "not a limit" not in html and "switched off" not in html
+
+
+def test_an_operator_links_to_the_rule_edit_page(any_app, desk):
+    operator = client_as(any_app, Role.OPERATOR)
+    page = ParsedPage(operator.get("/limits").get_data(as_text=True))
+    links = {a["href"] for a in page.elements("a")}
+    assert f"/alerts/rules/{desk['hedge short']}/edit" in links
 
 
 def test_live_refresh_gets_the_table_alone(any_app, desk, viewer_client):
