@@ -7,7 +7,7 @@ from app.extensions import db
 from tests.alerts.helpers import firing_btc_alert
 from tests.conftest import ParsedPage, client_as
 from tests.positions.helpers import snap, store
-from tests.positions.test_pages import cells
+from tests.positions.test_pages import exact_cells
 
 
 def set_zone(app, username, zone):
@@ -23,9 +23,9 @@ def zone_labels(html: str) -> list[str]:
 def test_a_new_snapshot_shows_though_the_rest_of_the_page_is_the_same(app):
     store(app, [snap(minutes=m) for m in range(3)])
     alice = client_as(app, Role.VIEWER, "alice")
-    assert len(cells(alice.get("/positions/BTC").text, "history")) == 3
+    assert len(exact_cells(alice.get("/positions/BTC").text, "history")) == 3
     store(app, [snap(minutes=3, amount="9.5")])
-    rows = cells(alice.get("/positions/BTC").text, "history")
+    rows = exact_cells(alice.get("/positions/BTC").text, "history")
     assert len(rows) == 4 and rows[0][2] == "9.5"
 
 
@@ -36,7 +36,12 @@ def test_an_alert_on_the_asset_shows_on_the_next_visit(app):
     firing_btc_alert(app)
     page = alice.get("/positions/BTC").text
     assert 'id="asset-alerts"' in page
-    assert ParsedPage(page).shows_as_text("BTC too big on main — value 12.5 since")
+    section = re.search(r'<section id="asset-alerts".*?</section>', page, re.S).group(0)
+    text = " ".join(re.sub(r"<[^>]+>", " ", section).split())
+    assert "firing BTC too big on main — value 12.5 BTC since" in text
+    # The alert links to its own page.
+    hrefs = [a["href"] for a in ParsedPage(section).elements("a")]
+    assert any(re.fullmatch(r"/alerts/\d+", href) for href in hrefs), hrefs
 
 
 def test_each_viewer_reads_and_names_times_in_their_own_zone(app):
@@ -56,7 +61,7 @@ def test_the_utc_toggle_names_utc_where_times_are_shown_and_read_in_utc(app):
     kenji.post("/account/utc", data={"csrf_token": token, "next": "/"})
     page = kenji.get("/positions/BTC").text
     assert zone_labels(page) == ["UTC", "UTC", "UTC"]
-    assert cells(page, "history")[0][0].endswith(" UTC")
+    assert exact_cells(page, "history")[0][0].endswith(" UTC")
 
 
 def test_filters_and_pages_each_get_their_own_links(app):

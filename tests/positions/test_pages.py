@@ -23,6 +23,20 @@ def cells(html: str, table_id: str) -> list[list[str]]:
     ]
 
 
+def exact_cells(html: str, table_id: str) -> list[list[str]]:
+    """Each body row of a table, a number read as the exact stored digits in its title."""
+
+    def exact(cell: str) -> str:
+        number = re.search(r'<span class="num[^"]*" title="([^"]*)"', cell)
+        return number.group(1) if number else re.sub(r"<[^>]+>", "", cell).strip()
+
+    body = re.search(rf'<table id="{table_id}"[^>]*>.*?<tbody>(.*?)</tbody>', html, re.S).group(1)
+    return [
+        [exact(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
+    ]
+
+
 def test_overview_shows_latest_amount_price_notional_and_age(any_app, viewer_client):
     now = utcnow().replace(microsecond=0)
     store(
@@ -86,10 +100,14 @@ def test_history_lists_newest_first_with_the_numbers_sent(any_app, viewer_client
     )
     response = viewer_client.get("/positions/BTC")
     assert response.status_code == 200
-    rows = cells(response.get_data(as_text=True), "history")
+    html = response.get_data(as_text=True)
+    rows = exact_cells(html, "history")
     assert [r[2] for r in rows] == ["123456789.123456789012345678", "0.1"]
     assert rows[1][3:] == ["0.2", "0.02"]
     assert rows[0][0] == "2026-03-01 12:01:00 UTC"
+    # Shown with separators, the units in the headers; the exact digits on hover.
+    assert cells(html, "history")[0][2].startswith("123,456,789.")
+    assert "Amount (BTC)" in html and "Price (USD)" in html and "Notional (USD)" in html
 
 
 def test_history_paginates_across_equal_timestamps_in_different_accounts(any_app, viewer_client):
@@ -107,7 +125,7 @@ def test_history_paginates_across_equal_timestamps_in_different_accounts(any_app
     pages = 0
     while url:
         html = viewer_client.get(url).get_data(as_text=True)
-        seen.extend(r[2] for r in cells(html, "history"))
+        seen.extend(r[2] for r in exact_cells(html, "history"))
         match = re.search(r'href="([^"]+)" rel="next"', html)
         url = match.group(1).replace("&amp;", "&") if match else None
         pages += 1
@@ -122,12 +140,13 @@ def test_history_filters_by_account_and_time_range(any_app, viewer_client):
         any_app,
         [snap(account=acct, minutes=m, amount=f"{m}") for acct in ("a", "b") for m in range(10)],
     )
-    rows = cells(viewer_client.get("/positions/BTC?account=b").get_data(as_text=True), "history")
+    html = viewer_client.get("/positions/BTC?account=b").get_data(as_text=True)
+    rows = exact_cells(html, "history")
     assert {r[1] for r in rows} == {"b"} and len(rows) == 10
     html = viewer_client.get(
         "/positions/BTC?account=a&from=2026-03-01T12:03&to=2026-03-01T12:06"
     ).get_data(as_text=True)
-    assert [r[2] for r in cells(html, "history")] == ["5", "4", "3"]
+    assert [r[2] for r in exact_cells(html, "history")] == ["5", "4", "3"]
 
 
 def test_time_filters_are_read_in_the_viewers_timezone(any_app, viewer_client):
@@ -137,7 +156,7 @@ def test_time_filters_are_read_in_the_viewers_timezone(any_app, viewer_client):
     store(any_app, [snap(minutes=m, amount=str(m)) for m in range(5)])
     # 21:02 in Tokyo is 12:02 UTC.
     html = viewer_client.get("/positions/BTC?from=2026-03-01T21:02").get_data(as_text=True)
-    rows = cells(html, "history")
+    rows = exact_cells(html, "history")
     assert [r[2] for r in rows] == ["4", "3", "2"]
     assert rows[0][0] == "2026-03-01 21:04:00 JST"
     assert 'title="2026-03-01T12:04:00Z"' in html
@@ -185,7 +204,7 @@ def test_hostile_asset_and_account_names_are_escaped(any_app, viewer_client, nam
 def test_amounts_round_trip_exactly_through_the_page(any_app, viewer_client):
     values = ["0.1", "0.2", "0.30000000000000004", "1.000000000000000001"]
     store(any_app, [snap(minutes=i, amount=v, price=v) for i, v in enumerate(values)])
-    rows = cells(viewer_client.get("/positions/BTC").get_data(as_text=True), "history")
+    rows = exact_cells(viewer_client.get("/positions/BTC").get_data(as_text=True), "history")
     assert [r[2] for r in rows] == list(reversed(values))
     assert [r[3] for r in rows] == list(reversed(values))
     # Exact, not rounded to the default 28 significant digits.
@@ -233,13 +252,13 @@ def test_history_range_shows_the_window_ending_now_in_table_pager_and_csv_link(
         ],
     )
     html = viewer_client.get("/positions/BTC?range=24h").get_data(as_text=True)
-    assert [r[2] for r in cells(html, "history")] == ["2"]
+    assert [r[2] for r in exact_cells(html, "history")] == ["2"]
     assert 'href="/positions.csv?asset=BTC&amp;range=24h"' in html
     assert '<input type="hidden" name="range" value="24h">' in html
     html = viewer_client.get("/positions/BTC?range=7d").get_data(as_text=True)
-    assert [r[2] for r in cells(html, "history")] == ["2", "30"]
+    assert [r[2] for r in exact_cells(html, "history")] == ["2", "30"]
     html = viewer_client.get("/positions/BTC?range=all").get_data(as_text=True)
-    assert [r[2] for r in cells(html, "history")] == ["2", "30", "240"]
+    assert [r[2] for r in exact_cells(html, "history")] == ["2", "30", "240"]
 
 
 def test_history_explicit_from_to_win_over_a_range(any_app, viewer_client):
@@ -249,7 +268,7 @@ def test_history_explicit_from_to_win_over_a_range(any_app, viewer_client):
         "/positions/BTC?range=1h&from=2026-03-01T12:01&to=2026-03-01T12:03"
     )
     assert response.status_code == 200
-    assert [r[2] for r in cells(response.get_data(as_text=True), "history")] == ["2", "1"]
+    assert [r[2] for r in exact_cells(response.get_data(as_text=True), "history")] == ["2", "1"]
 
 
 def test_history_unknown_range_is_explained(any_app, viewer_client):
@@ -293,7 +312,7 @@ def test_history_shows_the_digits_stored_now_after_a_snapshot_is_replaced(any_ap
     # Rows are reused between requests; 1.00 equals 1.0 as a number, so only keying
     # them by what is stored keeps the page showing the digits sent.
     store(any_app, [snap(amount="1.0", price="2.0")])
-    assert cells(viewer_client.get("/positions/BTC").text, "history")[0][2:] == [
+    assert exact_cells(viewer_client.get("/positions/BTC").text, "history")[0][2:] == [
         "1.0",
         "2.0",
         "2.00",
@@ -303,7 +322,7 @@ def test_history_shows_the_digits_stored_now_after_a_snapshot_is_replaced(any_ap
         db.session.execute(db.delete(LatestPosition))
         db.session.commit()
     store(any_app, [snap(amount="1.00", price="2")])
-    assert cells(viewer_client.get("/positions/BTC").text, "history")[0][2:] == [
+    assert exact_cells(viewer_client.get("/positions/BTC").text, "history")[0][2:] == [
         "1.00",
         "2",
         "2.00",
