@@ -28,7 +28,7 @@ notional) reads as an em dash with the class "missing".
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from flask import Flask, current_app, g
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from app.db_types import EXACT, format_decimal
@@ -97,12 +97,12 @@ def grouped(value: Decimal, places: int | None) -> str:
 
 
 def _span(value: Decimal, text: str, unit: str | None, title: str | None = None) -> Markup:
-    negative = value < 0
-    if unit:
-        text = f"{text} {unit}"
-    return Markup('<span class="{}" title="{}">{}</span>').format(
-        "num neg" if negative else "num", title or format_decimal(value), text
-    )
+    # The number, its title and the sign are text made here from a Decimal (digits,
+    # ",", ".", "-", "\u2212", " %"); only the unit (an asset name) comes from outside.
+    css = "num neg" if value < 0 else "num"
+    suffix = f" {escape(unit)}" if unit else ""
+    exact_text = title or format_decimal(value)
+    return Markup(f'<span class="{css}" title="{exact_text}">{text}{suffix}</span>')  # noqa: S704
 
 
 def quantity(value, asset: str, unit: bool = True) -> Markup:

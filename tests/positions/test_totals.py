@@ -192,3 +192,22 @@ def test_stale_rows_count_in_their_account(any_app, viewer_client):
     store(any_app, [snap(asset="OLD", at=utcnow() - timedelta(hours=1))])
     table = totals_table(viewer_client.get("/").get_data(as_text=True), "account-totals")
     assert table[0][:3] == ["main", "1", "1"]
+
+
+def test_overview_lists_rows_by_asset_then_account(any_app, viewer_client):
+    now = utcnow()
+    store(
+        any_app,
+        [
+            snap("zeta", "BTC", at=now),
+            snap("alpha", "ETH", at=now),
+            snap("alpha", "BTC", at=now),
+            snap("beta", "ADA", at=now),
+        ],
+    )
+    html = viewer_client.get("/").get_data(as_text=True)
+    keys = re.findall(r'data-live-key="([^"]+)"', html)
+    assert keys == ["beta/ADA", "alpha/BTC", "zeta/BTC", "alpha/ETH"]
+    # The header says so, for sort.js and screen readers alike.
+    assert re.search(r'<th scope="col" data-sort="text" aria-sort="ascending">[^<]*<button', html)
+    assert html.count("aria-sort=") == 1
