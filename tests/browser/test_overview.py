@@ -131,6 +131,28 @@ def test_rows_sort_by_any_column_exactly_and_stay_sorted_across_refreshes(desk, 
     problems.assert_none()
 
 
+def test_the_chosen_order_survives_a_reload_and_the_utc_switch(desk, open_page):
+    page, problems = signed_in(open_page, desk.url)
+    notional = page.locator("#overview th").nth(4)
+    notional.get_by_role("button").click()
+    notional.get_by_role("button").click()
+    expect(notional).to_have_attribute("aria-sort", "descending")
+    order = keys(page)
+    assert order[0] == "main/BTC"
+    page.reload()
+    expect(page.locator("#overview th").nth(4)).to_have_attribute("aria-sort", "descending")
+    assert keys(page) == order
+    page.get_by_role("button", name="UTC").click()
+    expect(page.get_by_role("button", name="UTC")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#overview th").nth(4)).to_have_attribute("aria-sort", "descending")
+    assert keys(page) == order
+    # Another tab starts from the server's order.
+    other = page.context.new_page()
+    other.goto(desk.url + "/")
+    expect(other.locator("#overview th").nth(0)).to_have_attribute("aria-sort", "ascending")
+    problems.assert_none()
+
+
 def test_firing_and_stale_rows_stand_out(desk, open_page):
     page, problems = signed_in(open_page, desk.url)
     firing = page.locator("#overview tr[data-live-key='main/BTC']")

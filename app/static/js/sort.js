@@ -3,11 +3,29 @@
 // its cells compare in data-sort ("text", or "decimal": exact decimal text, never
 // rounded through a float), each cell holds the value in data-value; empty values go
 // last either way. The header shows the order in aria-sort. The chosen order is
-// kept per table id and applied again after a live refresh swaps the table in.
+// kept per table id and applied again after a live refresh swaps the table in, and
+// for the tab's session (sessionStorage), so a reload or the UTC switch keeps it.
 (function () {
   "use strict";
-  var chosen = {}; // table id → {column, direction}
+  var STORE = "sort:" + window.location.pathname;
+  var chosen = load(); // table id → {column, direction}
   var focusAfterSwap = null; // {table, column} of the header button focused before a swap
+
+  function load() {
+    try {
+      return JSON.parse(window.sessionStorage.getItem(STORE)) || {};
+    } catch (error) {
+      return {}; // storage refused (private mode) or not ours: start from the server's order
+    }
+  }
+
+  function save() {
+    try {
+      window.sessionStorage.setItem(STORE, JSON.stringify(chosen));
+    } catch (error) {
+      // Sorting still works for this page without storage.
+    }
+  }
 
   // -1, 0 or 1 for two plain decimal texts ("-12.50", "3", "0.0001"), exactly.
   function compareDecimals(a, b) {
@@ -83,7 +101,8 @@
   function activate(root) {
     root.querySelectorAll("table[data-sortable]").forEach(function (table) {
       var order = table.id && chosen[table.id];
-      if (order) sortTable(table, order.column, order.direction);
+      if (!order || typeof order.column !== "number") return;
+      sortTable(table, order.column, order.direction === "descending" ? "descending" : "ascending");
     });
   }
 
@@ -94,7 +113,10 @@
     var table = header.closest("table");
     var direction = header.getAttribute("aria-sort") === "ascending" ? "descending" : "ascending";
     sortTable(table, header.cellIndex, direction);
-    if (table.id) chosen[table.id] = { column: header.cellIndex, direction: direction };
+    if (table.id) {
+      chosen[table.id] = { column: header.cellIndex, direction: direction };
+      save();
+    }
   });
 
   // A live refresh brings the rows (and headers) in the server's order: sort them again
@@ -116,5 +138,8 @@
       if (button) button.focus({ preventScroll: true });
       focusAfterSwap = null;
     }
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    activate(document);
   });
 })();
