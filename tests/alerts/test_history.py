@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -52,7 +53,8 @@ def test_asset_page_lists_its_alerts(logged_in, transitions):
     html = logged_in.get("/positions/ETH").get_data(as_text=True)
     assert 'id="asset-alerts"' in html and "firing</span>" in html
     btc = logged_in.get("/positions/BTC").get_data(as_text=True)
-    assert "resolved</span> BTC cap" in btc
+    # Each alert links to its own page.
+    assert re.search(r'resolved</span> <a href="/alerts/\d+">BTC cap</a>', btc)
 
 
 def test_htmx_poll_gets_only_the_table(logged_in, transitions):
