@@ -60,14 +60,7 @@ def describe(violation: dict) -> str:
     return "\n".join(lines)
 
 
-# Temporary, while the pages' owners fix them (named in the reason).
-KNOWN_VIOLATIONS = {
-    "overview": "overview page: asset links on the tinted phone cards lack contrast (3.9:1)",
-    "alert": "alert detail page (alerts.detail): being built",
-}
-
-
-@pytest.mark.parametrize("screen", screen_params(KNOWN_VIOLATIONS))
+@pytest.mark.parametrize("screen", screen_params())
 def test_page_has_no_serious_or_critical_accessibility_violation(
     open_page, desk, axe_source, screen
 ):

@@ -7,13 +7,17 @@ fails here, so a page that goes missing (or was never built) cannot pass unseen.
 Screenshots of every page at every size land in test-artifacts/browser/layout/.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from flask import url_for
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Locator, Page, expect
+
+from app.db_types import utcnow
 
 pytestmark = pytest.mark.browser
 
@@ -33,8 +37,11 @@ class Screen:
     actions: tuple[tuple[str, Callable[[Page], Locator]], ...]
     args: Callable[[dict], dict] = field(default=lambda ids: {})
     anonymous: bool = False
+    fixed_path: str | None = None  # a page no endpoint serves (an error page)
 
     def path(self, desk) -> str:
+        if self.fixed_path:
+            return self.fixed_path
         with desk.app.test_request_context():
             return url_for(self.endpoint, **self.args(desk.ids))
 
@@ -110,6 +117,12 @@ SCREENS = [
     Screen("audit", "admin.audit", (("Filter", button("Filter")),)),
     Screen("API docs", "api_docs.api_docs", (("the first operation", css("main article")),)),
     Screen("login", "auth.login", (("Log in", button("Log in")),), anonymous=True),
+    Screen(
+        "not found",
+        "positions.overview",
+        (("Back to the overview", link("Back to the overview")),),
+        fixed_path="/no-such-page",
+    ),
 ]
 
 # What stays reachable in the navigation on every page, phone included.
@@ -225,29 +238,12 @@ def open_screen(open_page, desk, screen: Screen, size: str, scheme: str) -> Page
     return page
 
 
-def screen_params(known_failures: dict[str, str]) -> list:
-    """SCREENS as parameters, the ones in `known_failures` marked xfail with the reason."""
-    return [
-        pytest.param(
-            screen,
-            id=screen.name.replace(" ", "-"),
-            marks=[pytest.mark.xfail(strict=False, reason=known_failures[screen.name])]
-            if screen.name in known_failures
-            else [],
-        )
-        for screen in SCREENS
-    ]
+def screen_params() -> list:
+    """SCREENS as test parameters, named after the pages."""
+    return [pytest.param(screen, id=screen.name.replace(" ", "-")) for screen in SCREENS]
 
 
-# Temporary, while the pages' owners fix them (named in the reason).
-KNOWN_LAYOUT_FAILURES = {
-    "overview": "overview page: the totals tables are wider than their half of a 1366 px screen",
-    "history": "history page: its table is 633 px wide on a 390 px phone",
-    "alert": "alert detail page (alerts.detail): being built",
-}
-
-
-@pytest.mark.parametrize("screen", screen_params(KNOWN_LAYOUT_FAILURES))
+@pytest.mark.parametrize("screen", screen_params())
 def test_page_fits_desk_and_phone_in_light_and_dark(open_page, desk, layout_dir, screen):
     problems = []
     for size in SIZES:
@@ -259,3 +255,33 @@ def test_page_fits_desk_and_phone_in_light_and_dark(open_page, desk, layout_dir,
             problems += [f"{size} {scheme}: {p}" for p in layout_problems(page, screen)]
             page.context.close()
     assert not problems, f"{screen.name} ({screen.path(desk)}):\n" + "\n".join(problems)
+
+
+LINES_OF_TEXT = """td => { const r = document.createRange(); r.selectNodeContents(td);
+  return new Set([...r.getClientRects()].map(b => Math.round(b.top))).size; }"""
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_audit_log_filters_on_iso_dates_and_shows_times_on_one_line(open_page, desk, size):
+    page = open_page(viewport=SIZES[size], storage_state=desk.storage_state)
+    page.goto(f"{desk.url}/admin/audit")
+    since = page.get_by_label("From")
+    # Text, not a datetime-local picker (Chromium draws that as mm/dd/yyyy).
+    expect(since).to_have_attribute("type", "text")
+    expect(since).to_have_attribute("placeholder", "yyyy-mm-dd hh:mm")
+    times = page.locator("#audit-log td.time")
+    texts = times.all_inner_texts()
+    assert len(texts) >= 8
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", t) for t in texts), texts
+    assert [times.nth(i).evaluate(LINES_OF_TEXT) for i in range(len(texts))] == [1] * len(texts)
+
+    tomorrow = (utcnow() + timedelta(days=1)).strftime("%Y-%m-%d")
+    since.fill(tomorrow)
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#audit-log tbody")).to_have_text("No events match.")
+    expect(page.get_by_label("From")).to_have_value(tomorrow)
+
+    an_hour_ago = (utcnow() - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")
+    page.get_by_label("From").fill(an_hour_ago)
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#audit-log td.time")).to_have_count(len(texts))
