@@ -1,7 +1,7 @@
 /* Drawing for the history page chart (app/static/js/chart.js drives it): times in the
  * viewer's timezone, the series document shaped for uPlot, and the plot itself with its
- * alert markers, limit lines (a rule's limit solid, its clear level dashed) and the spans
- * an alert fired (shaded). Exposes window.HistoryChart; the value page reuses its parts.
+ * alert markers; limit lines and alert spans come from chart-overlay.js. Exposes
+ * window.HistoryChart; the value page reuses its parts.
  */
 (function () {
   "use strict";
@@ -189,73 +189,6 @@
     };
   }
 
-  // Alert spans shaded and limit lines across the plot, drawn after the axes and before
-  // the series; each line's label at its right end goes on top of the series.
-  function overlayPlugin(limits, spans, palette) {
-    function spanEdge(iso, fallback) {
-      return iso === null ? fallback : Date.parse(iso) / 1000;
-    }
-    // The limits in view with their canvas row, from the last drawAxes.
-    let shown = [];
-    return {
-      hooks: {
-        drawAxes(u) {
-          const ctx = u.ctx;
-          const ratio = uPlot.pxRatio;
-          const { left, top, width, height } = u.bbox;
-          const { min, max } = u.scales.x;
-          ctx.save();
-          for (const s of spans) {
-            const from = Math.max(spanEdge(s.from, min), min);
-            const to = Math.min(spanEdge(s.to, max), max);
-            if (!(to > from)) continue;
-            const x0 = u.valToPos(from, "x", true);
-            const x1 = u.valToPos(to, "x", true);
-            ctx.fillStyle = s.kind === "preview" ? palette.previewSpan : palette.firingSpan;
-            ctx.fillRect(x0, top, Math.max(x1 - x0, ratio), height);
-          }
-          shown = [];
-          for (const l of limits) {
-            const y = Math.round(u.valToPos(Number(l.value), "y", true));
-            if (y < top || y > top + height) continue;
-            const colour = l.kind === "clear" ? palette.clear : palette.limit;
-            shown.push({ line: l, y, colour });
-            ctx.strokeStyle = colour;
-            // Two device pixels on a whole-pixel row: crisp, not smeared over three rows.
-            ctx.lineWidth = 2 * ratio;
-            ctx.setLineDash(l.kind === "clear" ? [6 * ratio, 4 * ratio] : []);
-            ctx.beginPath();
-            ctx.moveTo(left, y);
-            ctx.lineTo(left + width, y);
-            ctx.stroke();
-          }
-          ctx.restore();
-        },
-        draw(u) {
-          const ctx = u.ctx;
-          const ratio = uPlot.pxRatio;
-          const right = u.bbox.left + u.bbox.width - 4 * ratio;
-          ctx.save();
-          ctx.font = `${11 * ratio}px sans-serif`;
-          ctx.textAlign = "right";
-          ctx.textBaseline = "bottom";
-          for (const { line, y, colour } of shown) {
-            // On a patch of the page's background, so a series crossing it stays readable.
-            const text = `${line.label} ${line.value}`;
-            const size = ctx.measureText(text).width;
-            ctx.fillStyle = palette.background;
-            ctx.globalAlpha = 0.85;
-            ctx.fillRect(right - size - 2 * ratio, y - 14 * ratio, size + 4 * ratio, 12 * ratio);
-            ctx.globalAlpha = 1;
-            ctx.fillStyle = colour;
-            ctx.fillText(text, right, y - 2 * ratio);
-          }
-          ctx.restore();
-        },
-      },
-    };
-  }
-
   // Time ticks in the viewer's zone, 24-hour like the table; the date under the first
   // tick of each day.
   function timeTicks(clock) {
@@ -350,7 +283,8 @@
         setSelect: [(u) => on.select(u)],
       },
       // The markers are drawn last, over the lines; on.drawn is told from there.
-      plugins: [overlayPlugin(limits, spans, palette), markersPlugin(markers, palette, clock, on.drawn)],
+      // Limit lines and spans (chart-overlay.js) under the markers.
+      plugins: [ChartOverlay.plugin(limits, spans, palette), markersPlugin(markers, palette, clock, on.drawn)],
     };
     return new uPlot(opts, [xs, ...lines.map((l) => l.ys)], box);
   }

@@ -33,7 +33,7 @@
     from: root.dataset.from ? Date.parse(root.dataset.from) / 1000 : null,
     to: root.dataset.to ? Date.parse(root.dataset.to) / 1000 : null,
   } : null;
-  if (typeof uPlot === "undefined" || !window.HistoryChart) {
+  if (typeof uPlot === "undefined" || !window.HistoryChart || !window.ChartOverlay) {
     message.textContent = "Could not load the chart: its scripts did not load.";
     message.hidden = false;
     root.dataset.state = "error";
@@ -125,14 +125,7 @@
       fetchJson(url, signal),
       root.dataset.overlayUrl ? fetchJson(new URL(root.dataset.overlayUrl, window.location.href), signal) : null,
     ]);
-    // The page's overlay says exactly which lines and spans matter there (an alert's rule,
-    // a rule being previewed): it replaces the document's, which would draw them twice or
-    // put other rules' lines beside a proposed one.
-    if (overlay) {
-      payload.limits = overlay.limits || [];
-      payload.spans = overlay.spans || [];
-    }
-    return payload;
+    return ChartOverlay.applied(payload, overlay);
   }
 
   async function fetchJson(url, signal) {
@@ -158,11 +151,7 @@
     const { payload, state, win } = shown;
     const notional = HistoryChart.hasNotional(payload);
     const limits = payload.limits || [];
-    const wanted =
-      state.metric === "auto" && limits.length && limits.every((l) => l.metric === "notional")
-        ? "notional"
-        : state.metric;
-    const metric = wanted === "notional" && notional ? "notional" : "amount";
+    const metric = ChartOverlay.metricFor(limits, state.metric, notional);
     if (metricGroup) {
       metricGroup.hidden = !notional;
       for (const button of metricGroup.querySelectorAll("[data-metric]")) {
