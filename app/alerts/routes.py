@@ -65,8 +65,6 @@ def index():
     return render_template(
         template,
         alerts=open_alerts,
-        form=AcknowledgeForm(),
-        silence_form=QuickSilenceForm(),
         silenced=silenced_ids(open_alerts, now),
         can_act=current_user.has_role(Role.OPERATOR),
         now=now,
