@@ -1,0 +1,22 @@
+"""Rate limits apply where they are declared (the API) and nowhere else."""
+
+from app.auth.models import Role
+from tests.api.conftest import Tokens
+from tests.conftest import client_as
+
+
+def test_pages_and_health_checks_are_never_rate_limited_while_the_api_is(app):
+    app.config["API_RATE_LIMIT"] = "2/minute"
+    secret = Tokens(app).create("read")
+    api = app.test_client()
+    viewer = client_as(app, Role.VIEWER, "alice")
+    anonymous = app.test_client()
+
+    pages = [viewer.get(path).status_code for path in ("/", "/alerts/", "/account") * 3]
+    checks = [anonymous.get("/healthz").status_code for _ in range(6)]
+    token = {"Authorization": f"Bearer {secret}"}
+    calls = [api.get("/api/v1/assets", headers=token).status_code for _ in range(3)]
+
+    assert pages == [200] * 9
+    assert checks == [200] * 6
+    assert calls == [200, 200, 429]
