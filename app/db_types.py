@@ -87,13 +87,6 @@ def sqlite_datetime_text(moment: datetime) -> str:
     )
 
 
-def driver_decimal(value: str | Decimal | None) -> Decimal | None:
-    """An ExactDecimal value as a driver returns it (SQLite: the stored text)."""
-    if value is None or isinstance(value, Decimal):
-        return value
-    return Decimal(value)
-
-
 def driver_utc(value: str | datetime | None) -> datetime | None:
     """A UTCDateTime value as a driver returns it, aware in UTC: SQLite gives the
     stored naive UTC text, PostgreSQL an aware datetime."""
