@@ -58,13 +58,14 @@ def summary(payload: dict) -> dict:
         "resolved_at": _utc_text(alert.get("endsAt")),
         "runbook_url": notes.get("runbook_url"),
         "runbook_link": _http_url(notes.get("runbook_url")),
+        "alert_url": links.get("alert"),
         "alerts_url": links.get("alerts"),
         "history_url": links.get("history"),
     }
 
 
 def chat_text(payload: dict) -> str:
-    """One line for a chat room, with the runbook and history links below it."""
+    """One line for a chat room, with the runbook and the alert's page below it."""
     facts = summary(payload)
     reminder = payload.get("tradingmonitor", {}).get("kind") == "repeat"
     status = "FIRING" if reminder else facts["status"]
@@ -75,8 +76,8 @@ def chat_text(payload: dict) -> str:
     ]
     if facts["runbook_url"]:
         lines.append(f"Runbook: {facts['runbook_url']}")
-    if facts["history_url"]:
-        lines.append(f"History: {facts['history_url']}")
+    if facts["alert_url"]:
+        lines.append(f"Alert: {facts['alert_url']}")
     return "\n".join(lines)
 
 

@@ -59,13 +59,17 @@ def public_url(alert: Alert) -> str:
 
 
 def public_links(alert: Alert, base: str) -> dict[str, str | None]:
-    """Links to the alerts page and this alert's history under `base`, or None."""
+    """Links to this alert's page, its history and the alerts page under `base`, or None."""
     if not base:
-        return {"alerts": None, "history": None}
+        return {"alert": None, "alerts": None, "history": None}
     # Paths from the URL map (no request here); the prefix is the public URL's.
     urls = current_app.url_map.bind("")
     history = urls.build("alerts.history", {"rule": alert.rule_id, "asset": alert.asset})
-    return {"alerts": base + urls.build("alerts.index"), "history": base + history}
+    return {
+        "alert": base + urls.build("alerts.detail", {"alert_id": alert.id}),
+        "alerts": base + urls.build("alerts.index"),
+        "history": base + history,
+    }
 
 
 def alertmanager_payload(
@@ -107,7 +111,7 @@ def alertmanager_payload(
                 "annotations": annotations,
                 "startsAt": _iso(alert.fired_at),
                 "endsAt": _iso(alert.resolved_at if status == "resolved" else None),
-                "generatorURL": links["history"] or "",
+                "generatorURL": links["alert"] or "",
                 "fingerprint": hashlib.sha256(
                     f"{rule.id}:{alert.account}:{alert.asset}".encode()
                 ).hexdigest()[:16],

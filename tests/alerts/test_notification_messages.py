@@ -67,8 +67,9 @@ def utc_text(moment):
 def test_email_says_what_fired_where_and_since_when_with_links(app):
     app.config["PUBLIC_URL"] = PUBLIC + "/"
     (message,) = emails(app, "12.5")
-    _, rule_id, fired_at, _ = alert_times(app)
+    alert_id, rule_id, fired_at, _ = alert_times(app)
     text, html, page = bodies(message)
+    alert_page = f"{PUBLIC}/alerts/{alert_id}"
     history = f"{PUBLIC}/alerts/history?rule={rule_id}&asset=BTC"
     for readable in (
         "FIRING: BTC too big (critical)",
@@ -81,10 +82,11 @@ def test_email_says_what_fired_where_and_since_when_with_links(app):
         assert readable in text
         assert readable in shown(page)
     assert "Runbook:       https://wiki.example/btc" in text
+    assert f"This alert:    {alert_page}" in text
     assert f"Alert history: {history}" in text
     assert f"Open alerts:   {PUBLIC}/alerts/" in text
     links = [a["href"] for a in page.elements("a")]
-    assert links == ["https://wiki.example/btc", history, f"{PUBLIC}/alerts/"]
+    assert links == ["https://wiki.example/btc", alert_page, history, f"{PUBLIC}/alerts/"]
     # Readable, not the machine payload.
     assert "{" not in text and "groupKey" not in text and "groupKey" not in html
 
@@ -142,7 +144,10 @@ def test_webhook_links_start_with_the_public_url(app):
     body = webhook_body(app)
     assert body["externalURL"] == PUBLIC
     (alert,) = body["alerts"]
-    assert alert["generatorURL"] == f"{PUBLIC}/alerts/history?rule=1&asset=BTC"
+    # The alert's own page: its timeline, chart and the rule's lines.
+    alert_id = body["tradingmonitor"]["alert_id"]
+    assert alert["generatorURL"] == f"{PUBLIC}/alerts/{alert_id}"
+    assert body["tradingmonitor"]["links"]["alert"] == f"{PUBLIC}/alerts/{alert_id}"
     assert body["tradingmonitor"]["links"]["alerts"] == f"{PUBLIC}/alerts/"
 
 
@@ -151,7 +156,7 @@ def test_webhook_without_an_http_public_url_has_empty_links(app, public_url, cap
     app.config["PUBLIC_URL"] = public_url
     body = webhook_body(app)
     assert body["externalURL"] == "" and body["alerts"][0]["generatorURL"] == ""
-    assert body["tradingmonitor"]["links"] == {"alerts": None, "history": None}
+    assert body["tradingmonitor"]["links"] == {"alert": None, "alerts": None, "history": None}
     assert any("PUBLIC_URL" in r.getMessage() for r in caplog.records)
 
 

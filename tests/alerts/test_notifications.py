@@ -7,6 +7,7 @@ import pytest
 
 from app.alerts.engine import evaluate_all
 from app.alerts.models import (
+    Alert,
     DeliveryAttempt,
 )
 from app.db_types import utcnow
@@ -92,7 +93,8 @@ def test_refused_connection_is_retried(app):
     assert notifications(app)[0].last_error.startswith("unreachable")
 
 
-def test_slack_channel_gets_text(app):
+def test_slack_channel_gets_text_linking_to_the_alert_page(app):
+    app.config["PUBLIC_URL"] = "https://tm.example.com"
     with WebhookReceiver() as receiver:
         setup_rule(app, kind="slack", target=receiver.url)
         store(app, [snap(at=utcnow(), amount="11")])
@@ -100,6 +102,9 @@ def test_slack_channel_gets_text(app):
     (body,) = receiver.received
     assert set(body) == {"text"}
     assert body["text"].startswith("[FIRING] BTC too big (critical) main/BTC: value 11")
+    with app.app_context():
+        alert_id = db.session.scalar(db.select(Alert.id))
+    assert body["text"].endswith(f"\nAlert: https://tm.example.com/alerts/{alert_id}")
 
 
 def test_email_goes_through_a_real_smtp_server(app):
