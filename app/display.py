@@ -28,6 +28,7 @@ notional) reads as an em dash with the class "missing".
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from flask import Flask, current_app, g
+from jinja2 import pass_context
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
@@ -39,8 +40,9 @@ MAX_DEFAULT_PRECISION = 8
 PERCENT_PRECISION = 1
 MINUS = "\u2212"
 MISSING = Markup('<span class="num missing">\u2014</span>')
-# The request's default precision per asset, read once from the latest positions.
-G_PRECISIONS = "display_precisions"
+# Where a request keeps its DisplaySettings: on flask.g, and in each template's context
+# (the filters run once per number: a dictionary lookup there, not two proxy lookups).
+SETTINGS_KEY = "display_settings"
 
 
 def significant_decimals(value: Decimal) -> int:
@@ -52,28 +54,49 @@ def significant_decimals(value: Decimal) -> int:
     return max(0, -(exponent + trailing))
 
 
-def _default_precisions() -> dict[str, int]:
-    """The largest significant decimals of each asset's latest amounts (capped)."""
-    precisions = g.get(G_PRECISIONS)
-    if precisions is None:
-        precisions = {}
-        rows = db.session.execute(select(LatestPosition.asset, LatestPosition.amount))
-        for asset, amount in rows:
-            decimals = min(significant_decimals(amount), MAX_DEFAULT_PRECISION)
-            precisions[asset] = max(precisions.get(asset, 0), decimals)
-        g.setdefault(G_PRECISIONS, precisions)
+def latest_amount_decimals() -> dict[str, int]:
+    """Per asset, the largest significant decimals of its latest amounts (capped)."""
+    precisions: dict[str, int] = {}
+    for asset, amount in db.session.execute(select(LatestPosition.asset, LatestPosition.amount)):
+        decimals = min(significant_decimals(amount), MAX_DEFAULT_PRECISION)
+        precisions[asset] = max(precisions.get(asset, 0), decimals)
     return precisions
 
 
+class DisplaySettings:
+    """What the number filters read, for one request: the configuration, and the
+    default precisions (queried on the first amount shown, then kept)."""
+
+    def __init__(self, config) -> None:
+        self.configured: dict = config.get("DISPLAY_PRECISION") or {}
+        self.quote: str = config.get("QUOTE_CURRENCY", "USD")
+        self.quote_places: int = config.get("QUOTE_PRECISION", 2)
+        self._defaults: dict[str, int] | None = None
+
+    def precision(self, asset: str, value: Decimal | None = None) -> int:
+        """The decimals an amount of `asset` is shown with (see the module's docstring)."""
+        configured = self.configured.get(asset)
+        if configured is not None:
+            return int(configured)
+        if self._defaults is None:
+            self._defaults = latest_amount_decimals()
+        precision = self._defaults.get(asset)
+        if precision is None:
+            precision = 0 if value is None else significant_decimals(value)
+        return min(precision, MAX_DEFAULT_PRECISION)
+
+
+def display_settings() -> DisplaySettings:
+    """This request's DisplaySettings, made on first use."""
+    settings = g.get(SETTINGS_KEY)
+    if settings is None:
+        settings = g.setdefault(SETTINGS_KEY, DisplaySettings(current_app.config))
+    return settings
+
+
 def asset_precision(asset: str, value: Decimal | None = None) -> int:
-    """The decimals an amount of `asset` is shown with (see the module's docstring)."""
-    configured = current_app.config.get("DISPLAY_PRECISION") or {}
-    if asset in configured:
-        return int(configured[asset])
-    precision = _default_precisions().get(asset)
-    if precision is None:
-        precision = 0 if value is None else significant_decimals(value)
-    return min(precision, MAX_DEFAULT_PRECISION)
+    """The decimals an amount of `asset` is shown with in this request."""
+    return display_settings().precision(asset, value)
 
 
 def _decimal(value) -> Decimal:
@@ -107,30 +130,17 @@ def _span(value: Decimal, text: str, unit: str | None, title: str | None = None)
 
 def quantity(value, asset: str, unit: bool = True) -> Markup:
     """An amount of `asset`, at the asset's display precision, with its unit."""
-    if value is None:
-        return MISSING
-    value = _decimal(value)
-    text = grouped(value, asset_precision(asset, value))
-    return _span(value, text, asset if unit else None)
+    return _quantity(display_settings(), value, asset, unit)
 
 
 def money(value, unit: bool = True) -> Markup:
     """A notional in the quote currency, at QUOTE_PRECISION decimals."""
-    if value is None:
-        return MISSING
-    value = _decimal(value)
-    config = current_app.config
-    text = grouped(value, config.get("QUOTE_PRECISION", 2))
-    return _span(value, text, config.get("QUOTE_CURRENCY", "USD") if unit else None)
+    return _money(display_settings(), value, unit)
 
 
 def price(value, unit: bool = True) -> Markup:
     """A price in the quote currency, every stored decimal kept."""
-    if value is None:
-        return MISSING
-    value = _decimal(value)
-    quote = current_app.config.get("QUOTE_CURRENCY", "USD")
-    return _span(value, grouped(value, None), quote if unit else None)
+    return _price(display_settings(), value, unit)
 
 
 def percent(value) -> Markup:
@@ -142,9 +152,52 @@ def percent(value) -> Markup:
     return _span(hundredths, text, "%", title=f"{format_decimal(hundredths)} %")
 
 
+def _quantity(settings: DisplaySettings, value, asset: str, unit: bool) -> Markup:
+    if value is None:
+        return MISSING
+    value = _decimal(value)
+    text = grouped(value, settings.precision(asset, value))
+    return _span(value, text, asset if unit else None)
+
+
+def _money(settings: DisplaySettings, value, unit: bool) -> Markup:
+    if value is None:
+        return MISSING
+    value = _decimal(value)
+    return _span(value, grouped(value, settings.quote_places), settings.quote if unit else None)
+
+
+def _price(settings: DisplaySettings, value, unit: bool) -> Markup:
+    if value is None:
+        return MISSING
+    value = _decimal(value)
+    return _span(value, grouped(value, None), settings.quote if unit else None)
+
+
+def _settings_in(context) -> DisplaySettings:
+    settings = context.get(SETTINGS_KEY)
+    return settings if settings is not None else display_settings()
+
+
+@pass_context
+def quantity_filter(context, value, asset: str, unit: bool = True) -> Markup:
+    return _quantity(_settings_in(context), value, asset, unit)
+
+
+@pass_context
+def money_filter(context, value, unit: bool = True) -> Markup:
+    return _money(_settings_in(context), value, unit)
+
+
+@pass_context
+def price_filter(context, value, unit: bool = True) -> Markup:
+    return _price(_settings_in(context), value, unit)
+
+
 def register_display_filters(app: Flask) -> None:
     """Make quantity, money, price and percent available to every template."""
-    app.add_template_filter(quantity, "quantity")
-    app.add_template_filter(money, "money")
-    app.add_template_filter(price, "price")
+    app.context_processor(lambda: {SETTINGS_KEY: display_settings()})
+    app.add_template_filter(quantity_filter, "quantity")
+    app.add_template_filter(money_filter, "money")
+    app.add_template_filter(price_filter, "price")
     app.add_template_filter(percent, "percent")

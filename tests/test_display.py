@@ -204,3 +204,15 @@ def test_templates_use_the_filters(precise_app):
         '<span class="num" title="1000.5">1,000.5</span>|'
         '<span class="num" title="50.0 %">50.0 %</span>'
     )
+
+
+def test_templates_read_the_precision_once_a_request_too(app):
+    store(app, [snap(asset="SOL", amount="1.5")])
+    with app.test_request_context():
+        template = "{{ v|quantity('SOL') }}"
+        assert "1.0 SOL" in render_template_string(template, v=Decimal("1"))
+        store(app, [snap(asset="SOL", amount="1.125", minutes=1)])
+        # The page's second template (a partial, the layout) agrees with its first.
+        assert "1.0 SOL" in render_template_string(template, v=Decimal("1"))
+    with app.test_request_context():
+        assert "1.000 SOL" in render_template_string(template, v=Decimal("1"))
