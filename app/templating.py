@@ -7,7 +7,7 @@ from decimal import Decimal
 from flask import Flask, current_app, g, session
 from flask_login import current_user
 
-from app.alerts.heartbeat import cached_worker_status
+from app.alerts.heartbeat import worker_status
 from app.alerts.queries import firing_count
 from app.db_types import format_decimal
 from app.display import register_display_filters
@@ -101,7 +101,7 @@ def layout_context() -> dict:
     if not current_user.is_authenticated:
         return {"alert_worker": None}
     return {
-        "alert_worker": cached_worker_status(),
+        "alert_worker": worker_status(),
         "firing_alerts": firing_count(),
         "display_timezone": viewer_timezone().key,
         "show_utc": showing_utc(),

@@ -2,7 +2,6 @@
 
 import os
 import socket
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,8 +16,6 @@ from app.extensions import db
 MISSED_PASSES = 3
 # Rows of workers gone this long are removed by the next worker that beats.
 FORGET_AFTER = timedelta(days=1)
-# The page banner asks the database at most this often per process.
-BANNER_CACHE_SECONDS = 5.0
 
 
 def worker_name() -> str:
@@ -65,17 +62,3 @@ def worker_status(now: datetime | None = None) -> WorkerStatus:
         if now - at <= timedelta(seconds=MISSED_PASSES * interval) + grace:
             return WorkerStatus(True, last, "ok")
     return WorkerStatus(False, last, f"last pass {int((now - last).total_seconds())} s ago")
-
-
-_banner_cache: dict[str, tuple[float, WorkerStatus]] = {}
-
-
-def cached_worker_status() -> WorkerStatus:
-    """worker_status(), remembered for a few seconds per process (it is on every page)."""
-    key = current_app.config["SQLALCHEMY_DATABASE_URI"]
-    cached = _banner_cache.get(key)
-    if cached and time.monotonic() - cached[0] < BANNER_CACHE_SECONDS:
-        return cached[1]
-    status = worker_status()
-    _banner_cache[key] = (time.monotonic(), status)
-    return status

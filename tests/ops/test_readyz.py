@@ -2,22 +2,13 @@
 
 from datetime import timedelta
 
-import pytest
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import update
 
-from app.alerts import heartbeat
 from app.alerts.models import WorkerHeartbeat
 from app.db_types import utcnow
 from app.extensions import db
 from tests.conftest import PASSWORD, build_app, make_user
-
-
-@pytest.fixture(autouse=True)
-def fresh_banner_cache():
-    heartbeat._banner_cache.clear()
-    yield
-    heartbeat._banner_cache.clear()
 
 
 def run_worker_once(app):
@@ -74,7 +65,6 @@ def test_pages_show_a_banner_while_the_worker_is_down(app, client, auth):
     assert b'data-testid="worker-banner"' not in client.get("/").data
 
     age_heartbeats(app, 600)
-    heartbeat._banner_cache.clear()
 
     page = client.get("/").get_data(as_text=True)
     assert 'data-testid="worker-banner"' in page

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from app.alerts import heartbeat
 from app.extensions import db
 from config import DevelopmentConfig
 from tests.conftest import PASSWORD, make_user
@@ -162,11 +161,9 @@ def test_development_pages_show_the_banner_when_no_worker_ever_ran(tmp_path):
     with app.app_context():
         db.create_all()
     make_user(app)
-    heartbeat._banner_cache.clear()
     client = app.test_client()
     client.post("/login", data={"username": "alice", "password": PASSWORD})
     page = client.get("/").get_data(as_text=True)
-    heartbeat._banner_cache.clear()
     assert 'data-testid="worker-banner"' in page
     assert "no alert worker has ever run" in page
     assert readyz_status(client) == 503
