@@ -5,7 +5,7 @@ import os
 import time
 from collections.abc import Callable
 
-from flask import current_app, request
+from flask import current_app
 from markupsafe import Markup, escape
 
 # A page writes several static URLs: look at each file on disk at most this often.
@@ -42,28 +42,10 @@ def add_static_version(endpoint: str, values: dict) -> None:
 
 
 class StaticURLs:
-    """`static['css/app.css']` in a template: the file's versioned URL, escaped.
-
-    A page names a dozen static files, and each `url_for('static', ...)` in a template
-    is a call through the routing map and the url_defaults hook (~4 µs). A URL is built
-    once per script root and file and built again after RECHECK_SECONDS, so a changed
-    file gets its new version as it does through url_for.
-    """
-
-    MAX_URLS = 1024
+    """`static['css/app.css']` in a template: the file's versioned URL, escaped."""
 
     def __init__(self, build: Callable[..., str]):
         self._build = build
-        self._urls: dict[tuple[str, str], tuple[Markup, float]] = {}
 
     def __getitem__(self, filename: str) -> Markup:
-        key = (request.script_root, filename)
-        now = time.monotonic()
-        found = self._urls.get(key)
-        if found is not None and now < found[1]:
-            return found[0]
-        url = escape(self._build("static", filename=filename))
-        if len(self._urls) >= self.MAX_URLS:
-            self._urls.clear()
-        self._urls[key] = (url, now + RECHECK_SECONDS)
-        return url
+        return escape(self._build("static", filename=filename))

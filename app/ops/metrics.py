@@ -55,25 +55,13 @@ def start_timer() -> None:
     g.request_started = time.perf_counter()
 
 
-# The labelled series each (endpoint, method, status) counts into: labels() checks
-# and locks on every call, and the same few series take every request.
-_request_series: dict[tuple[str, str, int], tuple] = {}
-
-
 def observe_request(response):
     """Count the request and its latency; unknown URLs share one label."""
     started = g.pop("request_started", None)
     endpoint = request.endpoint or "unmatched"
-    key = (endpoint, request.method, response.status_code)
-    series = _request_series.get(key)
-    if series is None:
-        series = _request_series[key] = (
-            REQUESTS.labels(endpoint, key[1], str(key[2])),
-            LATENCY.labels(endpoint),
-        )
-    series[0].inc()
+    REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
     if started is not None:
-        series[1].observe(time.perf_counter() - started)
+        LATENCY.labels(endpoint).observe(time.perf_counter() - started)
     return response
 
 
