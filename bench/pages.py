@@ -151,11 +151,14 @@ def series_rows(account, asset, moments, rng, last: dict):
     series' last amount and price are left in `last`."""
     price = PRICES[asset]
     decimals = 2 if price >= 1 else 5
-    amount = 50_000 / price * rng.uniform(0.3, 1.5)
+    base = 50_000 / price
+    amount = base * rng.uniform(0.3, 1.5)
     for i, moment in enumerate(moments):
         price *= 1 + rng.gauss(0, 0.0007)
         if i % 60 == 0:  # the desk trades about once an hour
-            amount = max(0.0, amount * rng.gauss(1, 0.2))
+            # Kept within 0.2x..3x of the start: an unbounded walk drifts to zero over
+            # a long history, and the limit rules must fire at any --rows.
+            amount = min(max(amount * rng.gauss(1, 0.2), base * 0.2), base * 3)
         last[account, asset] = (f"{amount:.4f}", f"{price:.{decimals}f}")
         yield (account, asset, moment, *last[account, asset])
 
