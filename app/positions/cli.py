@@ -9,11 +9,12 @@ import click
 from flask.cli import AppGroup
 
 from app.admin.audit import CLI_ACTOR, Action, record_event, user_target
-from app.alerts.engine import evaluate_series
+from app.alerts.demo import add_demo_rules
+from app.alerts.engine import evaluate_all, evaluate_series
 from app.auth.models import Role, User
 from app.auth.passwords import hash_password
 from app.extensions import db
-from app.positions import csv_io
+from app.positions import csv_io, queries
 from app.positions.cli_support import (
     BATCH_SIZE,
     AwareDateTime,
@@ -101,6 +102,7 @@ def first_run(days):
     )
     bring_rollups_current()
     audit_import("seed:demo", "seed", result, complete=True)
+    rules = add_demo_rules(queries.latest_positions())
     password = secrets.token_urlsafe(12)
     admin = User(username="admin", password_hash=hash_password(password), role=Role.ADMIN)
     db.session.add(admin)
@@ -111,6 +113,8 @@ def first_run(days):
         actor=CLI_ACTOR,
     )
     db.session.commit()
+    evaluate_all()  # the demo's limits judged on its positions before the first page
+    click.echo(f"Demo limit rules: {', '.join(rule.name for rule in rules)}.")
     click.echo("")
     click.echo("Demo admin created. This password is shown once:")
     click.echo("    username: admin")
