@@ -130,6 +130,9 @@ def test_history_paginates_across_equal_timestamps_in_different_accounts(any_app
         url = match.group(1).replace("&amp;", "&") if match else None
         pages += 1
     assert pages == 4
+    # The pagers above and below the table are two landmarks, each with its own name.
+    labels = re.findall(r'<nav class="pager" aria-label="([^"]+)"', html)
+    assert labels == ["History pages, above the table", "History pages, below the table"]
     assert len(seen) == 10 and len(set(seen)) == 10
     assert set(seen[:5]) == {f"1.{a}" for a in range(5)}
     assert set(seen[5:]) == {f"0.{a}" for a in range(5)}
