@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, false
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db_types import UTCDateTime, utcnow
@@ -55,10 +55,25 @@ class User(db.Model):
     # Set by an admin's password reset: every page but the password form is closed
     # to the user's sessions until they choose a new password.
     must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Company sign-in: who the identity provider says this user is. Both are set on
+    # the first OpenID Connect sign-in; a user with them has no usable local password.
+    oidc_issuer: Mapped[str | None] = mapped_column(String(255))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255))
+    # With local passwords switched off for everyone, the admins who may still use
+    # theirs (so a broken identity provider does not lock the desk out).
+    break_glass: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The second factor (TOTP): the base32 secret, set when enrolment starts and
+    # in force once confirmed with a first code (totp_enabled_at). The time step of
+    # the last accepted code is kept so no code is ever accepted twice.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
     sessions: Mapped[list["UserSession"]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
     )
+
+    __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject"),)
 
     # The raw session token of the request being served; never stored.
     session_token = None
@@ -98,10 +113,36 @@ class UserSession(db.Model):
     user_agent: Mapped[str | None] = mapped_column(String(255))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_reason: Mapped[str | None] = mapped_column(String(32))
+    # How the session was signed in: "password", "password+totp", "recovery-code", "oidc".
+    method: Mapped[str | None] = mapped_column(String(32))
 
     user: Mapped[User] = relationship(back_populates="sessions")
 
     __table_args__ = (Index(None, "user_id", "revoked_at"),)
+
+
+class RecoveryCode(db.Model):
+    """A single-use second-factor recovery code; only its hash is kept."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "user_id"),)
+
+
+class AuthPolicy(db.Model):
+    """The desk's sign-in policy, set by admins: one row (id 1), defaults when absent."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # False: only break-glass admins may sign in with a local password.
+    local_passwords: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Roles whose local users must use a second factor (enrol at next sign-in).
+    second_factor_roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class LoginCounter(db.Model):
