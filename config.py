@@ -44,6 +44,10 @@ class Config:
     LOGIN_MAX_FAILURES_PER_USER = 5
     LOGIN_MAX_FAILURES_PER_ADDRESS = 20
     LOGIN_FAILURE_WINDOW_SECONDS = 5 * 60
+    # The second factor: how long a correct password waits for its code, and the
+    # name authenticator apps show beside the account.
+    SECOND_FACTOR_PENDING_SECONDS = 5 * 60
+    SECOND_FACTOR_ISSUER = "TradingMonitor"
 
     WTF_CSRF_TIME_LIMIT = None  # tied to the session, which has its own limits
     WTF_CSRF_SSL_STRICT = True

@@ -16,11 +16,16 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start_session(user: User) -> str:
-    """Create a session row for the user and return its raw token (256 bits)."""
+def start_session(user: User, method: str = "password") -> str:
+    """Create a session row for the user and return its raw token (256 bits).
+
+    `method` records how the user signed in: "password", "password+totp",
+    "recovery-code" or "oidc".
+    """
     token = secrets.token_urlsafe(32)
     row = UserSession(
         user=user,
+        method=method,
         token_hash=hash_token(token),
         ip_address=request.remote_addr,
         user_agent=(request.user_agent.string or "")[:255],

@@ -73,8 +73,13 @@ def address_attempt(address: str) -> Attempt:
     return _reserve(f"address:{address[:64]}", limit)
 
 
+def code_attempt(username: str) -> Attempt:
+    """Reserve a second-factor attempt for this username; counted apart from passwords."""
+    return _reserve(f"code:{username[:64]}", current_app.config["LOGIN_MAX_FAILURES_PER_USER"])
+
+
 def succeeded(user: Attempt, address: Attempt) -> None:
-    """A right password: the username starts afresh and the address gets its attempt back."""
+    """A right password or code: its counter restarts and the address gets its attempt back."""
     db.session.execute(delete(LoginCounter).where(LoginCounter.key == user.key))
     db.session.execute(
         update(LoginCounter)
