@@ -31,6 +31,12 @@ class Action:
     TOKEN_REVOKE = "token.revoke"  # noqa: S105 (an action name)
     # A token asked for scopes beyond its owner's role; nothing was created.
     TOKEN_REFUSE = "token.refuse"  # noqa: S105 (an action name)
+    # Company sign-in (OpenID Connect) succeeded; a sign-in refused after the provider
+    # or the password answered (a disabled user, no role, local passwords off); an
+    # admin marked or unmarked a break-glass admin.
+    LOGIN_OIDC = "login.oidc"
+    LOGIN_REFUSED = "login.refused"
+    USER_BREAK_GLASS = "user.break_glass"
     RULE_CREATE = "rule.create"
     RULE_UPDATE = "rule.update"
     RULE_DELETE = "rule.delete"
@@ -46,6 +52,14 @@ class Action:
     # Bulk writes from the shell: one entry per command run, with counts.
     POSITIONS_IMPORT = "positions.import"
     POSITIONS_PRUNE = "positions.prune"
+    # The second factor: sign-in with a code, its enrolment, removal and admin reset.
+    LOGIN_CODE_FAILURE = "login.code_failure"
+    SECOND_FACTOR_ENROL = "second_factor.enrol"
+    SECOND_FACTOR_REMOVE = "second_factor.remove"
+    SECOND_FACTOR_RESET = "second_factor.reset"
+    RECOVERY_CODES_REPLACE = "second_factor.recovery_codes"
+    # The desk's sign-in policy (local passwords, roles that need a second factor).
+    SIGN_IN_POLICY = "sign_in_policy.change"
 
     ALL: tuple[str, ...]  # every action above, set below the class
 

@@ -1,8 +1,16 @@
 """Forms of the admin pages; Flask-WTF adds the CSRF token to each."""
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, SelectField, StringField, SubmitField
+from wtforms import (
+    BooleanField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+)
 from wtforms.validators import DataRequired, Length
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.auth.models import Role
 
@@ -19,3 +27,14 @@ class CreateUserForm(FlaskForm):
 class RoleForm(FlaskForm):
     role = SelectField("Role", choices=list(Role.ALL))
     submit = SubmitField("Change role")
+
+
+class SignInPolicyForm(FlaskForm):
+    local_passwords = BooleanField("Local passwords (off: only break-glass admins may use one)")
+    second_factor_roles = SelectMultipleField(
+        "Roles that must use a second factor",
+        choices=list(Role.ALL),
+        option_widget=CheckboxInput(),
+        widget=ListWidget(prefix_label=False),
+    )
+    submit = SubmitField("Save policy")

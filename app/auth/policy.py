@@ -2,7 +2,9 @@
 
 from sqlalchemy import select
 
+from app.admin.audit import Action, record_event
 from app.auth.models import AuthPolicy, Role, User
+from app.db_types import utcnow
 from app.extensions import db
 
 POLICY_ID = 1
@@ -22,7 +24,13 @@ def has_second_factor(user) -> bool:
 
 
 def second_factor_required(user) -> bool:
-    """True when the policy makes the user's role sign in with a second factor."""
+    """True when the policy makes the user's role sign in with a second factor.
+
+    Only local accounts: a user of the identity provider signs in there, with
+    whatever factors the provider asks for.
+    """
+    if getattr(user, "oidc_subject", None):
+        return False
     return user.role in (current_policy().second_factor_roles or [])
 
 
@@ -35,3 +43,43 @@ def active_break_glass_admins() -> list[User]:
             .order_by(User.username)
         ).scalars()
     )
+
+
+class PolicyError(ValueError):
+    """A policy an admin may not set; the message says why."""
+
+
+def update_policy(
+    local_passwords: bool, second_factor_roles: list[str], *, actor: User | str | None = None
+) -> bool:
+    """Store the policy and audit what changed; False if nothing did. The caller commits."""
+    unknown = [role for role in second_factor_roles if role not in Role.ALL]
+    if unknown:
+        raise PolicyError(f"Unknown role {unknown[0]!r}.")
+    policy = current_policy()
+    if not local_passwords and policy.local_passwords and not active_break_glass_admins():
+        raise PolicyError(
+            "Local passwords stay on: no active admin is marked break-glass, so nobody could "
+            "sign in if the identity provider failed. Mark an admin as break-glass first."
+        )
+    roles = [role for role in Role.ALL if role in second_factor_roles]
+    changes = {}
+    if policy.local_passwords != local_passwords:
+        # Not "local_passwords": the audit log drops keys that look like secrets.
+        changes["local_sign_in"] = {"from": policy.local_passwords, "to": local_passwords}
+    if list(policy.second_factor_roles or []) != roles:
+        changes["second_factor_roles"] = {
+            "from": list(policy.second_factor_roles or []),
+            "to": roles,
+        }
+    if not changes:
+        return False
+    policy.local_passwords = local_passwords
+    policy.second_factor_roles = roles
+    policy.updated_at = utcnow()
+    db.session.add(policy)
+    event = record_event(
+        Action.SIGN_IN_POLICY, target="sign_in_policy", detail=changes, actor=actor
+    )
+    policy.updated_by = event.actor_name
+    return True
