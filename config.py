@@ -74,6 +74,25 @@ class Config:
     # or the bind address would send the desk to localhost.
     PUBLIC_URL: str | None = None
 
+    # Company sign-in (OpenID Connect); off while OIDC_ISSUER is unset. Each is set by
+    # TRADINGMONITOR_OIDC_<NAME>; app.auth.oidc checks them when the app is built.
+    OIDC_ISSUER: str | None = None  # discovery at <issuer>/.well-known/openid-configuration
+    OIDC_CLIENT_ID: str | None = None
+    OIDC_CLIENT_SECRET: str | None = None
+    OIDC_SCOPES = "openid profile email"
+    # The button says "Sign in with <OIDC_PROVIDER_NAME>".
+    OIDC_PROVIDER_NAME = "your company account"
+    # The claim holding the user's groups (a dotted path such as realm_access.roles
+    # reaches into an object), and the groups that give each role: comma-separated,
+    # or a JSON list when a name holds a comma. The highest role matched wins.
+    OIDC_GROUPS_CLAIM = "groups"
+    OIDC_ADMIN_GROUPS: str | list[str] = ""
+    OIDC_OPERATOR_GROUPS: str | list[str] = ""
+    OIDC_VIEWER_GROUPS: str | list[str] = ""
+    # The role of a user in no mapped group; empty: such users are refused.
+    OIDC_DEFAULT_ROLE = ""
+    OIDC_TIMEOUT_SECONDS = 10
+
     # How often live pages (overview, alerts, the firing badge) refresh themselves
     # while their tab is visible; TRADINGMONITOR_LIVE_REFRESH_SECONDS overrides it.
     LIVE_REFRESH_SECONDS = 5

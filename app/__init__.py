@@ -134,6 +134,10 @@ def register_extensions(app: Flask) -> None:
     login_manager.unauthorized_handler(unauthorized)
     app.before_request(enforce_access)
 
+    from app.auth import oidc
+
+    oidc.init_app(app)
+
     from app.templating import register_template_filters
 
     register_template_filters(app)
@@ -172,6 +176,7 @@ def register_blueprints(app: Flask) -> None:
 def register_commands(app: Flask) -> None:
     from app.alerts.cli import alerts_cli
     from app.auth.cli import users_cli
+    from app.auth.oidc_cli import auth_cli
     from app.auth.token_cli import tokens_cli
     from app.ops.serve import serve_command
     from app.positions.cli import positions_cli, seed_cli
@@ -179,6 +184,7 @@ def register_commands(app: Flask) -> None:
     register_backup_command()
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
+    app.cli.add_command(auth_cli)
     app.cli.add_command(seed_cli)
     app.cli.add_command(positions_cli)
     app.cli.add_command(alerts_cli)

@@ -269,6 +269,15 @@ def serve(app):
         thread.join(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory):
+    """A real OpenID Connect provider (oidc-provider-mock) on a loopback port, for the run."""
+    from tests.auth.oidc_provider import running_provider
+
+    with running_provider(tmp_path_factory.mktemp("oidc-provider")) as provider:
+        yield provider
+
+
 @pytest.fixture
 def live_server(app):
     """The SQLite app on a real socket."""

@@ -5,6 +5,7 @@ import secrets
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     redirect,
@@ -16,7 +17,7 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 
 from app.admin.audit import Action, record_event, user_target
-from app.auth import sessions, throttle
+from app.auth import oidc, oidc_accounts, sessions, throttle
 from app.auth.access import public
 from app.auth.forms import (
     LoginForm,
@@ -26,6 +27,7 @@ from app.auth.passwords import (
     burn_verification_time,
     verify_password,
 )
+from app.auth.policy import current_policy
 from app.auth.redirects import safe_next
 from app.extensions import db
 
@@ -95,6 +97,18 @@ def login():
         flash(LOGIN_FAILED, "error")
         return render_template("auth/login.html", form=form, next_url=next_url)
 
+    if not oidc_accounts.password_sign_in_allowed(user):
+        # Told only to someone who knew the password, so it reveals nothing to others.
+        # The attempt stays counted: this form is not how this user signs in.
+        record_event(
+            Action.LOGIN_REFUSED,
+            target=user_target(user),
+            detail={"reason": "local_password_not_allowed", "method": "password"},
+        )
+        db.session.commit()
+        flash(oidc_accounts.password_refusal_message(user), "error")
+        return render_template("auth/login.html", form=form, next_url=next_url)
+
     throttle.succeeded(attempt, from_address)
     # Nothing from the anonymous session survives into the logged-in one.
     session.clear()
@@ -126,4 +140,69 @@ def logout():
     logout_user()
     session.clear()
     flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.context_processor
+def sign_in_choices():
+    """The login page's company sign-in button, and whether passwords are the main way."""
+    prov = oidc.provider()
+    return {
+        "oidc_provider_name": prov.settings.provider_name if prov else None,
+        "local_passwords": current_policy().local_passwords,
+    }
+
+
+@bp.route("/login/oidc")
+@public
+def oidc_login():
+    """Send the browser to the company's identity provider to sign in."""
+    prov = oidc.provider()
+    if prov is None:
+        abort(404)
+    next_url = safe_next(request.args.get("next"))
+    if current_user.is_authenticated:
+        return redirect(next_url or url_for("positions.overview"))
+    session["oidc_next"] = next_url
+    try:
+        return oidc.authorize_redirect(prov, url_for("auth.oidc_callback", _external=True))
+    except oidc.SignInRefused as refusal:
+        return _oidc_refused(refusal)
+
+
+@bp.route("/login/oidc/callback")
+@public
+def oidc_callback():
+    """Finish a company sign-in: check the provider's answer, then start a session."""
+    prov = oidc.provider()
+    if prov is None:
+        abort(404)
+    try:
+        claims = oidc.complete_sign_in(prov)
+        user = oidc_accounts.account_for(prov.settings, claims)
+    except oidc.SignInRefused as refusal:
+        return _oidc_refused(refusal)
+    next_url = safe_next(session.get("oidc_next"))
+    # As for the password: nothing from the anonymous session survives.
+    session.clear()
+    sessions.start_session(user, method="oidc")
+    login_user(user)
+    session[current_app.config["WTF_CSRF_FIELD_NAME"]] = secrets.token_hex(32)
+    record_event(
+        Action.LOGIN_OIDC,
+        target=user_target(user),
+        detail={"role": user.role, "subject": user.oidc_subject[:100]},
+        actor=user,
+    )
+    db.session.commit()
+    log.info("login: user=%s method=oidc address=%s", user.username, request.remote_addr)
+    return redirect(next_url or url_for("positions.overview"))
+
+
+def _oidc_refused(refusal: oidc.SignInRefused):
+    """Audit a refused company sign-in and tell the person why on the login page."""
+    oidc_accounts.record_refusal(refusal)
+    db.session.commit()
+    session.pop("oidc_next", None)
+    flash(refusal.message, "error")
     return redirect(url_for("auth.login"))
