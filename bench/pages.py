@@ -17,7 +17,8 @@ drops at the end):
    `ingest.record`, so the latest-position rows and the alerts are written by the
    app's own write path;
 2. creates a viewer through the app's User model and password hashing;
-3. serves the real app (`wsgi:app`, production config) and bench/bare_app.py, each
+3. serves the real app (`wsgi:app`, production config, with the two reference pages
+   of bench/floor_app.py beside its own) and bench/bare_app.py, each
    with gunicorn and --workers sync workers on loopback;
 4. logs in through the real login form, then loads each endpoint for --duration
    seconds after a --warmup, with wrk when it is installed (else Python threads),
@@ -109,6 +110,11 @@ PAGES = (
     (f"/positions/{HISTORY_ASSET}", f"/positions/{HISTORY_ASSET}", 'id="history"'),
     ("/limits", "/limits", 'id="limits"'),
     ("/alerts/", "/alerts/", 'id="alerts"'),
+)
+# What no page can go below (bench/floor_app.py): shown beside the pages, not judged.
+FLOOR_PAGES = (
+    ("floor: signed in", "/bench/signed-in", "signed in"),
+    ("floor: layout", "/bench/layout", 'id="layout-only"'),
 )
 # Limit rules per asset: the position rule on the main account fires on the newest
 # snapshots (the alerts page lists ten alerts), the notional one never does.
@@ -408,11 +414,12 @@ def profile_pages(database_url: str, secret_key: str, requests: int) -> None:
     import pstats
 
     import bare_app
+    from floor_app import add_floor_pages
 
     from app import create_app
 
     base = "https://localhost"  # the production cookie is Secure and __Host-
-    app = create_app(bench_settings(database_url, secret_key))
+    app = add_floor_pages(create_app(bench_settings(database_url, secret_key)))
     client = app.test_client()
     body = client.get("/login", base_url=base).get_data(as_text=True)
     tag = CSRF_INPUT.search(body)
@@ -433,7 +440,7 @@ def profile_pages(database_url: str, secret_key: str, requests: int) -> None:
     bare_ms = cpu_per_request(bare, "/", requests, base)
     print(f"profile: {requests} requests per page, in-process (Flask test client)")
     print(f"  bare /: {bare_ms:.3f} CPU ms/request")
-    for name, path, mark in PAGES:
+    for name, path, mark in PAGES + FLOOR_PAGES:
         response = client.get(path, base_url=base)
         if response.status_code != 200 or mark not in response.get_data(as_text=True):
             raise BenchError(f"GET {path} answered {response.status_code} without {mark!r}")
@@ -629,8 +636,9 @@ def cpu_used(before, after):
 # -------------------------------------------------------------------------- report
 
 
-def report(backend: str, results: list[Result], bare: Result) -> bool:
-    """Print the table and the targets; whether every target passed."""
+def report(backend: str, results: list[Result], bare: Result, floor: list[Result]) -> bool:
+    """Print the table and the targets; whether every target passed. The floor rows
+    (bench/floor_app.py) are shown for reading the pages against, not judged."""
     with_db = backend == "postgresql"
     print()
     header = (
@@ -641,7 +649,7 @@ def report(backend: str, results: list[Result], bare: Result) -> bool:
     )
     print(header)
     print("-" * len(header))
-    for r in [bare, *results]:
+    for r in [bare, *results, *floor]:
         ratio = r.rps / bare.rps if bare.rps else 0.0
         cpu = "n/a" if r.server_cpu_ms is None else f"{r.server_cpu_ms:.2f}"
         db_cpu = "n/a" if r.db_cpu_ms is None else f"{r.db_cpu_ms:.2f}"
@@ -650,7 +658,7 @@ def report(backend: str, results: list[Result], bare: Result) -> bool:
             f"{r.name:<28} {r.rps:>9,.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {ratio:>8.0%}"
             f" {cpu:>18}" + (f" {db_cpu:>14}" if with_db else "") + f" {other:>11}"
         )
-    busy = [r for r in [bare, *results] if (r.other_cores or 0) > OTHER_LOAD_WARNING]
+    busy = [r for r in [bare, *results, *floor] if (r.other_cores or 0) > OTHER_LOAD_WARNING]
     if busy:
         print(
             "note: other processes on this machine kept up to "
@@ -733,7 +741,7 @@ def run_backend(backend: str, database_url: str, bulk_load, args, workdir, serve
     app_port, bare_port = free_port(), free_port()
     app_proc = servers.start(
         f"app-{backend}",
-        gunicorn_args(args.workers, app_port, "wsgi:app"),
+        gunicorn_args(args.workers, app_port, "bench.floor_app:wsgi_app_with_floor()"),
         app_env(database_url, secret_key),
         str(ROOT),
     )
@@ -748,7 +756,10 @@ def run_backend(backend: str, database_url: str, bulk_load, args, workdir, serve
         wait_ready(servers, f"bare-{backend}", bare_proc, bare_port, "/")
 
         cookie = log_in(app_port)
-        sizes = {name: check_page(app_port, path, cookie, mark) for name, path, mark in PAGES}
+        sizes = {
+            name: check_page(app_port, path, cookie, mark)
+            for name, path, mark in PAGES + FLOOR_PAGES
+        }
         sizes["bare /"] = check_page(bare_port, "/", None, "bare reference")
         print(
             f"servers: gunicorn --workers {args.workers} (sync), app on :{app_port} "
@@ -767,12 +778,16 @@ def run_backend(backend: str, database_url: str, bulk_load, args, workdir, serve
             for name, path, _ in PAGES
         ]
         # The session must still be live, or we measured redirects to /login.
-        for _, path, mark in PAGES:
+        floor = [
+            measure(name, app_proc, app_port, path, cookie, args, workdir, servers)
+            for name, path, _ in FLOOR_PAGES
+        ]
+        for _, path, mark in PAGES + FLOOR_PAGES:
             check_page(app_port, path, cookie, mark)
     finally:
         servers.stop(app_proc)
         servers.stop(bare_proc)
-    return report(backend, results, bare)
+    return report(backend, results, bare, floor)
 
 
 def run(args, workdir: Path, servers: Processes, scratch: ScratchDatabases | None) -> bool:
