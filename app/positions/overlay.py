@@ -34,7 +34,7 @@ def rule_lines(rule: AlertRule) -> list[dict]:
         lines.append(
             {
                 **line,
-                "label": f"{rule.name}{scope} (clears)",
+                "label": f"{rule.name}{scope}",
                 "value": format_decimal(rule.clear_threshold),
                 "kind": "clear",
             }

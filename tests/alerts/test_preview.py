@@ -261,7 +261,7 @@ def test_preview_overlay_has_the_typed_lines_and_where_the_rule_would_have_fired
     assert document["limits"] == [
         {"label": "try", "value": "10", "metric": "amount", "kind": "limit", "rule_id": None},
         {
-            "label": "try (clears)",
+            "label": "try",
             "value": "8",
             "metric": "amount",
             "kind": "clear",

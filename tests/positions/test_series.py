@@ -399,7 +399,7 @@ def test_chart_document_carries_the_limit_lines_that_apply_to_the_asset(any_app,
             "rule_id": ids["BTC long"],
         },
         {
-            "label": "BTC long (clears)",
+            "label": "BTC long",
             "value": "35",
             "metric": "amount",
             "kind": "clear",

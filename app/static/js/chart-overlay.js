@@ -58,7 +58,9 @@
           ctx.textBaseline = "bottom";
           for (const { line, y, colour } of shown) {
             // On a patch of the page's background, so a series crossing it stays readable.
-            const text = `${line.label} ${line.value}`;
+            // The number first and named, then the rule: a rule is often named after
+            // its limit ("BTC over 4"), and "BTC over 4 4" would read as a typo.
+            const text = `${line.kind === "clear" ? "clears" : "limit"} ${line.value} · ${line.label}`;
             const size = ctx.measureText(text).width;
             ctx.fillStyle = palette.background;
             ctx.globalAlpha = 0.85;
