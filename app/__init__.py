@@ -152,12 +152,14 @@ def register_blueprints(app: Flask) -> None:
     from app.api.routes import bp as api_bp
     from app.auth.account_routes import bp as account_bp
     from app.auth.routes import bp as auth_bp
+    from app.auth.second_factor_routes import bp as second_factor_bp
     from app.ops.routes import bp as ops_bp
     from app.positions.limit_routes import bp as limits_bp
     from app.positions.routes import bp as positions_bp
     from app.positions.value_routes import bp as value_bp
 
     app.register_blueprint(auth_bp, url_prefix="")
+    app.register_blueprint(second_factor_bp, url_prefix="/login")
     app.register_blueprint(account_bp, url_prefix="/account")
     app.register_blueprint(positions_bp, url_prefix="")
     app.register_blueprint(limits_bp, url_prefix="")

@@ -175,6 +175,26 @@ def enable_user(user_id: int):
     return redirect(url_for("admin.user_detail", user_id=user.id))
 
 
+@bp.route("/users/<int:user_id>/break-glass/on", methods=["POST"], defaults={"on": True})
+@bp.route("/users/<int:user_id>/break-glass/off", methods=["POST"], defaults={"on": False})
+@requires_role(Role.ADMIN)
+def set_break_glass(user_id: int, on: bool):
+    """Mark or unmark an admin who may sign in with a password while they are switched off."""
+    user = db.get_or_404(User, user_id)
+    require_confirmation()
+    try:
+        users.set_break_glass(user, on)
+    except users.AdminError as exc:
+        return _refused(user, exc)
+    db.session.commit()
+    log.info("break-glass %s: admin=%s user=%s", on, current_user.username, user.id)
+    flash(
+        f"{user.username!r} is {'now' if user.break_glass else 'no longer'} a break-glass admin.",
+        "success",
+    )
+    return redirect(url_for("admin.user_detail", user_id=user.id))
+
+
 @bp.route("/users/<int:user_id>/reset-password", methods=["POST"])
 @requires_role(Role.ADMIN)
 def reset_password(user_id: int):
@@ -189,6 +209,22 @@ def reset_password(user_id: int):
     log.info("password reset: admin=%s user=%s", current_user.username, user.id)
     # Rendered, not redirected: the password must not travel through the session cookie.
     return _render_user(user, temporary=temporary)
+
+
+@bp.route("/users/<int:user_id>/reset-second-factor", methods=["POST"])
+@requires_role(Role.ADMIN)
+def reset_second_factor(user_id: int):
+    """Remove a user's second factor (a lost device) and sign them out everywhere."""
+    user = db.get_or_404(User, user_id)
+    require_confirmation()
+    try:
+        ended = users.reset_second_factor(user, actor=current_user)
+    except users.AdminError as exc:
+        return _refused(user, exc)
+    db.session.commit()
+    log.info("second factor reset: admin=%s user=%s", current_user.username, user.id)
+    flash(f"Second factor of {user.username!r} removed; {ended} session(s) signed out.", "success")
+    return redirect(url_for("admin.user_detail", user_id=user.id))
 
 
 @bp.route("/users/<int:user_id>/sessions/<int:session_id>/revoke", methods=["POST"])

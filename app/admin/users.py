@@ -7,7 +7,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.admin.audit import Action, record_event, user_target
-from app.auth import sessions, tokens
+from app.auth import sessions, tokens, totp
 from app.auth.models import (
     ApiToken,
     Role,
@@ -17,6 +17,7 @@ from app.auth.models import (
     normalise_username,
 )
 from app.auth.passwords import hash_password
+from app.auth.policy import active_break_glass_admins, current_policy
 from app.extensions import db
 
 # No look-alike characters: a generated password is read off the screen and typed.
@@ -155,6 +156,29 @@ def enable_user(user: User) -> None:
     record_event(Action.USER_ENABLE, target=user_target(user))
 
 
+def set_break_glass(user: User, on: bool, *, actor: User | str | None = None) -> bool:
+    """Mark or unmark a break-glass admin, who may still use a local password when local
+    passwords are switched off; False if nothing changed."""
+    if user.break_glass == on:
+        return False
+    if on and user.role != Role.ADMIN:
+        raise AdminError("Only an admin can be a break-glass admin.")
+    if on and user.oidc_subject is not None:
+        raise AdminError(
+            f"{user.username!r} signs in through the company's provider and has no local password."
+        )
+    if not on and not current_policy().local_passwords:
+        others = [u for u in active_break_glass_admins() if u.id != user.id]
+        if not others:
+            raise AdminError(
+                "Local passwords are switched off: the last break-glass admin stays until "
+                "another is marked or local passwords are switched on."
+            )
+    user.break_glass = on
+    record_event(Action.USER_BREAK_GLASS, target=user_target(user), detail={"on": on}, actor=actor)
+    return True
+
+
 def reset_password(actor: User, user: User) -> str:
     """Give the user a temporary password they must change at next login; return it.
 
@@ -190,3 +214,24 @@ def revoke_token(token: ApiToken, *, actor: User | str | None = None) -> None:
         detail={"name": token.name, "owner": token.user.username},
         actor=actor,
     )
+
+
+def reset_second_factor(user: User, *, actor: User | str | None = None) -> int:
+    """Remove the user's second factor and end their sessions; return how many ended.
+
+    For a user who lost their device: they sign in with the password alone next
+    time (and enrol again if their role must use a factor).
+    """
+    if actor is not None and getattr(actor, "id", None) == user.id:
+        raise AdminError("Remove your own second factor on the account page.")
+    if user.totp_secret is None:
+        raise AdminError(f"{user.username!r} has no second factor.")
+    totp.remove(user)
+    ended = sessions.revoke_all(user, "second_factor_reset")
+    record_event(
+        Action.SECOND_FACTOR_RESET,
+        target=user_target(user),
+        detail={"sessions_ended": ended},
+        actor=actor,
+    )
+    return ended

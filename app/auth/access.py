@@ -3,9 +3,10 @@
 import functools
 import logging
 
-from flask import abort, current_app, flash, g, jsonify, redirect, request, url_for
+from flask import abort, current_app, flash, g, jsonify, redirect, request, session, url_for
 from flask_login import current_user
 
+from app.auth import totp
 from app.auth.models import Role, Scope
 from app.auth.redirects import wants_json
 from app.auth.tokens import TokenError, authenticate
@@ -80,7 +81,8 @@ PASSWORD_CHANGE_ENDPOINTS = frozenset(
 
 def enforce_access():
     """before_request: apply the view's declared access; deny views that declare none;
-    keep a user with a reset password on the password form until they change it."""
+    keep a user with a reset password on the password form until they change it, and
+    one whose role needs a second factor on its set-up until they have one."""
     # Each name below is a proxy lookup; this runs on every request, so once each.
     endpoint = request.endpoint
     if endpoint is None or endpoint == "static":
@@ -106,7 +108,23 @@ def enforce_access():
         abort(403)
     if user.must_change_password and endpoint not in PASSWORD_CHANGE_ENDPOINTS:
         return password_change_required()
+    # Set at sign-in in the signed cookie, beside the session token, and cleared by
+    # the enrolment: no cookie of this session exists without it until then.
+    if session.get(totp.ENROL_KEY) and endpoint not in totp.ENROL_ENDPOINTS:
+        if totp.enrolment_required(user.record):
+            return second_factor_enrolment_required()
+        session.pop(totp.ENROL_KEY)  # the policy changed since sign-in
     return None
+
+
+def second_factor_enrolment_required():
+    """The answer to a user who must set up a second factor asking for anything else."""
+    if wants_json():
+        return jsonify(error="second_factor_required", message=totp.ENROL_MESSAGE), 403
+    if request.headers.get("HX-Request"):
+        return "", 204, {"HX-Redirect": url_for("account.index")}
+    flash(totp.ENROL_MESSAGE, "info")
+    return redirect(url_for("account.index", _anchor="second-factor"))
 
 
 def password_change_required():

@@ -1,4 +1,4 @@
-"""The account page: password, timezone, sessions and API tokens of the logged-in user."""
+"""The account page: password, second factor, timezone, sessions and API tokens."""
 
 import functools
 import logging
@@ -20,10 +20,12 @@ from flask_login import current_user, logout_user
 
 from app.admin import users
 from app.admin.audit import Action, record_event, user_target
-from app.auth import sessions, tokens
+from app.auth import sessions, tokens, totp
 from app.auth.access import requires_role
 from app.auth.forms import (
     ChangePasswordForm,
+    CodeForm,
+    PasswordConfirmForm,
     TimezoneForm,
     TokenForm,
     require_confirmation,
@@ -34,6 +36,7 @@ from app.auth.passwords import (
     hash_password,
     verify_password,
 )
+from app.auth.policy import has_second_factor, second_factor_required
 from app.auth.redirects import safe_next
 from app.db_types import utcnow
 from app.extensions import db
@@ -60,8 +63,34 @@ def _token_form(**kwargs) -> TokenForm:
     return TokenForm(prefix="tok", **kwargs).offer_scopes(Scope.allowed_for(current_user.role))
 
 
+def _second_factor(forms=None, recovery_codes=None) -> dict:
+    """What the account page's second-factor section shows."""
+    user = current_user.record
+    secret = totp.pending_secret(user)
+    forms = forms or {}
+    return {
+        "enabled": has_second_factor(user),
+        "enabled_at": user.totp_enabled_at,
+        "required": second_factor_required(user),
+        "secret": secret,
+        "qr_code": totp.qr_code_data_uri(totp.provisioning_uri(user, secret)) if secret else None,
+        "codes_left": totp.recovery_codes_left(user),
+        "recovery_codes": recovery_codes,
+        "start_form": forms.get("start") or PasswordConfirmForm(prefix="tf", formdata=None),
+        "confirm_form": forms.get("confirm") or CodeForm(prefix="tfc", formdata=None),
+        "remove_form": forms.get("remove") or PasswordConfirmForm(prefix="tfr", formdata=None),
+        "codes_form": forms.get("codes") or PasswordConfirmForm(prefix="tfn", formdata=None),
+    }
+
+
 def _render_account(
-    password_form=None, timezone_form=None, token_form=None, new_secret=None, status=200
+    password_form=None,
+    timezone_form=None,
+    token_form=None,
+    new_secret=None,
+    status=200,
+    factor_forms=None,
+    recovery_codes=None,
 ):
     timezone_form = timezone_form or _timezone_form()
     if not timezone_form.is_submitted():
@@ -76,6 +105,7 @@ def _render_account(
             current_session=current_user.current_session,
             tokens=tokens.tokens_visible_to(current_user),
             new_secret=new_secret,
+            second_factor=_second_factor(factor_forms, recovery_codes),
         ),
         status,
     )
@@ -116,6 +146,100 @@ def change_password():
     log.info("password changed: user=%s other_sessions_ended=%d", current_user.username, ended)
     flash(f"Password changed. {ended} other session(s) signed out.", "success")
     return redirect(url_for("account.index"))
+
+
+def _password_confirmed(form: PasswordConfirmForm) -> bool:
+    if not form.validate_on_submit():
+        return False
+    if not verify_password(current_user.record.password_hash, form.current_password.data):
+        form.current_password.errors.append("Current password is wrong.")
+        return False
+    return True
+
+
+@bp.route("/second-factor/start", methods=["POST"])
+@requires_role(Role.VIEWER)
+def start_second_factor():
+    """Begin setting up an authenticator app: a new secret, shown as a QR code."""
+    form = PasswordConfirmForm(prefix="tf")
+    if not _password_confirmed(form):
+        return _render_account(factor_forms={"start": form}, status=400)
+    try:
+        totp.start_enrolment(current_user.record)
+    except totp.SecondFactorError as exc:
+        form.current_password.errors.append(str(exc))
+        return _render_account(factor_forms={"start": form}, status=400)
+    db.session.commit()
+    return redirect(url_for("account.index", _anchor="second-factor"))
+
+
+@bp.route("/second-factor/confirm", methods=["POST"])
+@requires_role(Role.VIEWER)
+def confirm_second_factor():
+    """Switch the second factor on with a first code; recovery codes are shown once."""
+    form = CodeForm(prefix="tfc")
+    if not form.validate_on_submit():
+        return _render_account(factor_forms={"confirm": form}, status=400)
+    user = current_user.record
+    try:
+        codes = totp.confirm_enrolment(user, form.code.data)
+    except totp.SecondFactorError as exc:
+        form.code.errors.append(str(exc))
+        return _render_account(factor_forms={"confirm": form}, status=400)
+    # Whoever holds another session of this account signed in without the factor.
+    ended = sessions.revoke_all(user, "second_factor_enrolled", keep=current_user.current_session)
+    record_event(
+        Action.SECOND_FACTOR_ENROL,
+        target=user_target(current_user),
+        detail={"other_sessions_ended": ended},
+    )
+    db.session.commit()
+    session.pop(totp.ENROL_KEY, None)
+    log.info("second factor enrolled: user=%s other_sessions_ended=%d", user.username, ended)
+    flash(f"Second factor on. {ended} other session(s) signed out.", "success")
+    # Rendered, not redirected: the codes must not travel through the session cookie.
+    return _render_account(recovery_codes=codes)
+
+
+@bp.route("/second-factor/remove", methods=["POST"])
+@requires_role(Role.VIEWER)
+def remove_second_factor():
+    """Switch my second factor off (with my password) and sign out my other sessions."""
+    form = PasswordConfirmForm(prefix="tfr")
+    if not _password_confirmed(form):
+        return _render_account(factor_forms={"remove": form}, status=400)
+    user = current_user.record
+    totp.remove(user)
+    ended = sessions.revoke_all(user, "second_factor_removed", keep=current_user.current_session)
+    record_event(
+        Action.SECOND_FACTOR_REMOVE,
+        target=user_target(current_user),
+        detail={"other_sessions_ended": ended},
+    )
+    db.session.commit()
+    log.info("second factor removed: user=%s other_sessions_ended=%d", user.username, ended)
+    flash(f"Second factor off. {ended} other session(s) signed out.", "success")
+    if second_factor_required(user):
+        session[totp.ENROL_KEY] = True
+        flash(totp.ENROL_MESSAGE, "info")
+    return redirect(url_for("account.index", _anchor="second-factor"))
+
+
+@bp.route("/second-factor/recovery-codes", methods=["POST"])
+@requires_role(Role.VIEWER)
+def replace_recovery_codes():
+    """Replace my recovery codes (with my password); the new ones are shown once."""
+    form = PasswordConfirmForm(prefix="tfn")
+    if not _password_confirmed(form):
+        return _render_account(factor_forms={"codes": form}, status=400)
+    user = current_user.record
+    if not has_second_factor(user):
+        abort(404)
+    codes = totp.replace_recovery_codes(user)
+    record_event(Action.RECOVERY_CODES_REPLACE, target=user_target(current_user))
+    db.session.commit()
+    log.info("recovery codes replaced: user=%s", user.username)
+    return _render_account(recovery_codes=codes)
 
 
 @bp.route("/timezone", methods=["POST"])

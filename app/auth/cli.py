@@ -5,7 +5,9 @@ import sys
 import click
 from flask.cli import AppGroup
 
+from app.admin import users as admin_users
 from app.admin.audit import CLI_ACTOR, Action, record_event, user_target
+from app.admin.users import AdminError, set_break_glass
 from app.auth import sessions
 from app.auth.models import Role, User, UsernameError, normalise_username
 from app.auth.passwords import PasswordPolicyError, hash_password
@@ -114,6 +116,37 @@ def enable_user(username: str):
     record_event(Action.USER_ENABLE, target=user_target(user), actor=CLI_ACTOR)
     db.session.commit()
     click.echo(f"Enabled {user.username!r}.")
+
+
+@users_cli.command("reset-2fa")
+@click.argument("username")
+def reset_second_factor(username: str):
+    """Remove a user's second factor (a lost device) and sign out all their sessions."""
+    user = find_user(username)
+    try:
+        ended = admin_users.reset_second_factor(user, actor=CLI_ACTOR)
+    except admin_users.AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(
+        f"Second factor of {user.username!r} removed; {ended} session(s) signed out. "
+        "They sign in with their password alone and can set it up again."
+    )
+
+
+@users_cli.command("break-glass")
+@click.argument("username")
+@click.option("--on/--off", "on", required=True, help="Mark or unmark the admin.")
+def break_glass(username: str, on: bool):
+    """Mark an admin who may still sign in with a local password when they are switched off."""
+    user = find_user(username)
+    try:
+        changed = set_break_glass(user, on, actor=CLI_ACTOR)
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    state = "a break-glass admin" if on else "not a break-glass admin"
+    click.echo(f"{user.username!r} is {'now ' if changed else 'already '}{state}.")
 
 
 @users_cli.command("list")

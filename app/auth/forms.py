@@ -74,3 +74,17 @@ class TokenForm(FlaskForm):
         """Show a checkbox only for these scopes."""
         self.scopes.choices = [SelectChoice(s, SCOPE_LABELS[s]) for s in scopes]
         return self
+
+
+class PasswordConfirmForm(FlaskForm):
+    """A second-factor change confirmed with the current password."""
+
+    current_password = PasswordField("Current password", validators=[DataRequired()])
+    submit = SubmitField("Confirm")
+
+
+class CodeForm(FlaskForm):
+    """A 6-digit authenticator code, or a recovery code."""
+
+    code = StringField("Code", validators=[DataRequired(), Length(max=32)])
+    submit = SubmitField("Verify")

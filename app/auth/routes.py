@@ -17,7 +17,7 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 
 from app.admin.audit import Action, record_event, user_target
-from app.auth import oidc, oidc_accounts, sessions, throttle
+from app.auth import oidc, oidc_accounts, sessions, throttle, totp
 from app.auth.access import public
 from app.auth.forms import (
     LoginForm,
@@ -27,7 +27,7 @@ from app.auth.passwords import (
     burn_verification_time,
     verify_password,
 )
-from app.auth.policy import current_policy
+from app.auth.policy import current_policy, has_second_factor
 from app.auth.redirects import safe_next
 from app.extensions import db
 
@@ -110,6 +110,11 @@ def login():
         return render_template("auth/login.html", form=form, next_url=next_url)
 
     throttle.succeeded(attempt, from_address)
+    if has_second_factor(user):
+        # The password was right; nothing is granted until the code is too.
+        totp.begin_pending(user, next_url)
+        db.session.commit()
+        return redirect(url_for("second_factor.code"))
     # Nothing from the anonymous session survives into the logged-in one.
     session.clear()
     sessions.start_session(user)
@@ -119,12 +124,18 @@ def login():
     # asked for with the login cookie (a script, a client that keeps no cookies) would
     # make a new secret and re-sign the cookie.
     session[current_app.config["WTF_CSRF_FIELD_NAME"]] = secrets.token_hex(32)
+    enrol_first = totp.enrolment_required(user)
+    if enrol_first:
+        session[totp.ENROL_KEY] = True
     record_event(Action.LOGIN_SUCCESS, target=user_target(user), actor=user)
     db.session.commit()
     log.info("login: user=%s address=%s", user.username, address)
     if user.must_change_password:
         flash("Your password was reset. Choose a new one to continue.", "info")
         return redirect(url_for("account.index"))
+    if enrol_first:
+        flash(totp.ENROL_MESSAGE, "info")
+        return redirect(url_for("account.index", _anchor="second-factor"))
     return redirect(next_url or url_for("positions.overview"))
 
 

@@ -404,6 +404,8 @@ AUDITED_COMMANDS = {
     "users set-password": Action.PASSWORD_RESET,
     "users disable": Action.USER_DISABLE,
     "users enable": Action.USER_ENABLE,
+    "users break-glass": Action.USER_BREAK_GLASS,
+    "users reset-2fa": Action.SECOND_FACTOR_RESET,
     "tokens create": Action.TOKEN_CREATE,
     "tokens revoke": Action.TOKEN_REVOKE,
     "positions import": Action.POSITIONS_IMPORT,
@@ -421,11 +423,12 @@ UNAUDITED_COMMANDS = {
     "tokens list",
     "positions export",
     "positions rollup",
+    "auth oidc-check",
 }
 
 
 def test_every_command_that_changes_audited_things_is_declared_audited(app):
-    groups = ("alerts", "users", "tokens", "positions", "seed")
+    groups = ("alerts", "users", "tokens", "positions", "seed", "auth")
     found = {f"{group} {name}" for group in groups for name in app.cli.commands[group].commands}
     assert found - set(AUDITED_COMMANDS) - UNAUDITED_COMMANDS == set()
     assert set(AUDITED_COMMANDS) | UNAUDITED_COMMANDS == found
