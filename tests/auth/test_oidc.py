@@ -342,3 +342,16 @@ def test_an_unreachable_provider_is_a_clear_refusal(sqlite_url):
     assert_refused(client, response, "The sign-in provider cannot be reached")
     with app.app_context():
         assert refusal_reasons(app) == ["provider_unreachable"]
+
+
+def test_with_local_passwords_off_the_provider_comes_first_and_still_signs_in(
+    app, client, oidc_provider
+):
+    from tests.auth.test_break_glass import switch_local_passwords
+
+    switch_local_passwords(app, False)
+    page = client.get("/login").get_data(as_text=True)
+    assert 'class="oidc-sign-in"' in page
+    assert page.index("Sign in with Mock Identity") < page.index("Break-glass admin sign-in")
+    sub = new_subject(oidc_provider, preferred_username="ivy", groups=[VIEWER_GROUP])
+    assert sign_in(client, oidc_provider, sub).location == "/"
