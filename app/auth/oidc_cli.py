@@ -59,33 +59,36 @@ def oidc_check():
     methods = document.get("code_challenge_methods_supported") or []
     claims = document.get("claims_supported") or []
 
-    echo = click.echo
-    echo(f"Discovery:       {settings.discovery_url}")
-    echo(f"Issuer:          {issuer or '(missing)'}")
+    def show(label: str, value: str) -> None:
+        click.echo(f"{label + ':':<24}{value}")
+
+    show("Discovery", settings.discovery_url)
+    show("Issuer", issuer or "(missing)")
     for key in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"):
-        echo(f"{key + ':':<17}{document.get(key) or '(missing)'}")
-    echo(f"Scopes:          {_listed(document, 'scopes_supported')}")
-    echo(f"Claims:          {_listed(document, 'claims_supported')}")
-    echo(f"Signing algs:    {_listed(document, 'id_token_signing_alg_values_supported')}")
-    echo(f"PKCE methods:    {_listed(document, 'code_challenge_methods_supported')}")
+        show(key, document.get(key) or "(missing)")
+    show("Scopes supported", _listed(document, "scopes_supported"))
+    show("Claims supported", _listed(document, "claims_supported"))
+    show("ID token algorithms", _listed(document, "id_token_signing_alg_values_supported"))
+    show("PKCE methods", _listed(document, "code_challenge_methods_supported"))
     if "S256" not in methods:
-        echo("  note: S256 is not advertised; sign-in sends it anyway (most providers accept it).")
-    echo(f"We ask scopes:   {settings.scopes}")
+        click.echo(
+            "  note: S256 is not advertised; sign-in sends it anyway (most providers take it)."
+        )
+    show("Scopes asked", settings.scopes)
     if not claims:
         advertised = "unknown (the provider lists no claims)"
     elif settings.groups_claim in claims:
         advertised = "yes"
     else:
         advertised = "NO (check the provider's claim mapping)"
-    echo(f"Groups claim:    {settings.groups_claim} — advertised: {advertised}")
+    show("Groups claim", f"{settings.groups_claim} (advertised: {advertised})")
     for role in reversed(Role.ALL):
         groups = sorted(g for g, r in settings.role_groups.items() if r == role)
         if groups:
-            echo(f"  {role:<9} from groups: {', '.join(groups)}")
-    default = settings.default_role or "(none: users in no mapped group are refused)"
-    echo(f"Default role:    {default}")
+            show(f"  {role} from groups", ", ".join(groups))
+    show("Default role", settings.default_role or "none: users in no mapped group are refused")
     base = (current_app.config.get("PUBLIC_URL") or "https://<your host>").rstrip("/")
-    echo(f"Redirect URI:    {base}{CALLBACK_PATH} (register it at the provider)")
+    show("Redirect URI", f"{base}{CALLBACK_PATH} (register it at the provider)")
     if problems:
         raise click.ClickException("Discovery is not usable: " + "; ".join(problems) + ".")
-    echo("OK: the provider's discovery document is usable.")
+    click.echo("OK: the provider's discovery document is usable.")

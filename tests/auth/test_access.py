@@ -15,6 +15,9 @@ from tests.conftest import Auth, build_app, make_user
 PUBLIC_ENDPOINTS = {
     "auth.login",
     "auth.logout",
+    # Company sign-in: its start and the provider's return (tests/auth/test_oidc.py).
+    "auth.oidc_login",
+    "auth.oidc_callback",
     "ops.healthz",
     "ops.readyz",
     "ops.metrics",

@@ -355,3 +355,31 @@ def test_with_local_passwords_off_the_provider_comes_first_and_still_signs_in(
     assert page.index("Sign in with Mock Identity") < page.index("Break-glass admin sign-in")
     sub = new_subject(oidc_provider, preferred_username="ivy", groups=[VIEWER_GROUP])
     assert sign_in(client, oidc_provider, sub).location == "/"
+
+
+def test_oidc_check_prints_what_discovery_offers(app, oidc_provider):
+    result = app.test_cli_runner().invoke(args=["auth", "oidc-check"])
+    assert result.exit_code == 0, result.output
+    assert f"Issuer:                 {oidc_provider.url}\n" in result.output
+    assert f"token_endpoint:         {oidc_provider.url}/oauth2/token" in result.output
+    assert "Scopes supported:       openid, profile, email" in result.output
+    assert "PKCE methods:           (not advertised)" in result.output
+    assert "Groups claim:           groups (advertised: unknown" in result.output
+    assert "admin from groups:    desk-admins" in result.output
+    assert "/login/oidc/callback" in result.output
+    assert result.output.rstrip().endswith("usable.")
+
+
+def test_oidc_check_fails_clearly_when_the_provider_cannot_be_reached(sqlite_url):
+    from tests.auth.oidc_provider import MockProvider, _free_port
+
+    gone = MockProvider(f"http://127.0.0.1:{_free_port()}")
+    result = oidc_app(sqlite_url, gone).test_cli_runner().invoke(args=["auth", "oidc-check"])
+    assert result.exit_code == 1
+    assert f"Cannot fetch {gone.url}/.well-known/openid-configuration" in result.output
+
+
+def test_oidc_check_says_when_company_sign_in_is_off(sqlite_url):
+    result = build_app(sqlite_url).test_cli_runner().invoke(args=["auth", "oidc-check"])
+    assert result.exit_code == 1
+    assert "Company sign-in is off" in result.output
