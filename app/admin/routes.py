@@ -294,7 +294,7 @@ def update_sign_in_policy():
         changed = policy.update_policy(form.local_passwords.data, form.second_factor_roles.data)
     except policy.PolicyError as exc:
         db.session.rollback()
-        form.local_passwords.errors.append(str(exc))
+        form.local_passwords.errors.append(f"{exc} Nothing was saved.")
         return _render_policy(form, status=400)
     db.session.commit()
     if changed:

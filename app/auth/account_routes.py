@@ -69,6 +69,8 @@ def _second_factor(forms=None, recovery_codes=None) -> dict:
     secret = totp.pending_secret(user)
     forms = forms or {}
     return {
+        # Users of the identity provider have no local password to pair a factor with.
+        "provider": user.oidc_subject is not None,
         "enabled": has_second_factor(user),
         "enabled_at": user.totp_enabled_at,
         "required": second_factor_required(user),

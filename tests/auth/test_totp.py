@@ -519,3 +519,24 @@ def test_cli_resets_a_locked_out_admins_factor(app, runner, clock):
     assert again.exit_code != 0 and "has no second factor" in again.output
     unknown = runner.invoke(args=["users", "reset-2fa", "nobody"])
     assert unknown.exit_code != 0 and "No user named" in unknown.output
+
+
+def test_a_session_from_before_the_policy_change_keeps_going_until_the_next_sign_in(app, clock):
+    make_user(app, "olga", role=Role.OPERATOR)
+    client = app.test_client()
+    assert Auth(client).login(username="olga").location == "/"
+    require_factor_for(app, Role.OPERATOR)
+    # As documented: the requirement applies from the next sign-in on.
+    assert client.get("/").status_code == 200
+    assert Auth(app.test_client()).login(username="olga").location == "/account#second-factor"
+
+
+def test_a_provider_user_is_not_offered_a_local_second_factor(app, logged_in):
+    with app.app_context():
+        db.session.execute(
+            db.update(User).values(oidc_issuer="https://id.example.com", oidc_subject="s-1")
+        )
+        db.session.commit()
+    html = logged_in.get("/account").get_data(as_text=True)
+    assert "company's identity provider" in html
+    assert "Set up a second factor" not in html
