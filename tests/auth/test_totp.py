@@ -2,6 +2,7 @@
 
 import hashlib
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pyotp
@@ -540,3 +541,27 @@ def test_a_provider_user_is_not_offered_a_local_second_factor(app, logged_in):
     html = logged_in.get("/account").get_data(as_text=True)
     assert "company's identity provider" in html
     assert "Set up a second factor" not in html
+
+
+def test_the_same_code_sent_at_once_signs_in_only_one_browser(any_app, clock):
+    secret, _ = enrolled(any_app)
+    clients = []
+    for _ in range(4):
+        client = any_app.test_client()
+        assert Auth(client).login().location == "/login/code"
+        clients.append((client, csrf_token_from(client, "/login/code")))
+    value = code(secret, clock.now)
+    barrier = threading.Barrier(len(clients))
+    answers = []
+
+    def send(client, token):
+        barrier.wait()
+        answers.append(client.post("/login/code", data={"csrf_token": token, "code": value}))
+
+    threads = [threading.Thread(target=send, args=pair) for pair in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 302]
+    assert len(live_sessions(any_app)) == 1
