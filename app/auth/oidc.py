@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App
-from flask import Flask, current_app
+from flask import Flask, current_app, session
 from joserfc.errors import JoseError
 from requests import RequestException
 
@@ -195,6 +195,10 @@ def authorize_redirect(prov: Provider, redirect_uri: str):
     """The redirect to the provider's login page; state, nonce and PKCE verifier are
     kept in the session for the callback."""
     load_metadata(prov)
+    # One sign-in in flight per browser: each start would otherwise add its state to
+    # the session cookie until it outgrew what browsers keep.
+    for key in [key for key in session if key.startswith(f"_state_{CLIENT_NAME}_")]:
+        session.pop(key)
     try:
         return prov.client.authorize_redirect(redirect_uri)
     except RequestException as exc:

@@ -5,6 +5,7 @@ import logging
 import secrets
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.admin.audit import Action, record_event, user_target
 from app.auth import sessions
@@ -90,7 +91,15 @@ def _create(issuer: str, subject: str, claims: dict, role: str, groups) -> User:
         oidc_issuer=issuer,
         oidc_subject=subject,
     )
-    db.session.add(user)
+    try:
+        # Two first sign-ins of one person at once (two tabs): the second finds the
+        # subject or the name taken and is refused instead of failing.
+        with db.session.begin_nested():
+            db.session.add(user)
+    except IntegrityError:
+        raise SignInRefused(
+            "sign_in_clash", "Another sign-in of yours was under way. Try again."
+        ) from None
     record_event(
         Action.USER_CREATE,
         target=user_target(user),

@@ -383,3 +383,25 @@ def test_oidc_check_says_when_company_sign_in_is_off(sqlite_url):
     result = build_app(sqlite_url).test_cli_runner().invoke(args=["auth", "oidc-check"])
     assert result.exit_code == 1
     assert "Company sign-in is off" in result.output
+
+
+def test_only_the_latest_start_of_a_sign_in_is_kept_in_the_cookie(app, client, oidc_provider):
+    first = parse_qs(urlsplit(start(client)).query)["state"][0]
+    start(client)
+    with client.session_transaction() as cookie:
+        states = [key for key in cookie if key.startswith("_state_oidc_")]
+    assert len(states) == 1 and first not in states[0]
+
+
+def test_a_name_taken_meanwhile_is_a_refusal_not_a_crash(app, client, oidc_provider, monkeypatch):
+    from app.auth import oidc_accounts
+
+    make_user(app, "twin")
+    sub = new_subject(oidc_provider, preferred_username="twin", groups=[VIEWER_GROUP])
+    # As if another tab's first sign-in took the name between our check and our insert.
+    monkeypatch.setattr(oidc_accounts, "unique_username", lambda claims: "twin")
+    response = sign_in(client, oidc_provider, sub)
+    assert_refused(client, response, "Another sign-in of yours was under way")
+    assert refusal_reasons(app) == ["sign_in_clash"]
+    with app.app_context():
+        assert db.session.execute(db.select(db.func.count(User.id))).scalar() == 1
