@@ -405,3 +405,25 @@ def test_a_name_taken_meanwhile_is_a_refusal_not_a_crash(app, client, oidc_provi
     assert refusal_reasons(app) == ["sign_in_clash"]
     with app.app_context():
         assert db.session.execute(db.select(db.func.count(User.id))).scalar() == 1
+
+
+@pytest.mark.postgres
+def test_first_sign_in_and_a_lowered_role_on_postgresql(postgres_url, oidc_provider):
+    from tests.conftest import _truncate_all
+
+    app = build_app(postgres_url, **oidc_provider.settings())
+    with app.app_context():
+        _truncate_all()
+    try:
+        sub = new_subject(oidc_provider, preferred_username="pg", groups=[ADMIN_GROUP])
+        laptop, phone = app.test_client(), app.test_client()
+        assert sign_in(laptop, oidc_provider, sub).location == "/"
+        oidc_provider.set_user(sub, preferred_username="pg", groups=[VIEWER_GROUP])
+        assert sign_in(phone, oidc_provider, sub).location == "/"
+        assert user_named(app, "pg").role == Role.VIEWER
+        assert laptop.get("/").status_code == 302
+        assert phone.get("/").status_code == 200
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
