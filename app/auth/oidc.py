@@ -4,6 +4,7 @@ that turn a provider's answer into one of our users (or a refusal)."""
 import json
 import logging
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App
@@ -16,6 +17,7 @@ from app.auth.models import Role
 log = logging.getLogger(__name__)
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 EXTENSION_KEY = "tm_oidc"
 CLIENT_NAME = "oidc"
 # A provider's answer the ID token is checked against, beyond Authlib's own checks; a
@@ -81,6 +83,11 @@ def settings_from_config(config) -> OIDCSettings | None:
         return None
     if not issuer.startswith(("https://", "http://")):
         raise OIDCConfigError(f"OIDC_ISSUER must be an http(s) URL, not {issuer!r}.")
+    if issuer.startswith("http://") and urlsplit(issuer).hostname not in LOOPBACK_HOSTS:
+        # Codes and tokens would cross the network in clear; Authlib refuses it too.
+        raise OIDCConfigError(
+            f"OIDC_ISSUER must use https (only loopback may use http): {issuer!r}"
+        )
     # The environment reader parses JSON, so an all-digit client id arrives as a number.
     client_id = str(config.get("OIDC_CLIENT_ID") or "").strip()
     client_secret = str(config.get("OIDC_CLIENT_SECRET") or "").strip()

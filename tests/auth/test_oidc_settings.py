@@ -33,6 +33,7 @@ def test_without_an_issuer_company_sign_in_is_off():
     [
         ({"OIDC_CLIENT_SECRET": ""}, "OIDC_CLIENT_SECRET"),
         ({"OIDC_ISSUER": "id.example.com"}, "must be an http"),
+        ({"OIDC_ISSUER": "http://id.example.com"}, "must use https"),
         ({"OIDC_SCOPES": "profile email"}, "must include openid"),
         ({"OIDC_DEFAULT_ROLE": "root"}, "OIDC_DEFAULT_ROLE must be one of"),
         ({"OIDC_VIEWER_GROUPS": ""}, "nobody could sign in"),
