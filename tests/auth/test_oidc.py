@@ -427,3 +427,15 @@ def test_first_sign_in_and_a_lowered_role_on_postgresql(postgres_url, oidc_provi
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+def test_the_account_page_of_a_provider_user_has_no_password_or_factor_forms(
+    app, client, oidc_provider
+):
+    sub = new_subject(oidc_provider, preferred_username="acc", groups=[VIEWER_GROUP])
+    sign_in(client, oidc_provider, sub)
+    page = client.get("/account").get_data(as_text=True)
+    assert "company's identity provider" in page
+    assert "Change password" not in page
+    assert 'id="second-factor"' not in page
+    assert "Timezone" in page
