@@ -159,4 +159,10 @@ def list_users():
     width = max(len(u.username) for u in users)
     for user in users:
         status = "active" if user.active else "disabled"
-        click.echo(f"{user.username:<{width}}  {user.role:<8}  {status}")
+        notes = []
+        if user.oidc_subject is not None:
+            notes.append("company sign-in")
+        if user.break_glass:
+            notes.append("break-glass")
+        extra = f"  ({', '.join(notes)})" if notes else ""
+        click.echo(f"{user.username:<{width}}  {user.role:<8}  {status:<8}{extra}".rstrip())

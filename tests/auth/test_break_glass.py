@@ -82,10 +82,13 @@ def test_the_cli_marks_and_unmarks_a_break_glass_admin(app, runner):
     result = runner.invoke(args=["users", "break-glass", "ADA", "--on"])
     assert result.exit_code == 0, result.output
     assert "now a break-glass admin" in result.output
+    assert "ada  admin     active    (break-glass)" in runner.invoke(args=["users", "list"]).output
     assert flag(app, "ada") is True
     result = runner.invoke(args=["users", "break-glass", "ada", "--off"])
     assert result.exit_code == 0, result.output
     assert flag(app, "ada") is False
+    listed = runner.invoke(args=["users", "list"]).output
+    assert "ada  admin     active" in listed and "break-glass" not in listed
     audited = events(app, Action.USER_BREAK_GLASS)
     assert [(e.actor_name, e.detail["on"]) for e in audited] == [("cli", True), ("cli", False)]
 

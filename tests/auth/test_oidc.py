@@ -439,3 +439,10 @@ def test_the_account_page_of_a_provider_user_has_no_password_or_factor_forms(
     assert "Change password" not in page
     assert 'id="second-factor"' not in page
     assert "Timezone" in page
+
+
+def test_users_list_marks_company_sign_in(app, client, oidc_provider):
+    sub = new_subject(oidc_provider, preferred_username="lin", groups=[VIEWER_GROUP])
+    sign_in(client, oidc_provider, sub)
+    output = app.test_cli_runner().invoke(args=["users", "list"]).output
+    assert "lin  viewer    active    (company sign-in)" in output
