@@ -10,6 +10,12 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.test_accessibility import (
+    AXE_SCRIPT,
+    FAILING_IMPACTS,
+    axe_violations,
+    describe,
+)
 from tests.conftest import PASSWORD, make_user
 
 pytestmark = pytest.mark.browser
@@ -121,3 +127,28 @@ def test_sign_in_with_a_recovery_code(page, clock):
     assert page.url == f"{page.base}/"
     expect(page.get_by_text("Signed in with a recovery code; 9 left.")).to_be_visible()
     assert_clean(page)
+
+
+def serious_violations(page) -> list[str]:
+    if not AXE_SCRIPT.exists():
+        pytest.skip("axe-core is missing: run `make assets`")
+    found = axe_violations(page, AXE_SCRIPT.read_text(encoding="utf-8"))
+    return [describe(v) for v in found if v["impact"] in FAILING_IMPACTS]
+
+
+def test_the_set_up_and_code_pages_pass_axe(page, clock):
+    log_in(page)
+    page.goto(f"{page.base}/account")
+    section = page.locator("#second-factor")
+    section.get_by_label("Current password").fill(PASSWORD)
+    section.get_by_role("button", name="Set up a second factor").click()
+    page.wait_for_load_state()
+    assert serious_violations(page) == []  # the QR code, secret and code field
+    secret = page.get_by_test_id("second-factor-secret").inner_text().strip()
+    page.locator("#second-factor").get_by_label("Code").fill(pyotp.TOTP(secret).at(clock["at"]))
+    page.get_by_role("button", name="Switch on").click()
+    page.wait_for_load_state()
+    assert serious_violations(page) == []  # the recovery codes
+    sign_out(page)
+    log_in(page)
+    assert serious_violations(page) == []  # the code page
