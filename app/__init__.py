@@ -159,7 +159,7 @@ def register_blueprints(app: Flask) -> None:
     from app.positions.value_routes import bp as value_bp
 
     app.register_blueprint(auth_bp, url_prefix="")
-    app.register_blueprint(second_factor_bp, url_prefix="/login")
+    app.register_blueprint(second_factor_bp, url_prefix="")
     app.register_blueprint(account_bp, url_prefix="/account")
     app.register_blueprint(positions_bp, url_prefix="")
     app.register_blueprint(limits_bp, url_prefix="")

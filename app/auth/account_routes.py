@@ -85,7 +85,7 @@ def _second_factor(forms=None, recovery_codes=None) -> dict:
     }
 
 
-def _render_account(
+def render_account(
     password_form=None,
     timezone_form=None,
     token_form=None,
@@ -117,7 +117,7 @@ def _render_account(
 @requires_role(Role.VIEWER)
 def index():
     """Show the account page: password, timezone and active sessions."""
-    return _render_account()
+    return render_account()
 
 
 @bp.route("/password", methods=["POST"])
@@ -126,16 +126,16 @@ def change_password():
     """Change my password and sign out my other sessions."""
     form = ChangePasswordForm(prefix="pw")
     if not form.validate_on_submit():
-        return _render_account(password_form=form, status=400)
+        return render_account(password_form=form, status=400)
     user = current_user.record
     if not verify_password(user.password_hash, form.current_password.data):
         form.current_password.errors.append("Current password is wrong.")
-        return _render_account(password_form=form, status=400)
+        return render_account(password_form=form, status=400)
     try:
         user.password_hash = hash_password(form.new_password.data)
     except PasswordPolicyError as exc:
         form.new_password.errors.append(str(exc))
-        return _render_account(password_form=form, status=400)
+        return render_account(password_form=form, status=400)
     user.password_changed_at = utcnow()
     user.must_change_password = False
     ended = sessions.revoke_all(user, "password_changed", keep=current_user.current_session)
@@ -150,107 +150,13 @@ def change_password():
     return redirect(url_for("account.index"))
 
 
-def _password_confirmed(form: PasswordConfirmForm) -> bool:
-    if not form.validate_on_submit():
-        return False
-    if not verify_password(current_user.record.password_hash, form.current_password.data):
-        form.current_password.errors.append("Current password is wrong.")
-        return False
-    return True
-
-
-@bp.route("/second-factor/start", methods=["POST"])
-@requires_role(Role.VIEWER)
-def start_second_factor():
-    """Begin setting up an authenticator app: a new secret, shown as a QR code."""
-    form = PasswordConfirmForm(prefix="tf")
-    if not _password_confirmed(form):
-        return _render_account(factor_forms={"start": form}, status=400)
-    try:
-        totp.start_enrolment(current_user.record)
-    except totp.SecondFactorError as exc:
-        form.current_password.errors.append(str(exc))
-        return _render_account(factor_forms={"start": form}, status=400)
-    db.session.commit()
-    return redirect(url_for("account.index", _anchor="second-factor"))
-
-
-@bp.route("/second-factor/confirm", methods=["POST"])
-@requires_role(Role.VIEWER)
-def confirm_second_factor():
-    """Switch the second factor on with a first code; recovery codes are shown once."""
-    form = CodeForm(prefix="tfc")
-    if not form.validate_on_submit():
-        return _render_account(factor_forms={"confirm": form}, status=400)
-    user = current_user.record
-    try:
-        codes = totp.confirm_enrolment(user, form.code.data)
-    except totp.SecondFactorError as exc:
-        form.code.errors.append(str(exc))
-        return _render_account(factor_forms={"confirm": form}, status=400)
-    # Whoever holds another session of this account signed in without the factor.
-    ended = sessions.revoke_all(user, "second_factor_enrolled", keep=current_user.current_session)
-    record_event(
-        Action.SECOND_FACTOR_ENROL,
-        target=user_target(current_user),
-        detail={"other_sessions_ended": ended},
-    )
-    db.session.commit()
-    session.pop(totp.ENROL_KEY, None)
-    log.info("second factor enrolled: user=%s other_sessions_ended=%d", user.username, ended)
-    flash(f"Second factor on. {ended} other session(s) signed out.", "success")
-    # Rendered, not redirected: the codes must not travel through the session cookie.
-    return _render_account(recovery_codes=codes)
-
-
-@bp.route("/second-factor/remove", methods=["POST"])
-@requires_role(Role.VIEWER)
-def remove_second_factor():
-    """Switch my second factor off (with my password) and sign out my other sessions."""
-    form = PasswordConfirmForm(prefix="tfr")
-    if not _password_confirmed(form):
-        return _render_account(factor_forms={"remove": form}, status=400)
-    user = current_user.record
-    totp.remove(user)
-    ended = sessions.revoke_all(user, "second_factor_removed", keep=current_user.current_session)
-    record_event(
-        Action.SECOND_FACTOR_REMOVE,
-        target=user_target(current_user),
-        detail={"other_sessions_ended": ended},
-    )
-    db.session.commit()
-    log.info("second factor removed: user=%s other_sessions_ended=%d", user.username, ended)
-    flash(f"Second factor off. {ended} other session(s) signed out.", "success")
-    if second_factor_required(user):
-        session[totp.ENROL_KEY] = True
-        flash(totp.ENROL_MESSAGE, "info")
-    return redirect(url_for("account.index", _anchor="second-factor"))
-
-
-@bp.route("/second-factor/recovery-codes", methods=["POST"])
-@requires_role(Role.VIEWER)
-def replace_recovery_codes():
-    """Replace my recovery codes (with my password); the new ones are shown once."""
-    form = PasswordConfirmForm(prefix="tfn")
-    if not _password_confirmed(form):
-        return _render_account(factor_forms={"codes": form}, status=400)
-    user = current_user.record
-    if not has_second_factor(user):
-        abort(404)
-    codes = totp.replace_recovery_codes(user)
-    record_event(Action.RECOVERY_CODES_REPLACE, target=user_target(current_user))
-    db.session.commit()
-    log.info("recovery codes replaced: user=%s", user.username)
-    return _render_account(recovery_codes=codes)
-
-
 @bp.route("/timezone", methods=["POST"])
 @requires_role(Role.VIEWER)
 def change_timezone():
     """Choose the timezone my pages show times in."""
     form = _timezone_form()
     if not form.validate_on_submit():
-        return _render_account(timezone_form=form, status=400)
+        return render_account(timezone_form=form, status=400)
     user = current_user.record
     user.timezone = form.timezone.data
     user.timezone_chosen = True
@@ -324,7 +230,7 @@ def create_token():
     """Create an API token for me; its secret is shown on this page once."""
     form = _token_form()
     if not form.validate_on_submit():
-        return _render_account(token_form=form, status=400)
+        return render_account(token_form=form, status=400)
     accounts = [a.strip() for a in (form.accounts.data or "").split(",") if a.strip()]
     expires = (
         datetime.combine(form.expires.data, time.min, tzinfo=UTC) if form.expires.data else None
@@ -347,10 +253,10 @@ def create_token():
             ",".join(exc.scopes),
         )
         form.scopes.errors.append(str(exc))
-        return _render_account(token_form=form, status=403)
+        return render_account(token_form=form, status=403)
     except ValueError as exc:
         form.name.errors.append(str(exc))
-        return _render_account(token_form=form, status=400)
+        return render_account(token_form=form, status=400)
     db.session.flush()
     record_event(
         Action.TOKEN_CREATE,
@@ -365,7 +271,7 @@ def create_token():
         ",".join(token.scopes),
     )
     # Rendered, not redirected: the secret must not travel through the session cookie.
-    return _render_account(new_secret=(token, secret))
+    return render_account(new_secret=(token, secret))
 
 
 @bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])

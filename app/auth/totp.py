@@ -234,8 +234,8 @@ ENROL_MESSAGE = "Your role must use a second factor. Set it up below to continue
 ENROL_ENDPOINTS = frozenset(
     {
         "account.index",
-        "account.start_second_factor",
-        "account.confirm_second_factor",
+        "second_factor.start",
+        "second_factor.confirm",
         "account.report_browser_timezone",
         "auth.logout",
     }
