@@ -144,6 +144,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.admin.policy_routes import bp as sign_in_policy_bp
     from app.admin.routes import bp as admin_bp
     from app.alerts.channel_routes import bp as alert_channels_bp
     from app.alerts.routes import bp as alerts_bp
@@ -169,6 +170,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(alert_channels_bp, url_prefix="/alerts")
     app.register_blueprint(ops_bp, url_prefix="")
     app.register_blueprint(admin_bp, url_prefix="/admin")
+    app.register_blueprint(sign_in_policy_bp, url_prefix="/admin/sign-in-policy")
     # Token-only routes: a cookie never authorises them, so CSRF does not apply.
     csrf.exempt(api_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")

@@ -1,4 +1,4 @@
-"""Admin pages: users, their sessions and tokens, the sign-in policy, and the audit log."""
+"""Admin pages: users, their sessions and tokens, and the audit log."""
 
 import logging
 
@@ -18,8 +18,8 @@ from flask_login import current_user
 
 from app.admin import queries, users
 from app.admin.audit import Action
-from app.admin.forms import CreateUserForm, RoleForm, SignInPolicyForm
-from app.auth import policy, sessions
+from app.admin.forms import CreateUserForm, RoleForm
+from app.auth import sessions
 from app.auth.access import requires_role
 from app.auth.forms import require_confirmation
 from app.auth.models import ApiToken, Role, User, UserSession
@@ -257,52 +257,6 @@ def revoke_token(user_id: int, token_id: int):
     log.info("token revoked: admin=%s token=%s", current_user.username, token.id)
     flash(f"Token {token.name!r} revoked.", "success")
     return redirect(url_for("admin.user_detail", user_id=user.id))
-
-
-def _render_policy(form: SignInPolicyForm | None = None, status: int = 200):
-    stored = policy.current_policy()
-    if form is None:
-        form = SignInPolicyForm(formdata=None)
-        form.local_passwords.data = stored.local_passwords
-        form.second_factor_roles.data = list(stored.second_factor_roles or [])
-    return (
-        render_template(
-            "admin/sign_in_policy.html",
-            form=form,
-            policy=stored,
-            break_glass=policy.active_break_glass_admins(),
-        ),
-        status,
-    )
-
-
-@bp.route("/sign-in-policy")
-@requires_role(Role.ADMIN)
-def sign_in_policy():
-    """Show the sign-in policy: local passwords, and roles that need a second factor."""
-    return _render_policy()
-
-
-@bp.route("/sign-in-policy", methods=["POST"])
-@requires_role(Role.ADMIN)
-def update_sign_in_policy():
-    """Switch local passwords on or off and choose the roles that need a second factor."""
-    form = SignInPolicyForm()
-    if not form.validate_on_submit():
-        return _render_policy(form, status=400)
-    try:
-        changed = policy.update_policy(form.local_passwords.data, form.second_factor_roles.data)
-    except policy.PolicyError as exc:
-        db.session.rollback()
-        form.local_passwords.errors.append(f"{exc} Nothing was saved.")
-        return _render_policy(form, status=400)
-    db.session.commit()
-    if changed:
-        log.info("sign-in policy changed: admin=%s", current_user.username)
-        flash("Sign-in policy saved.", "success")
-    else:
-        flash("Nothing changed.", "info")
-    return redirect(url_for("admin.sign_in_policy"))
 
 
 def _filter_args() -> dict:

@@ -114,7 +114,7 @@ SCREENS = [
         (("Change role", button("Change role")), ("Reset password", button("Reset password"))),
         args=lambda ids: {"user_id": ids["operator"]},
     ),
-    Screen("sign-in policy", "admin.sign_in_policy", (("Save policy", button("Save policy")),)),
+    Screen("sign-in policy", "sign_in_policy.show", (("Save policy", button("Save policy")),)),
     Screen("audit", "admin.audit", (("Filter", button("Filter")),)),
     Screen("API docs", "api_docs.api_docs", (("the first operation", css("main article")),)),
     Screen("login", "auth.login", (("Log in", button("Log in")),), anonymous=True),
