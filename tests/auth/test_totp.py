@@ -475,6 +475,7 @@ def test_admin_resets_a_users_factor_and_ends_their_sessions(app, clock):
     alice = stored_user(app)
     page = admin.get(f"/admin/users/{alice.id}").get_data(as_text=True)
     assert "On since" in page
+    assert admin.get("/admin/users").get_data(as_text=True).count("has-second-factor") == 1
     token = csrf_token_from(admin, f"/admin/users/{alice.id}")
     response = admin.post(
         f"/admin/users/{alice.id}/reset-second-factor", data={"csrf_token": token}
