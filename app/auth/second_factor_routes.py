@@ -18,7 +18,7 @@ from flask import (
 from flask_login import current_user, login_user
 
 from app.admin.audit import Action, record_event, user_target
-from app.auth import sessions, throttle, totp
+from app.auth import oidc_accounts, sessions, throttle, totp
 from app.auth.access import public, requires_role, unauthorized
 from app.auth.account_routes import render_account
 from app.auth.forms import CodeForm, PasswordConfirmForm
@@ -41,6 +41,10 @@ def code():
     if current_user.is_authenticated:
         return redirect(url_for("positions.overview"))
     waiting = totp.pending()
+    # Local passwords switched off since the password was right count as no password.
+    if waiting is not None and not oidc_accounts.password_sign_in_allowed(waiting[0]):
+        session.pop(totp.PENDING_KEY, None)
+        waiting = None
     if waiting is None:
         # No password was right a moment ago: this page grants nothing, ask for one.
         return unauthorized()

@@ -19,7 +19,7 @@ from datetime import datetime
 import pyotp
 import segno
 from flask import current_app, session
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from app.auth.models import RecoveryCode, User
 from app.auth.policy import has_second_factor, second_factor_required
@@ -186,13 +186,9 @@ def check(user: User, code: str) -> str | None:
 
 
 def recovery_codes_left(user) -> int:
-    return len(
-        db.session.execute(
-            select(RecoveryCode.id).where(
-                RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)
-            )
-        ).all()
-    )
+    return db.session.execute(
+        select(func.count()).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+    ).scalar_one()
 
 
 # The half-logged-in state.

@@ -566,3 +566,14 @@ def test_the_same_code_sent_at_once_signs_in_only_one_browser(any_app, clock):
         thread.join(timeout=30)
     assert sorted(a.status_code for a in answers) == [200, 200, 200, 302]
     assert len(live_sessions(any_app)) == 1
+
+
+def test_local_passwords_switched_off_while_waiting_for_the_code_end_the_wait(app, clock):
+    secret, _ = enrolled(app)
+    client = app.test_client()
+    assert Auth(client).login().location == "/login/code"
+    with app.app_context():
+        db.session.add(AuthPolicy(id=1, local_passwords=False, second_factor_roles=[]))
+        db.session.commit()
+    assert send_code_without_page(client, code(secret, clock.now)).location.startswith("/login")
+    assert live_sessions(app) == []
