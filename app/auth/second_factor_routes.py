@@ -31,7 +31,11 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("second_factor", __name__)
 
-CODE_FAILED = "That code is not valid. Enter the current code from your app, or a recovery code."
+# A code used once (at set-up, or a moment ago) is refused too: the next one works.
+CODE_FAILED = (
+    "That code is not valid. Each code works once: enter the next code your app shows, "
+    "or a recovery code."
+)
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
