@@ -175,11 +175,21 @@ def enable_user(user_id: int):
     return redirect(url_for("admin.user_detail", user_id=user.id))
 
 
-@bp.route("/users/<int:user_id>/break-glass/on", methods=["POST"], defaults={"on": True})
-@bp.route("/users/<int:user_id>/break-glass/off", methods=["POST"], defaults={"on": False})
+@bp.route("/users/<int:user_id>/break-glass/on", methods=["POST"])
 @requires_role(Role.ADMIN)
-def set_break_glass(user_id: int, on: bool):
-    """Mark or unmark an admin who may sign in with a password while they are switched off."""
+def mark_break_glass(user_id: int):
+    """Let an admin sign in with a password while local passwords are switched off."""
+    return _set_break_glass(user_id, True)
+
+
+@bp.route("/users/<int:user_id>/break-glass/off", methods=["POST"])
+@requires_role(Role.ADMIN)
+def unmark_break_glass(user_id: int):
+    """Stop an admin signing in with a password while local passwords are switched off."""
+    return _set_break_glass(user_id, False)
+
+
+def _set_break_glass(user_id: int, on: bool):
     user = db.get_or_404(User, user_id)
     require_confirmation()
     try:
