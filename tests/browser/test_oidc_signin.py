@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from app.auth.models import Role, User
 from app.extensions import db
 from tests.auth.oidc_provider import ADMIN_GROUP, OPERATOR_GROUP
-from tests.conftest import build_app, serve
+from tests.conftest import PASSWORD, build_app, make_user, serve
 
 pytestmark = pytest.mark.browser
 
@@ -103,8 +103,11 @@ def test_a_lowered_role_ends_the_other_browser_session(oidc_server, oidc_provide
 def test_with_local_passwords_off_the_provider_is_the_way_in(
     oidc_server, browser_page, artifacts_dir
 ):
-    from tests.auth.test_break_glass import switch_local_passwords
+    from tests.auth.test_break_glass import mark, switch_local_passwords
 
+    make_user(oidc_server.app, "root", role=Role.ADMIN)
+    mark(oidc_server.app, "root", break_glass=True)
+    make_user(oidc_server.app, "kim", role=Role.ADMIN)
     switch_local_passwords(oidc_server.app, False)
     page = browser_page
     page.goto(f"{oidc_server.url}/login")
@@ -114,3 +117,17 @@ def test_with_local_passwords_off_the_provider_is_the_way_in(
     page.screenshot(path=artifacts_dir / "oidc-login-passwords-off.png", caret="initial")
     page.get_by_text("Break-glass admin sign-in").click()
     expect(page.get_by_label("Password")).to_be_visible()
+
+    # An admin who is not break-glass is sent to the provider, even with the right password.
+    page.get_by_label("Username").fill("kim")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.locator("input[type=submit]").click()
+    expect(page.get_by_text("Local passwords are switched off")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/login"))
+
+    # The form stays open after a refusal; the break-glass admin signs in with it.
+    expect(page.get_by_label("Password")).to_be_visible()
+    page.get_by_label("Username").fill("root")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.locator("input[type=submit]").click()
+    expect(page.get_by_test_id("current-user")).to_have_text("root")
