@@ -184,6 +184,7 @@ def register_commands(app: Flask) -> None:
     from app.auth.token_cli import tokens_cli
     from app.ops.serve import serve_command
     from app.positions.cli import positions_cli, seed_cli
+    from app.recon.cli import recon_cli
 
     register_backup_command()
     app.cli.add_command(users_cli)
@@ -192,6 +193,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(seed_cli)
     app.cli.add_command(positions_cli)
     app.cli.add_command(alerts_cli)
+    app.cli.add_command(recon_cli)
     app.cli.add_command(serve_command)
 
 
