@@ -60,6 +60,10 @@ class Action:
     RECOVERY_CODES_REPLACE = "second_factor.recovery_codes"
     # The desk's sign-in policy (local passwords, roles that need a second factor).
     SIGN_IN_POLICY = "sign_in_policy.change"
+    # Reconciliations (a pair of accounts compared), defined on the page or with `flask recon`.
+    RECON_CREATE = "recon.create"
+    RECON_UPDATE = "recon.update"
+    RECON_DELETE = "recon.delete"
 
     ALL: tuple[str, ...]  # every action above, set below the class
 

@@ -14,10 +14,11 @@ from sqlalchemy.orm import selectinload
 from app.alerts import notify
 from app.alerts.models import ANY, AlertRule, AlertState, RuleKind
 from app.alerts.silences import active_silences
-from app.alerts.state import Transition, apply, is_breached, next_state
+from app.alerts.state import Transition, apply, breaches, is_breached, next_state
 from app.alerts.values import Series, active_alerts, read, rule_values
 from app.db_types import utcnow
 from app.extensions import db
+from app.recon import evaluate as reconcile
 
 
 def enabled_rules() -> list[AlertRule]:
@@ -26,10 +27,17 @@ def enabled_rules() -> list[AlertRule]:
 
 
 def evaluate_series(changed: set[Series], now: datetime | None = None) -> list[Transition]:
-    """Evaluate value rules for the series a batch just changed (inside its transaction)."""
+    """Evaluate value rules and reconciliations for the series a batch just changed
+    (inside its transaction)."""
     if not changed:
         return []
     now = now or utcnow()
+    transitions = _evaluate_value_rules(changed, now)
+    transitions.extend(reconcile.evaluate_changed(changed, now))
+    return transitions
+
+
+def _evaluate_value_rules(changed: set[Series], now: datetime) -> list[Transition]:
     kinds = [k for k in RuleKind.ALL if k not in RuleKind.TIME_BASED]
     accounts = {account for account, _ in changed}
     assets = {asset for _, asset in changed}
@@ -78,7 +86,7 @@ def evaluate_series(changed: set[Series], now: datetime | None = None) -> list[T
 def _will_change(rule: AlertRule, alert: Row | None, value, now, silences) -> bool:
     """Whether evaluating this series would write anything: a transition or a notice."""
     if alert is None:  # no alert, or a normal or resolved one: only a breach moves it
-        return value is not None and is_breached(rule, value, False)
+        return breaches(rule, value, False)
     if next_state(rule, alert.state, alert.state_since, value, now) is not None:
         return True
     muted = any(silence.matches(alert) for silence in silences)
@@ -109,8 +117,17 @@ def plan_pass(now: datetime) -> dict[int, set[Series]]:
             .where(AlertRule.id.in_(sorted(firing)))
             .options(selectinload(AlertRule.channels))
         ).all()
-    plan = {}
+    recon_rules = [rule for rule in rules if rule.kind == RuleKind.RECON_BREAK]
+    plan = reconcile.plan(
+        recon_rules,
+        now,
+        lambda rule, series, value: _will_change(
+            rule, active.get(rule.id, {}).get(series), value, now, silences
+        ),
+    )
     for rule in rules:
+        if rule.kind == RuleKind.RECON_BREAK:
+            continue
         values = rule_values(rule, now, readings=readings)
         alerts = active.get(rule.id, {})
         changing = {
@@ -150,7 +167,9 @@ def evaluate_all(now: datetime | None = None) -> list[Transition]:
     for rule_id, pairs in plan.items():
         _take_write_lock()
         rule = db.session.get(AlertRule, rule_id, populate_existing=True)
-        if rule is not None and rule.enabled:
+        if rule is not None and rule.enabled and rule.kind == RuleKind.RECON_BREAK:
+            transitions.extend(reconcile.evaluate_pairs(rule, now, pairs))
+        elif rule is not None and rule.enabled:
             readings = read([rule], {account for account, _ in pairs}, pairs)
             values = rule_values(rule, now, pairs, readings)
             transitions.extend(apply(rule, now, pairs, values, refresh=False))

@@ -32,6 +32,11 @@ class RuleKind:
     BELOW = (POSITION_BELOW,)
     # Evaluated by the worker as time passes, not only when snapshots arrive.
     TIME_BASED = (STALE_FEED,)
+    # A reconciliation's breaks (app.recon): one rule per reconciliation, made with it,
+    # not offered on the rule form. Its value is how far a difference goes beyond
+    # tolerance; no value means a side is unknown, which is a breach too.
+    RECON_BREAK = "recon_break"
+    BREACHED_WITHOUT_VALUE = (RECON_BREAK,)
 
 
 class Severity:

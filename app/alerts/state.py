@@ -41,6 +41,13 @@ def is_breached(rule: AlertRule, value: Decimal, active: bool) -> bool:
     return value > limit
 
 
+def breaches(rule: AlertRule, value: Decimal | None, active: bool) -> bool:
+    """is_breached, where no value breaks only the kinds that treat it as unknown."""
+    if value is None:
+        return rule.kind in RuleKind.BREACHED_WITHOUT_VALUE
+    return is_breached(rule, value, active)
+
+
 def next_state(
     rule: AlertRule, state: str, state_since: datetime, value: Decimal | None, now: datetime
 ) -> str | None:
@@ -48,7 +55,7 @@ def next_state(
 
     The one state machine: live evaluation and rule preview both call it.
     """
-    breached = value is not None and is_breached(rule, value, state in AlertState.ACTIVE)
+    breached = breaches(rule, value, state in AlertState.ACTIVE)
     if breached and state in (AlertState.NORMAL, AlertState.RESOLVED):
         return AlertState.PENDING if rule.pending_seconds else AlertState.FIRING
     if breached and state == AlertState.PENDING:
@@ -146,7 +153,7 @@ def apply(
     transitions = []
     for series in sorted(candidates):
         value = values.get(series)
-        breached = value is not None and is_breached(rule, value, False)
+        breached = breaches(rule, value, False)
         alert = _locked_alert(rule, series, create=breached, now=now)
         if alert is None:
             continue

@@ -7,8 +7,9 @@ from decimal import Decimal
 from sqlalchemy import and_, case, select
 
 from app.alerts.models import Alert
-from app.db_types import EXACT
+from app.db_types import EXACT, utcnow
 from app.extensions import db
+from app.recon.compare import Comparison, Terms, compare_all
 from app.recon.models import ReconAsset, Reconciliation, ReconState, ReconTransition
 
 # Differences in percent are kept to a millionth of a percent, not 200 digits.
@@ -17,7 +18,11 @@ PERCENT_PLACES = Decimal("0.000001")
 
 @dataclass(frozen=True)
 class ReconRow:
-    """One reconciled asset as last evaluated, with both sides and their difference."""
+    """One reconciled asset: its state as last evaluated, both sides as of now.
+
+    The amounts are read when asked (as-of comparison, see app.recon.compare), so they
+    are current even where the state has not changed for days.
+    """
 
     reconciliation_id: int
     name: str
@@ -75,14 +80,41 @@ def recon_rows(name: str | None = None) -> list[ReconRow]:
     )
     if name is not None:
         query = query.where(Reconciliation.name == name)
-    return [_row(recon, asset, alert_id) for recon, asset, alert_id in db.session.execute(query)]
+    found = list(db.session.execute(query))
+    now = utcnow()
+    live = compare_all([terms_of(recon, asset) for recon, asset, _ in found], now)
+    return [
+        _row(recon, asset, alert_id, live[terms_of(recon, asset)])
+        for recon, asset, alert_id in found
+    ]
 
 
-def _row(recon: Reconciliation, asset: ReconAsset, alert_id: int | None) -> ReconRow:
+def terms_of(recon: Reconciliation, asset: ReconAsset) -> Terms:
+    """What comparing the asset needs, its own tolerances over the reconciliation's."""
+    return Terms(
+        asset_id=asset.id,
+        left_account=recon.left_account,
+        left_asset=asset.left_asset,
+        right_account=recon.right_account,
+        right_asset=asset.right_asset,
+        multiplier=asset.multiplier,
+        abs_tolerance=recon.abs_tolerance if asset.abs_tolerance is None else asset.abs_tolerance,
+        rel_tolerance_percent=(
+            recon.rel_tolerance_percent
+            if asset.rel_tolerance_percent is None
+            else asset.rel_tolerance_percent
+        ),
+        left_max_age_seconds=recon.left_max_age_seconds,
+        right_max_age_seconds=recon.right_max_age_seconds,
+    )
+
+
+def _row(
+    recon: Reconciliation, asset: ReconAsset, alert_id: int | None, live: Comparison
+) -> ReconRow:
+    """The stored state with the amounts as they are now (the state is as last evaluated)."""
     compared = (
-        None
-        if asset.right_amount is None
-        else EXACT.multiply(asset.right_amount, asset.multiplier)
+        None if live.right_amount is None else EXACT.multiply(live.right_amount, asset.multiplier)
     )
     return ReconRow(
         reconciliation_id=recon.id,
@@ -98,14 +130,14 @@ def _row(recon: Reconciliation, asset: ReconAsset, alert_id: int | None) -> Reco
         multiplier=asset.multiplier,
         state=asset.state,
         state_since=asset.state_since,
-        as_of=asset.as_of,
-        left_amount=asset.left_amount,
-        left_at=asset.left_at,
-        right_amount=asset.right_amount,
+        as_of=live.as_of,
+        left_amount=live.left_amount,
+        left_at=live.left_at,
+        right_amount=live.right_amount,
         right_compared=compared,
-        right_at=asset.right_at,
-        difference=asset.difference,
-        difference_percent=difference_percent(asset.difference, asset.left_amount),
+        right_at=live.right_at,
+        difference=live.difference,
+        difference_percent=difference_percent(live.difference, live.left_amount),
         evaluated_at=asset.evaluated_at,
         alert_id=alert_id,
     )

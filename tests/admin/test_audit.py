@@ -413,6 +413,9 @@ AUDITED_COMMANDS = {
     "positions delete": Action.POSITIONS_DELETE,
     "seed demo": Action.POSITIONS_IMPORT,
     "seed first-run": Action.USER_CREATE,
+    "recon add": Action.RECON_CREATE,
+    "recon update": Action.RECON_UPDATE,
+    "recon delete": Action.RECON_DELETE,
 }
 UNAUDITED_COMMANDS = {
     "alerts list",
@@ -424,11 +427,13 @@ UNAUDITED_COMMANDS = {
     "positions export",
     "positions rollup",
     "auth oidc-check",
+    "recon list",
+    "recon status",
 }
 
 
 def test_every_command_that_changes_audited_things_is_declared_audited(app):
-    groups = ("alerts", "users", "tokens", "positions", "seed", "auth")
+    groups = ("alerts", "users", "tokens", "positions", "seed", "auth", "recon")
     found = {f"{group} {name}" for group in groups for name in app.cli.commands[group].commands}
     assert found - set(AUDITED_COMMANDS) - UNAUDITED_COMMANDS == set()
     assert set(AUDITED_COMMANDS) | UNAUDITED_COMMANDS == found

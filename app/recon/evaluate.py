@@ -1,0 +1,210 @@
+"""Reconciliation breaks through the alert engine.
+
+Each reconciliation owns one alert rule (kind recon_break); each reconciled asset is
+one series of it, (left account, left asset). The alert's value is how far the
+difference goes beyond tolerance, None when a side is unknown (a breach too), so the
+engine's state machine, notifications, silences and acknowledgements apply as they
+are. The grace period is the rule's pending period: beyond tolerance for less than
+that is "pending", then "break".
+
+app.alerts.engine calls in here: at ingest for the series a batch changed, and in
+the worker's pass for what time changes (a grace period ending, a side going stale).
+Beside the alert, each asset keeps its reconciliation state (matched, pending, break,
+unknown) and a history of its changes with both sides' values.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select
+
+from app.alerts.models import AlertRule, AlertState
+from app.alerts.state import Transition, apply, breaches
+from app.alerts.values import Series, active_alerts
+from app.extensions import db
+from app.recon.compare import Comparison, Terms, compare_all
+from app.recon.models import ReconAsset, Reconciliation, ReconState, ReconTransition
+
+
+@dataclass(frozen=True)
+class Target:
+    """One reconciled asset to evaluate: its terms, its rule and its stored state."""
+
+    terms: Terms
+    rule_id: int
+    stored_state: str
+
+    @property
+    def series(self) -> Series:
+        return self.terms.left
+
+
+def _targets(*conditions) -> list[Target]:
+    query = (
+        select(
+            ReconAsset.id,
+            ReconAsset.state,
+            ReconAsset.left_asset,
+            ReconAsset.right_asset,
+            ReconAsset.multiplier,
+            ReconAsset.abs_tolerance,
+            ReconAsset.rel_tolerance_percent,
+            Reconciliation.rule_id,
+            Reconciliation.left_account,
+            Reconciliation.right_account,
+            Reconciliation.abs_tolerance.label("default_abs"),
+            Reconciliation.rel_tolerance_percent.label("default_rel"),
+            Reconciliation.left_max_age_seconds,
+            Reconciliation.right_max_age_seconds,
+        )
+        .join(Reconciliation, ReconAsset.reconciliation_id == Reconciliation.id)
+        .where(Reconciliation.enabled.is_(True), Reconciliation.rule_id.is_not(None), *conditions)
+    )
+    targets = []
+    for row in db.session.execute(query):
+        terms = Terms(
+            asset_id=row.id,
+            left_account=row.left_account,
+            left_asset=row.left_asset,
+            right_account=row.right_account,
+            right_asset=row.right_asset,
+            multiplier=row.multiplier,
+            abs_tolerance=row.default_abs if row.abs_tolerance is None else row.abs_tolerance,
+            rel_tolerance_percent=(
+                row.default_rel if row.rel_tolerance_percent is None else row.rel_tolerance_percent
+            ),
+            left_max_age_seconds=row.left_max_age_seconds,
+            right_max_age_seconds=row.right_max_age_seconds,
+        )
+        targets.append(Target(terms, row.rule_id, row.state))
+    return targets
+
+
+def evaluate_changed(changed: set[Series], now: datetime) -> list[Transition]:
+    """At ingest: evaluate the reconciled assets whose left or right series just changed."""
+    accounts = sorted({account for account, _ in changed})
+    assets = sorted({asset for _, asset in changed})
+    targets = _targets(
+        or_(Reconciliation.left_account.in_(accounts), Reconciliation.right_account.in_(accounts)),
+        or_(ReconAsset.left_asset.in_(assets), ReconAsset.right_asset.in_(assets)),
+    )
+    targets = [t for t in targets if t.terms.left in changed or t.terms.right in changed]
+    return _evaluate(targets, now, refresh=True)
+
+
+def evaluate_reconciliation(reconciliation_id: int, now: datetime) -> list[Transition]:
+    """Evaluate every asset of one reconciliation (after it was defined or changed)."""
+    targets = _targets(Reconciliation.id == reconciliation_id)
+    return _evaluate(targets, now, refresh=True)
+
+
+def plan(
+    rules: Iterable[AlertRule],
+    now: datetime,
+    will_change: Callable[[AlertRule, Series, object], bool],
+) -> dict[int, set[Series]]:
+    """Read-only, for the worker's pass: the series of each recon rule that would change.
+
+    A series changes when its alert would (will_change, the engine's test) or when its
+    reconciliation state would without the alert moving (a break whose side went stale).
+    """
+    rules = {rule.id: rule for rule in rules}
+    if not rules:
+        return {}
+    targets = _targets(Reconciliation.rule_id.in_(sorted(rules)))
+    comparisons = compare_all([t.terms for t in targets], now)
+    found: dict[int, set[Series]] = defaultdict(set)
+    for target in targets:
+        comparison = comparisons[target.terms]
+        rule = rules[target.rule_id]
+        if will_change(rule, target.series, comparison.excess) or _reading(
+            comparison
+        ) != _stored_reading(target.stored_state):
+            found[rule.id].add(target.series)
+    return dict(found)
+
+
+def evaluate_pairs(rule: AlertRule, now: datetime, pairs: set[Series]) -> list[Transition]:
+    """For the worker's pass, under its lock: evaluate these series of one recon rule."""
+    targets = [t for t in _targets(Reconciliation.rule_id == rule.id) if t.series in pairs]
+    return _evaluate(targets, now, refresh=False)
+
+
+def _reading(comparison: Comparison) -> str:
+    if comparison.unknown:
+        return ReconState.UNKNOWN
+    return "beyond" if comparison.beyond else ReconState.MATCHED
+
+
+def _stored_reading(state: str) -> str:
+    return "beyond" if state in (ReconState.PENDING, ReconState.BREAK) else state
+
+
+def recon_state(comparison: Comparison, alert_state: str) -> str:
+    """The asset's state from its comparison and its alert's state after evaluation."""
+    if comparison.unknown:
+        return ReconState.UNKNOWN
+    if not comparison.beyond:
+        return ReconState.MATCHED
+    return ReconState.BREAK if alert_state == AlertState.FIRING else ReconState.PENDING
+
+
+def _evaluate(targets: list[Target], now: datetime, refresh: bool) -> list[Transition]:
+    if not targets:
+        return []
+    comparisons = compare_all([t.terms for t in targets], now)
+    by_rule: dict[int, list[Target]] = defaultdict(list)
+    for target in targets:
+        by_rule[target.rule_id].append(target)
+    rules = {
+        rule.id: rule
+        for rule in db.session.execute(
+            select(AlertRule).where(AlertRule.id.in_(sorted(by_rule)))
+        ).scalars()
+    }
+    active = active_alerts(sorted(by_rule))
+    transitions = []
+    for rule_id, group in sorted(by_rule.items()):
+        rule = rules.get(rule_id)
+        if rule is None or not rule.enabled:
+            continue
+        values = {t.series: comparisons[t.terms].excess for t in group}
+        open_alerts = active.get(rule_id, {})
+        candidates = {s for s, v in values.items() if breaches(rule, v, False)}
+        candidates |= set(open_alerts) & set(values)
+        made = apply(rule, now, candidates, values, refresh)
+        transitions.extend(made)
+        alert_states = {series: row.state for series, row in open_alerts.items()}
+        alert_states.update({(t.account, t.asset): t.to_state for t in made})
+        for target in group:
+            comparison = comparisons[target.terms]
+            state = recon_state(comparison, alert_states.get(target.series, AlertState.NORMAL))
+            if state != target.stored_state:
+                _record(target, comparison, state, now)
+    return transitions
+
+
+def _record(target: Target, comparison: Comparison, state: str, now: datetime) -> None:
+    """Store the asset's new state and the change, with both sides' values."""
+    asset = db.session.get(ReconAsset, target.terms.asset_id)
+    db.session.add(
+        ReconTransition(
+            recon_asset_id=asset.id,
+            from_state=asset.state,
+            to_state=state,
+            at=now,
+            as_of=comparison.as_of,
+            left_amount=comparison.left_amount,
+            right_amount=comparison.right_amount,
+            difference=comparison.difference,
+        )
+    )
+    asset.state = state
+    asset.state_since = now
+    asset.as_of = comparison.as_of
+    asset.left_amount, asset.left_at = comparison.left_amount, comparison.left_at
+    asset.right_amount, asset.right_at = comparison.right_amount, comparison.right_at
+    asset.difference = comparison.difference
+    asset.evaluated_at = now
