@@ -158,6 +158,8 @@ def register_blueprints(app: Flask) -> None:
     from app.positions.limit_routes import bp as limits_bp
     from app.positions.routes import bp as positions_bp
     from app.positions.value_routes import bp as value_bp
+    from app.recon.define_routes import bp as recon_definitions_bp
+    from app.recon.routes import bp as recon_bp
 
     app.register_blueprint(auth_bp, url_prefix="")
     app.register_blueprint(second_factor_bp, url_prefix="")
@@ -165,6 +167,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(positions_bp, url_prefix="")
     app.register_blueprint(limits_bp, url_prefix="")
     app.register_blueprint(value_bp, url_prefix="")
+    app.register_blueprint(recon_bp, url_prefix="/recon")
+    app.register_blueprint(recon_definitions_bp, url_prefix="/recon/definitions")
     app.register_blueprint(alerts_bp, url_prefix="/alerts")
     app.register_blueprint(alert_rules_bp, url_prefix="/alerts")
     app.register_blueprint(alert_channels_bp, url_prefix="/alerts")

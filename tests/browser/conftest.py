@@ -251,6 +251,28 @@ def seed_desk(app) -> dict:
             snap(account="hedge", asset="SOL", at=now, amount="-402.5", price="148.125"),
         ],
     )
+    # A reconciliation of main against hedge: BTC apart (a break), SOL within 10 %
+    # (matched), DOGE only on main (unknown).
+    with app.app_context():
+        from decimal import Decimal
+
+        from app.recon.define import AssetSpec, ReconSpec, save_reconciliation
+
+        recon = save_reconciliation(
+            ReconSpec(
+                name="main against hedge",
+                left_account="main",
+                right_account="hedge",
+                assets=(
+                    AssetSpec("BTC", abs_tolerance=Decimal("0.01")),
+                    AssetSpec("SOL", rel_tolerance_percent=Decimal("10")),
+                    AssetSpec("DOGE"),
+                ),
+            ),
+            actor="cli",
+        )
+        db.session.commit()
+        recon_id = recon.id
     with app.app_context():
         alert_id = db.session.execute(
             db.select(Alert.id)
@@ -260,7 +282,13 @@ def seed_desk(app) -> dict:
         rule_id = db.session.execute(
             db.select(AlertRule.id).where(AlertRule.name == "BTC position over 4")
         ).scalar_one()
-    return {"alert": alert_id, "rule": rule_id, "admin": admin_id, "operator": operator_id}
+    return {
+        "alert": alert_id,
+        "rule": rule_id,
+        "admin": admin_id,
+        "operator": operator_id,
+        "recon": recon_id,
+    }
 
 
 def session_cookies(url: str, username: str) -> dict:

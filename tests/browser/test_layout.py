@@ -77,6 +77,28 @@ SCREENS = [
         (("the nearest limit's rule link", css("main a[href*='/alerts/rules/']:visible")),),
     ),
     Screen("value", "value.index", (("the value chart", css("main .chart:visible")),)),
+    Screen(
+        "recon",
+        "recon.index",
+        (("the break's detail link", css("#recon-live a[href$='/BTC']:visible")),),
+    ),
+    Screen(
+        "recon detail",
+        "recon.detail",
+        (("the chart", css("#chart")), ("the CSV download", link("Download the history as CSV"))),
+        args=lambda ids: {"recon_id": ids["recon"], "asset": "BTC"},
+    ),
+    Screen(
+        "recon definitions",
+        "recon_definitions.index",
+        (("New reconciliation", link("New reconciliation")),),
+    ),
+    Screen(
+        "edit recon",
+        "recon_definitions.edit",
+        (("Save reconciliation", button("Save reconciliation")),),
+        args=lambda ids: {"recon_id": ids["recon"]},
+    ),
     Screen("alerts", "alerts.index", (("Acknowledge", button("Acknowledge", "#alerts-live")),)),
     Screen(
         "alert",

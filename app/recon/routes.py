@@ -1,0 +1,171 @@
+"""The reconciliation pages: every reconciled asset's state, and one asset's chart,
+break history and its CSV."""
+
+import csv
+import io
+import logging
+from decimal import Decimal
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    jsonify,
+    render_template,
+    request,
+    stream_with_context,
+)
+
+from app.auth.access import requires_role
+from app.auth.models import Role
+from app.db_types import format_decimal, utcnow
+from app.extensions import db
+from app.positions import series
+from app.positions.csv_io import spreadsheet_safe
+from app.positions.routes import UNSAFE_FILENAME
+from app.recon import chart, queries
+from app.recon.models import Reconciliation
+from app.templating import utc_iso
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("recon", __name__)
+
+# The break history shown under the chart; the CSV has every transition.
+HISTORY_ROWS = 200
+
+
+def tolerance_text(absolute: Decimal | None, relative: Decimal | None, unit: str = "") -> str:
+    """A tolerance as people read it: ±0.01 BTC, ±0.5 %, both, or an exact match."""
+    parts = []
+    if absolute is not None:
+        parts.append(f"±{format_decimal(absolute)}{' ' + unit if unit else ''}")
+    if relative is not None:
+        parts.append(f"±{format_decimal(relative)} %")
+    if not parts:
+        return "none (an exact match)"
+    return " and ".join(parts) + (" (a break is beyond both)" if len(parts) == 2 else "")
+
+
+def _row_or_404(recon_id: int, asset: str) -> tuple[Reconciliation, queries.ReconRow]:
+    recon = db.session.get(Reconciliation, recon_id)
+    if recon is None:
+        abort(404)
+    row = next((r for r in queries.recon_rows(recon.name) if r.left_asset == asset), None)
+    if row is None:
+        abort(404)
+    return recon, row
+
+
+@bp.route("")
+@requires_role(Role.VIEWER)
+def index():
+    """Show every reconciled asset with both sides and its state, breaks first."""
+    rows = queries.recon_rows()
+    # The live refresh asks for the table alone; a normal visit gets the whole page.
+    template = "recon/_status.html" if request.headers.get("HX-Request") else "recon/index.html"
+    return render_template(template, rows=rows, now=utcnow())
+
+
+@bp.route("/<int:recon_id>/<path:asset>")
+@requires_role(Role.VIEWER)
+def detail(recon_id: int, asset: str):
+    """Show one reconciled asset: both sides, its chart and its break history."""
+    recon, row = _row_or_404(recon_id, asset)
+    line = next(a for a in recon.assets if a.id == row.asset_id)
+    tolerance = tolerance_text(
+        line.abs_tolerance if line.abs_tolerance is not None else recon.abs_tolerance,
+        line.rel_tolerance_percent
+        if line.rel_tolerance_percent is not None
+        else recon.rel_tolerance_percent,
+        row.left_asset,
+    )
+    return render_template(
+        "recon/detail.html",
+        a=row,
+        recon=recon,
+        tolerance=tolerance,
+        history=queries.break_history(row.asset_id, limit=HISTORY_ROWS),
+        now=utcnow(),
+    )
+
+
+# As on the positions pages, the static tails win over the asset's path.
+@bp.route("/<int:recon_id>/<path:asset>/series")
+@requires_role(Role.VIEWER)
+def asset_series(recon_id: int, asset: str):
+    """Return both sides of one reconciled asset and its break spans as chart JSON."""
+    try:
+        start, end = series.parse_range(request.args)
+    except series.BadParameter as exc:
+        response = jsonify(error="bad_request", message=str(exc), parameter=exc.name)
+        response.status_code = 400
+        return response
+    recon, row = _row_or_404(recon_id, asset)
+    history = queries.break_history(row.asset_id)
+    history.reverse()
+    document = chart.chart_document(
+        left_account=recon.left_account,
+        asset=row.left_asset,
+        right_account=recon.right_account,
+        right_asset=row.right_asset,
+        multiplier=row.multiplier,
+        transitions=history,
+        start=start,
+        end=end,
+    )
+    return jsonify(document)
+
+
+@bp.route("/<int:recon_id>/<path:asset>/history.csv")
+@requires_role(Role.VIEWER)
+def history_csv(recon_id: int, asset: str):
+    """Download one reconciled asset's break history as CSV, amounts exact."""
+    recon, row = _row_or_404(recon_id, asset)
+    transitions = queries.break_history(row.asset_id)
+
+    def lines():
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(
+            [
+                "at",
+                "reconciliation",
+                "asset",
+                "right_asset",
+                "multiplier",
+                "from",
+                "to",
+                "as_of",
+                "left_amount",
+                "right_amount",
+                "right_compared",
+                "difference",
+            ]
+        )
+        for t in transitions:
+            compared = None if t.right_amount is None else t.right_amount * row.multiplier
+            writer.writerow(
+                [
+                    utc_iso(t.at),
+                    spreadsheet_safe(recon.name),
+                    spreadsheet_safe(row.left_asset),
+                    spreadsheet_safe(row.right_asset),
+                    format_decimal(row.multiplier),
+                    t.from_state,
+                    t.to_state,
+                    utc_iso(t.as_of),
+                    "" if t.left_amount is None else format_decimal(t.left_amount),
+                    "" if t.right_amount is None else format_decimal(t.right_amount),
+                    "" if compared is None else format_decimal(compared),
+                    "" if t.difference is None else format_decimal(t.difference),
+                ]
+            )
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+
+    response = Response(stream_with_context(lines()), mimetype="text/csv")
+    filename = "-".join(UNSAFE_FILENAME.sub("_", n) for n in ("recon", recon.name, row.left_asset))
+    response.headers.set("Content-Disposition", "attachment", filename=f"{filename}.csv")
+    return response
