@@ -62,9 +62,11 @@ def _row_or_404(recon_id: int, asset: str) -> tuple[Reconciliation, queries.Reco
 def index():
     """Show every reconciled asset with both sides and its state, breaks first."""
     rows = queries.recon_rows()
+    # Their maximum ages, to mark a side that has gone quiet.
+    reconciliations = {r.id: r for r in queries.reconciliations()}
     # The live refresh asks for the table alone; a normal visit gets the whole page.
     template = "recon/_status.html" if request.headers.get("HX-Request") else "recon/index.html"
-    return render_template(template, rows=rows, now=utcnow())
+    return render_template(template, rows=rows, reconciliations=reconciliations, now=utcnow())
 
 
 @bp.route("/<int:recon_id>/<path:asset>")

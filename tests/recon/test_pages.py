@@ -257,9 +257,9 @@ def test_unknown_reconciliation_or_asset_is_404(app, desk):
     assert viewer.get(f"/recon/{desk}/DOGE/history.csv").status_code == 404
 
 
-def test_csv_has_every_transition_with_exact_decimals(app, desk):
+def test_csv_has_every_transition_with_exact_decimals(any_app):
     futures = define(
-        app,
+        any_app,
         "contracts",
         "book",
         "venue",
@@ -273,14 +273,14 @@ def test_csv_has_every_transition_with_exact_decimals(app, desk):
         ],
     )
     record_changes(
-        app,
-        asset_id(app, futures, "BTC"),
+        any_app,
+        asset_id(any_app, futures, "BTC"),
         [
             (10, "unknown", "matched", "0.30000000000000004", "3000.0000000000004", "0"),
             (5, "matched", "break", "0.30000000000000004", "3001", "0.00009999999999996"),
         ],
     )
-    viewer = client_as(app, Role.VIEWER)
+    viewer = client_as(any_app, Role.VIEWER)
     response = viewer.get(f"/recon/{futures}/BTC/history.csv")
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
@@ -372,3 +372,21 @@ def test_names_are_escaped(app):
         html = viewer.get(path).get_data(as_text=True)
         assert "<script>x" not in html and "<b>BTC" not in html, path
         assert "&lt;script&gt;x&lt;/script&gt;" in html, path
+
+
+def test_a_side_older_than_its_maximum_age_is_marked_stale(app):
+    now = utcnow().replace(microsecond=0)
+    store(
+        app,
+        [
+            snap(account="book", asset="BTC", at=now - timedelta(minutes=1), amount="1"),
+            snap(account="venue", asset="BTC", at=now - timedelta(minutes=20), amount="1"),
+        ],
+    )
+    recon = save(app, "quiet venue", "book", "venue", [{"left_asset": "BTC"}])
+    viewer = client_as(app, Role.VIEWER)
+    row = cells(viewer.get("/recon").get_data(as_text=True), "recon")[0]
+    assert row[6].split()[0] == "unknown"
+    assert "stale" not in row[2] and "stale" in row[3]
+    detail = viewer.get(f"/recon/{recon}/BTC").get_data(as_text=True)
+    assert detail.count('class="badge stale"') == 1

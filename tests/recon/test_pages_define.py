@@ -85,12 +85,12 @@ def test_viewers_and_operators_see_the_definitions_but_cannot_change_them(app, d
     assert stored(app, "desk") is not None and stored(app, "x") is None
 
 
-def test_admin_defines_a_reconciliation_with_mapping_multiplier_and_tolerances(app):
-    admin = client_as(app, Role.ADMIN, "ada")
+def test_admin_defines_a_reconciliation_with_mapping_multiplier_and_tolerances(any_app):
+    admin = client_as(any_app, Role.ADMIN, "ada")
     response = admin.post(NEW, data=form_data(admin))
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/recon/definitions#recon-")
-    recon = stored(app)
+    recon = stored(any_app)
     assert (recon.left_account, recon.right_account) == ("main", "main@binance")
     assert (recon.left_label, recon.right_label) == ("book", "exchange")
     assert recon.abs_tolerance is None and recon.rel_tolerance_percent == Decimal("0.5")
@@ -105,7 +105,7 @@ def test_admin_defines_a_reconciliation_with_mapping_multiplier_and_tolerances(a
     assert assets["BTC"].multiplier == Decimal("0.000000000000000001")
     assert assets["BTC"].abs_tolerance == Decimal("0.0001")
     assert assets["ETH"].right_asset == "ETH" and assets["ETH"].multiplier == 1
-    assert ("recon.create", "ada") in audit_actions(app)
+    assert ("recon.create", "ada") in audit_actions(any_app)
     listing = admin.get("/recon/definitions").get_data(as_text=True)
     assert "0.000000000000000001" in listing and "±0.5 %" in listing
 
