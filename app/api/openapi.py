@@ -12,10 +12,11 @@ from app.api.schemas import (
     IngestResponse,
     PositionBatch,
     PositionPage,
+    ReconList,
 )
 
 REF = "#/components/schemas/{model}"
-MODELS = [AssetList, ConflictResponse, ErrorResponse, IngestResponse, PositionPage]
+MODELS = [AssetList, ConflictResponse, ErrorResponse, IngestResponse, PositionPage, ReconList]
 
 DECIMAL_OUT_SCHEMA = {
     "type": "string",
@@ -107,6 +108,14 @@ def _output_formats(schemas: dict) -> dict:
     positions["timestamp"] = assets["timestamp"] = MOMENT_OUT_SCHEMA
     positions["amount"], positions["price"] = DECIMAL_OUT_SCHEMA, nullable_decimal
     assets["notional"] = nullable_decimal
+    recon = schemas["ReconAssetOut"]["properties"]
+    recon["multiplier"] = DECIMAL_OUT_SCHEMA
+    recon["state_since"] = MOMENT_OUT_SCHEMA
+    for name in ("as_of", "left_at", "right_at"):
+        recon[name] = {"anyOf": [MOMENT_OUT_SCHEMA, {"type": "null"}]}
+    for name in ("left_amount", "right_amount", "right_compared", "difference"):
+        recon[name] = nullable_decimal
+    recon["difference_percent"] = nullable_decimal
     return schemas
 
 
@@ -163,6 +172,17 @@ def openapi_document() -> dict:
                     "operationId": "getAssets",
                     "summary": "Latest position per account and asset (scope: read)",
                     "responses": {"200": _json("Latest positions", AssetList), **COMMON_ERRORS},
+                }
+            },
+            "/recon": {
+                "get": {
+                    "operationId": "getRecon",
+                    "summary": "Every reconciled asset: both sides, their difference and "
+                    "state, breaks first (scope: read)",
+                    "responses": {
+                        "200": _json("Reconciled assets", ReconList),
+                        **COMMON_ERRORS,
+                    },
                 }
             },
         },

@@ -7,7 +7,14 @@ from flask import Blueprint, current_app, g, jsonify, request
 from app.api.errors import ApiError
 from app.api.openapi import openapi_document
 from app.api.parsing import json_body, validate
-from app.api.schemas import AssetOut, HistoryQuery, PositionBatch, PositionOut, iso_utc
+from app.api.schemas import (
+    AssetOut,
+    HistoryQuery,
+    PositionBatch,
+    PositionOut,
+    ReconAssetOut,
+    iso_utc,
+)
 from app.auth.access import requires_token
 from app.auth.models import Scope
 from app.db_types import format_decimal, utcnow
@@ -15,6 +22,8 @@ from app.extensions import db, limiter
 from app.ops.metrics import count_ingest
 from app.positions import queries
 from app.positions.ingest import Snapshot, record
+from app.recon import queries as recon_queries
+from app.recon.models import ReconState
 
 bp = Blueprint("api", __name__)
 
@@ -123,6 +132,43 @@ def get_assets():
             ).model_dump()
         )
     return jsonify(assets=assets)
+
+
+def _moment(value) -> str | None:
+    return None if value is None else iso_utc(value)
+
+
+@bp.route("/recon", methods=["GET"])
+@requires_token(Scope.READ)
+def get_recon():
+    """Every reconciled asset with both sides, their difference and state, breaks first."""
+    rows = [row for row in recon_queries.recon_rows() if row.enabled]
+    assets = [
+        ReconAssetOut(
+            reconciliation=row.name,
+            left_account=row.left_account,
+            left_label=row.left_label,
+            right_account=row.right_account,
+            right_label=row.right_label,
+            left_asset=row.left_asset,
+            right_asset=row.right_asset,
+            multiplier=_text(row.multiplier),
+            state=row.state,
+            state_since=iso_utc(row.state_since),
+            as_of=_moment(row.as_of),
+            left_amount=_text(row.left_amount),
+            left_at=_moment(row.left_at),
+            right_amount=_text(row.right_amount),
+            right_compared=_text(row.right_compared),
+            right_at=_moment(row.right_at),
+            difference=_text(row.difference),
+            difference_percent=_text(row.difference_percent),
+            alert_id=row.alert_id,
+        ).model_dump()
+        for row in rows
+    ]
+    failing = sum(row.state in ReconState.FAILING for row in rows)
+    return jsonify(assets=assets, failing=failing)
 
 
 @bp.route("/openapi.json", methods=["GET"])

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -175,6 +175,38 @@ class AssetOut(PositionOut):
 
 class AssetList(Strict):
     assets: list[AssetOut]
+
+
+class ReconAssetOut(Strict):
+    """One reconciled asset: its state as last evaluated, both sides as of one moment."""
+
+    reconciliation: str
+    left_account: str
+    left_label: str
+    right_account: str
+    right_label: str
+    left_asset: str
+    right_asset: str
+    multiplier: str = Field(description="Right amount x multiplier is compared with left")
+    state: Literal["break", "unknown", "pending", "matched"] = Field(
+        description="pending: beyond tolerance inside the grace period; unknown: a side is "
+        "missing or older than its maximum age"
+    )
+    state_since: str
+    as_of: str | None = Field(description="The moment both sides are compared at")
+    left_amount: str | None
+    left_at: str | None = Field(description="The left side's latest snapshot")
+    right_amount: str | None = Field(description="As the right side reported it")
+    right_compared: str | None = Field(description="right_amount x multiplier")
+    right_at: str | None = Field(description="The right side's latest snapshot")
+    difference: str | None = Field(description="right_compared - left_amount")
+    difference_percent: str | None = Field(description="In percent of |left_amount|")
+    alert_id: int | None
+
+
+class ReconList(Strict):
+    assets: list[ReconAssetOut] = Field(description="Breaks and unknowns first")
+    failing: int = Field(description="How many assets are in break or unknown")
 
 
 class HistoryQuery(Strict):

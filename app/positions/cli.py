@@ -37,6 +37,7 @@ from app.positions.retention import (
     select_series,
 )
 from app.positions.seed import parse_interval
+from app.recon.demo import add_demo_reconciliation
 
 seed_cli = AppGroup("seed", help="Load demo data.")
 positions_cli = AppGroup("positions", help="Import, export, prune and delete position snapshots.")
@@ -77,11 +78,21 @@ def seed_demo(assets, accounts, days, interval, seed_value):
         f"Inserted {result.inserted}, already present {result.duplicates}, "
         f"conflicting {len(result.conflicts)}."
     )
+    _seed_reconciliation()
     if result.conflicts:
         raise click.ClickException(
             f"{len(result.conflicts)} snapshots differ from stored ones and were not "
             "written (another --seed was used before?)."
         )
+
+
+def _seed_reconciliation() -> None:
+    """The demo's reconciled pair (book against venue) with a break in its history."""
+    name = add_demo_reconciliation(CLI_ACTOR)
+    db.session.commit()
+    bring_rollups_current()
+    if name is not None:
+        click.echo(f"Demo reconciliation: {name} (flask recon status --name {name!r}).")
 
 
 @seed_cli.command("first-run")
@@ -115,6 +126,7 @@ def first_run(days):
     db.session.commit()
     evaluate_all()  # the demo's limits judged on its positions before the first page
     click.echo(f"Demo limit rules: {', '.join(rule.name for rule in rules)}.")
+    _seed_reconciliation()
     click.echo("")
     click.echo("Demo admin created. This password is shown once:")
     click.echo("    username: admin")

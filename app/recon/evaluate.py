@@ -182,11 +182,11 @@ def _evaluate(targets: list[Target], now: datetime, refresh: bool) -> list[Trans
             comparison = comparisons[target.terms]
             state = recon_state(comparison, alert_states.get(target.series, AlertState.NORMAL))
             if state != target.stored_state:
-                _record(target, comparison, state, now)
+                record_state(target, comparison, state, now)
     return transitions
 
 
-def _record(target: Target, comparison: Comparison, state: str, now: datetime) -> None:
+def record_state(target: Target, comparison: Comparison, state: str, now: datetime) -> None:
     """Store the asset's new state and the change, with both sides' values."""
     asset = db.session.get(ReconAsset, target.terms.asset_id)
     db.session.add(

@@ -118,7 +118,7 @@ def test_read_scope_cannot_ingest_and_ingest_scope_cannot_read(app, tokens, clie
 def test_openapi_document_is_3_1_and_lists_every_route(client, tokens):
     doc = client.get("/api/v1/openapi.json", headers=bearer(tokens.create("read"))).get_json()
     assert doc["openapi"].startswith("3.1")
-    assert set(doc["paths"]) == {"/positions", "/assets"}
+    assert set(doc["paths"]) == {"/positions", "/assets", "/recon"}
     assert set(doc["paths"]["/positions"]) == {"get", "post"}
     batch = doc["components"]["schemas"]["PositionBatch"]
     assert batch["properties"]["positions"]["maxItems"] == 10_000
