@@ -15,10 +15,18 @@ from flask import (
     request,
     stream_with_context,
 )
+from markupsafe import Markup
 
 from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import format_decimal, utcnow
+from app.display import (
+    MAX_DEFAULT_PRECISION,
+    asset_precision,
+    grouped,
+    quantity,
+    significant_decimals,
+)
 from app.extensions import db
 from app.positions import series
 from app.positions.csv_io import spreadsheet_safe
@@ -45,6 +53,21 @@ def tolerance_text(absolute: Decimal | None, relative: Decimal | None, unit: str
     if not parts:
         return "none (an exact match)"
     return " and ".join(parts) + (" (a break is beyond both)" if len(parts) == 2 else "")
+
+
+@bp.app_template_filter("recon_quantity")
+def recon_quantity(value: Decimal | None, asset: str) -> Markup:
+    """An amount as `quantity` shows it, with at least the decimals it needs (up to the
+    display cap): a reconciliation page must not round 3.25 against 2.5 into 3.2 against
+    2.5 and show a difference that does not add up."""
+    needed = None if value is None else min(significant_decimals(value), MAX_DEFAULT_PRECISION)
+    if needed is None or needed <= asset_precision(asset, value):
+        return quantity(value, asset)
+    css = "num neg" if value < 0 else "num"
+    # Markup.format escapes each argument: the asset name comes from outside.
+    return Markup('<span class="{}" title="{}">{} {}</span>').format(
+        css, format_decimal(value), grouped(value, needed), asset
+    )
 
 
 def _row_or_404(recon_id: int, asset: str) -> tuple[Reconciliation, queries.ReconRow]:

@@ -390,3 +390,25 @@ def test_a_side_older_than_its_maximum_age_is_marked_stale(app):
     assert "stale" not in row[2] and "stale" in row[3]
     detail = viewer.get(f"/recon/{recon}/BTC").get_data(as_text=True)
     assert detail.count('class="badge stale"') == 1
+
+
+def test_amounts_show_every_decimal_they_need_so_the_difference_adds_up(app):
+    now = utcnow().replace(microsecond=0)
+    store(
+        app,
+        [
+            snap(account="book", asset="BTC", at=now, amount="2.5"),
+            snap(account="venue", asset="XBT", at=now, amount="3250"),
+        ],
+    )
+    save(
+        app,
+        "contracts",
+        "book",
+        "venue",
+        [{"left_asset": "BTC", "right_asset": "XBT", "multiplier": Decimal("0.001")}],
+    )
+    viewer = client_as(app, Role.VIEWER)
+    row = cells(viewer.get("/recon").get_data(as_text=True), "recon")[0]
+    # BTC's own precision is one decimal (2.5): 3.25 and 0.75 would round to 3.2 and 0.8.
+    assert row[2:5] == ["2.5 BTC", "3.25 BTC", "0.75 BTC"]
