@@ -4,6 +4,7 @@ break history and its CSV."""
 import csv
 import io
 import logging
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from flask import (
@@ -32,8 +33,8 @@ from app.positions import series
 from app.positions.csv_io import spreadsheet_safe
 from app.positions.routes import UNSAFE_FILENAME
 from app.recon import chart, queries
-from app.recon.models import Reconciliation
-from app.templating import utc_iso
+from app.recon.models import Reconciliation, ReconState
+from app.templating import utc_iso, viewer_timezone
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,10 @@ bp = Blueprint("recon", __name__)
 
 # The break history shown under the chart; the CSV has every transition.
 HISTORY_ROWS = 200
+# A break's chart window reaches this far (at least) either side of it.
+BREAK_WINDOW_PAD = timedelta(minutes=30)
+# The chart's from/to filters: wall time in the viewer's zone, as chart.js reads them.
+LOCAL_INPUT = "%Y-%m-%d %H:%M"
 
 
 def tolerance_text(absolute: Decimal | None, relative: Decimal | None, unit: str = "") -> str:
@@ -105,14 +110,34 @@ def detail(recon_id: int, asset: str):
         else recon.rel_tolerance_percent,
         row.left_asset,
     )
+    history = queries.break_history(row.asset_id, limit=HISTORY_ROWS)
+    now = utcnow()
     return render_template(
         "recon/detail.html",
         a=row,
         recon=recon,
         tolerance=tolerance,
-        history=queries.break_history(row.asset_id, limit=HISTORY_ROWS),
-        now=utcnow(),
+        history=history,
+        windows=break_windows(history, now),
+        now=now,
     )
+
+
+def break_windows(history_newest_first, now: datetime) -> dict[int, dict[str, str]]:
+    """For each transition into a break, the chart window that shows it whole with some
+    time either side, as the chart's from/to filters (wall time in the viewer's zone)."""
+    zone = viewer_timezone()
+    windows = {}
+    ended = now
+    for change in history_newest_first:
+        if change.to_state == ReconState.BREAK:
+            pad = max((ended - change.at) / 2, BREAK_WINDOW_PAD)
+            windows[change.id] = {
+                "from": (change.at - pad).astimezone(zone).strftime(LOCAL_INPUT),
+                "to": min(ended + pad, now).astimezone(zone).strftime(LOCAL_INPUT),
+            }
+        ended = change.at
+    return windows
 
 
 # As on the positions pages, the static tails win over the asset's path.

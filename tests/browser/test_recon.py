@@ -125,6 +125,15 @@ def test_recon_page_lists_the_break_and_its_chart_draws_both_sides_and_the_break
     assert page.locator(f"{CHART} canvas").evaluate(SPAN_PIXELS) > 2000
     page.screenshot(caret="initial", path=artifacts_dir / "recon-detail.png", full_page=True)
 
+    # The latest break opens the chart on a window around it: the earlier break is out of it.
+    page.get_by_test_id("latest-break").click()
+    page.wait_for_function(
+        "() => { const el = document.getElementById('chart');"
+        " return el && el.dataset.state === 'ready' && el.dataset.xMin; }"
+    )
+    span = float(chart.get_attribute("data-x-max")) - float(chart.get_attribute("data-x-min"))
+    assert 30 * 60 <= span <= 2 * 3600
+    page.go_back()
     history = page.locator("#recon-history tbody tr")
     expect(history).to_have_count(3)
     expect(history.first).to_have_attribute("data-state", "break")

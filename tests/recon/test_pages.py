@@ -247,6 +247,14 @@ def test_detail_shows_both_sides_links_and_the_break_history(app, desk):
         ["5", "5", "0"],
     ]
     assert "±0.001 BTC" in html
+    # Each break opens the chart on a window around it (wall time, here UTC).
+    zooms = re.findall(r'href="/recon/\d+/BTC\?from=([^"&]+)&amp;to=([^"&]+)"', html)
+    # The latest break above the chart, and each of the three in the table.
+    assert len(zooms) == 4 and zooms[0] == zooms[1]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d\+\d\d:\d\d", f) for pair in zooms for f in pair)
+    # The break is an alert like any other, and its page opens from here.
+    alert = re.search(r'href="(/alerts/\d+)" data-testid="recon-alert"', html)
+    assert alert and viewer.get(alert.group(1)).status_code == 200
 
 
 def test_unknown_reconciliation_or_asset_is_404(app, desk):
