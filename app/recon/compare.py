@@ -133,10 +133,16 @@ def latest_rows(series: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Row]
     return found
 
 
-def compare_all(terms: Iterable[Terms], now: datetime) -> dict[Terms, Comparison]:
-    """Compare many assets at once: one read of the latest rows, one batch of lookups."""
+def compare_all(
+    terms: Iterable[Terms],
+    now: datetime,
+    latest: dict[tuple[str, str], Row] | None = None,
+) -> dict[int, Comparison]:
+    """Compare many assets at once, by asset id: one read of the latest rows (unless
+    given, with every side of `terms`), one batch of history lookups."""
     terms = list(terms)
-    latest = latest_rows([side for t in terms for side in (t.left, t.right)])
+    if latest is None:
+        latest = latest_rows([side for t in terms for side in (t.left, t.right)])
     wanted = set()
     for t in terms:
         left, right = latest.get(t.left), latest.get(t.right)
@@ -144,7 +150,10 @@ def compare_all(terms: Iterable[Terms], now: datetime) -> dict[Terms, Comparison
             newer = left if left.timestamp > right.timestamp else right
             wanted.add((newer.account, newer.asset, min(left.timestamp, right.timestamp)))
     before = amounts_before(wanted)
-    return {t: _compare(t, latest.get(t.left), latest.get(t.right), before, now) for t in terms}
+    return {
+        t.asset_id: _compare(t, latest.get(t.left), latest.get(t.right), before, now)
+        for t in terms
+    }
 
 
 def _compare(terms: Terms, left: Row | None, right: Row | None, before, now) -> Comparison:

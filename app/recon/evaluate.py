@@ -17,13 +17,17 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import or_, select
+from sqlalchemy import String, and_, or_, select, type_coerce
+from sqlalchemy.orm import aliased
 
 from app.alerts.models import AlertRule, AlertState
 from app.alerts.state import Transition, apply, breaches
 from app.alerts.values import Series, active_alerts
+from app.db_types import driver_utc
 from app.extensions import db
+from app.positions.models import LatestPosition
 from app.recon.compare import Comparison, Terms, compare_all
 from app.recon.models import ReconAsset, Reconciliation, ReconState, ReconTransition
 
@@ -41,7 +45,23 @@ class Target:
         return self.terms.left
 
 
-def _targets(*conditions) -> list[Target]:
+@dataclass(frozen=True)
+class Side:
+    """A side's latest snapshot, as compare.compare_all reads it."""
+
+    account: str
+    asset: str
+    timestamp: datetime
+    amount: Decimal
+
+
+def _targets(*conditions) -> tuple[list[Target], dict[Series, Side]]:
+    """The enabled reconciled assets matching `conditions`, with both sides' latest rows.
+
+    One query: the definitions joined with the latest positions of both sides.
+    """
+    left = aliased(LatestPosition)
+    right = aliased(LatestPosition)
     query = (
         select(
             ReconAsset.id,
@@ -58,11 +78,28 @@ def _targets(*conditions) -> list[Target]:
             Reconciliation.rel_tolerance_percent.label("default_rel"),
             Reconciliation.left_max_age_seconds,
             Reconciliation.right_max_age_seconds,
+            # As the driver gives them, converted below: SQLAlchemy's SQLite DATETIME
+            # parsing was most of this query's time in bench/recon.py.
+            type_coerce(left.timestamp, String).label("left_at"),
+            left.amount.label("left_amount"),
+            type_coerce(right.timestamp, String).label("right_at"),
+            right.amount.label("right_amount"),
         )
         .join(Reconciliation, ReconAsset.reconciliation_id == Reconciliation.id)
+        .outerjoin(
+            left,
+            and_(left.account == Reconciliation.left_account, left.asset == ReconAsset.left_asset),
+        )
+        .outerjoin(
+            right,
+            and_(
+                right.account == Reconciliation.right_account,
+                right.asset == ReconAsset.right_asset,
+            ),
+        )
         .where(Reconciliation.enabled.is_(True), Reconciliation.rule_id.is_not(None), *conditions)
     )
-    targets = []
+    targets, latest = [], {}
     for row in db.session.execute(query):
         terms = Terms(
             asset_id=row.id,
@@ -79,25 +116,44 @@ def _targets(*conditions) -> list[Target]:
             right_max_age_seconds=row.right_max_age_seconds,
         )
         targets.append(Target(terms, row.rule_id, row.state))
-    return targets
+        if row.left_at is not None:
+            latest[terms.left] = Side(*terms.left, driver_utc(row.left_at), row.left_amount)
+        if row.right_at is not None:
+            latest[terms.right] = Side(*terms.right, driver_utc(row.right_at), row.right_amount)
+    return targets, latest
 
 
 def evaluate_changed(changed: set[Series], now: datetime) -> list[Transition]:
     """At ingest: evaluate the reconciled assets whose left or right series just changed."""
     accounts = sorted({account for account, _ in changed})
     assets = sorted({asset for _, asset in changed})
-    targets = _targets(
-        or_(Reconciliation.left_account.in_(accounts), Reconciliation.right_account.in_(accounts)),
+    # The few reconciliations on these accounts first: a batch of accounts nobody
+    # reconciles costs this one small query, and the assets are then found by index.
+    touched = list(
+        db.session.execute(
+            select(Reconciliation.id).where(
+                Reconciliation.enabled.is_(True),
+                or_(
+                    Reconciliation.left_account.in_(accounts),
+                    Reconciliation.right_account.in_(accounts),
+                ),
+            )
+        ).scalars()
+    )
+    if not touched:
+        return []
+    targets, latest = _targets(
+        ReconAsset.reconciliation_id.in_(touched),
         or_(ReconAsset.left_asset.in_(assets), ReconAsset.right_asset.in_(assets)),
     )
     targets = [t for t in targets if t.terms.left in changed or t.terms.right in changed]
-    return _evaluate(targets, now, refresh=True)
+    return _evaluate(targets, latest, now, refresh=True)
 
 
 def evaluate_reconciliation(reconciliation_id: int, now: datetime) -> list[Transition]:
     """Evaluate every asset of one reconciliation (after it was defined or changed)."""
-    targets = _targets(Reconciliation.id == reconciliation_id)
-    return _evaluate(targets, now, refresh=True)
+    targets, latest = _targets(Reconciliation.id == reconciliation_id)
+    return _evaluate(targets, latest, now, refresh=True)
 
 
 def plan(
@@ -113,11 +169,11 @@ def plan(
     rules = {rule.id: rule for rule in rules}
     if not rules:
         return {}
-    targets = _targets(Reconciliation.rule_id.in_(sorted(rules)))
-    comparisons = compare_all([t.terms for t in targets], now)
+    targets, latest = _targets(Reconciliation.rule_id.in_(sorted(rules)))
+    comparisons = compare_all([t.terms for t in targets], now, latest)
     found: dict[int, set[Series]] = defaultdict(set)
     for target in targets:
-        comparison = comparisons[target.terms]
+        comparison = comparisons[target.terms.asset_id]
         rule = rules[target.rule_id]
         if will_change(rule, target.series, comparison.excess) or _reading(
             comparison
@@ -128,8 +184,9 @@ def plan(
 
 def evaluate_pairs(rule: AlertRule, now: datetime, pairs: set[Series]) -> list[Transition]:
     """For the worker's pass, under its lock: evaluate these series of one recon rule."""
-    targets = [t for t in _targets(Reconciliation.rule_id == rule.id) if t.series in pairs]
-    return _evaluate(targets, now, refresh=False)
+    targets, latest = _targets(Reconciliation.rule_id == rule.id)
+    targets = [t for t in targets if t.series in pairs]
+    return _evaluate(targets, latest, now, refresh=False)
 
 
 def _reading(comparison: Comparison) -> str:
@@ -151,10 +208,12 @@ def recon_state(comparison: Comparison, alert_state: str) -> str:
     return ReconState.BREAK if alert_state == AlertState.FIRING else ReconState.PENDING
 
 
-def _evaluate(targets: list[Target], now: datetime, refresh: bool) -> list[Transition]:
+def _evaluate(
+    targets: list[Target], latest: dict[Series, Side], now: datetime, refresh: bool
+) -> list[Transition]:
     if not targets:
         return []
-    comparisons = compare_all([t.terms for t in targets], now)
+    comparisons = compare_all([t.terms for t in targets], now, latest)
     by_rule: dict[int, list[Target]] = defaultdict(list)
     for target in targets:
         by_rule[target.rule_id].append(target)
@@ -170,7 +229,7 @@ def _evaluate(targets: list[Target], now: datetime, refresh: bool) -> list[Trans
         rule = rules.get(rule_id)
         if rule is None or not rule.enabled:
             continue
-        values = {t.series: comparisons[t.terms].excess for t in group}
+        values = {t.series: comparisons[t.terms.asset_id].excess for t in group}
         open_alerts = active.get(rule_id, {})
         candidates = {s for s, v in values.items() if breaches(rule, v, False)}
         candidates |= set(open_alerts) & set(values)
@@ -179,7 +238,7 @@ def _evaluate(targets: list[Target], now: datetime, refresh: bool) -> list[Trans
         alert_states = {series: row.state for series, row in open_alerts.items()}
         alert_states.update({(t.account, t.asset): t.to_state for t in made})
         for target in group:
-            comparison = comparisons[target.terms]
+            comparison = comparisons[target.terms.asset_id]
             state = recon_state(comparison, alert_states.get(target.series, AlertState.NORMAL))
             if state != target.stored_state:
                 record_state(target, comparison, state, now)

@@ -83,10 +83,7 @@ def recon_rows(name: str | None = None) -> list[ReconRow]:
     found = list(db.session.execute(query))
     now = utcnow()
     live = compare_all([terms_of(recon, asset) for recon, asset, _ in found], now)
-    return [
-        _row(recon, asset, alert_id, live[terms_of(recon, asset)])
-        for recon, asset, alert_id in found
-    ]
+    return [_row(recon, asset, alert_id, live[asset.id]) for recon, asset, alert_id in found]
 
 
 def terms_of(recon: Reconciliation, asset: ReconAsset) -> Terms:
