@@ -102,14 +102,9 @@ def index():
 def detail(recon_id: int, asset: str):
     """Show one reconciled asset: both sides, its chart and its break history."""
     recon, row = _row_or_404(recon_id, asset)
-    line = next(a for a in recon.assets if a.id == row.asset_id)
-    tolerance = tolerance_text(
-        line.abs_tolerance if line.abs_tolerance is not None else recon.abs_tolerance,
-        line.rel_tolerance_percent
-        if line.rel_tolerance_percent is not None
-        else recon.rel_tolerance_percent,
-        row.left_asset,
-    )
+    # The tolerances in force: the asset's own, else the reconciliation's.
+    terms = queries.terms_of(recon, next(a for a in recon.assets if a.id == row.asset_id))
+    tolerance = tolerance_text(terms.abs_tolerance, terms.rel_tolerance_percent, row.left_asset)
     history = queries.break_history(row.asset_id, limit=HISTORY_ROWS)
     now = utcnow()
     return render_template(

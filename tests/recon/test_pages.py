@@ -420,3 +420,15 @@ def test_amounts_show_every_decimal_they_need_so_the_difference_adds_up(app):
     row = cells(viewer.get("/recon").get_data(as_text=True), "recon")[0]
     # BTC's own precision is one decimal (2.5): 3.25 and 0.75 would round to 3.2 and 0.8.
     assert row[2:5] == ["2.5 BTC", "3.25 BTC", "0.75 BTC"]
+
+
+def test_detail_states_the_tolerance_in_force_for_the_asset(app, desk):
+    viewer = client_as(app, Role.VIEWER)
+    futures = re.search(
+        r'href="/recon/(\d+)/BTC"[^>]*>BTC</a>\s*<br><small class="muted">↔ BTC-PERP',
+        viewer.get("/recon").get_data(as_text=True),
+    ).group(1)
+    # Its own absolute tolerance, and the reconciliation's relative one: beyond both.
+    html = viewer.get(f"/recon/{futures}/BTC").get_data(as_text=True)
+    assert "±0.0001 BTC and ±1 % (a break is beyond both)" in html
+    assert "±0.001 ETH" in viewer.get(f"/recon/{desk}/ETH").get_data(as_text=True)
