@@ -6,7 +6,7 @@ import click
 from flask.cli import with_appcontext
 
 from app.admin.audit import CLI_ACTOR, Action, record_event
-from app.alerts.models import ANY, AlertRule, Channel, Silence
+from app.alerts.models import ANY, AlertRule, Channel, RuleKind, Silence
 from app.alerts.silences import store_silence
 from app.db_types import utcnow
 from app.extensions import db
@@ -26,6 +26,16 @@ def _rule(reference: str) -> AlertRule:
     return rule
 
 
+def _changeable_rule(reference: str) -> AlertRule:
+    """A rule that may be changed here: a reconciliation's changes with `flask recon`."""
+    rule = _rule(reference)
+    if rule.kind == RuleKind.RECON_BREAK:
+        raise click.ClickException(
+            f"Rule {rule.name!r} belongs to a reconciliation; use flask recon update or delete."
+        )
+    return rule
+
+
 def _channel(name: str) -> Channel:
     channel = db.session.execute(
         db.select(Channel).where(Channel.name == name)
@@ -36,7 +46,7 @@ def _channel(name: str) -> Channel:
 
 
 def _set_rule_enabled(reference: str, enabled: bool) -> None:
-    rule = _rule(reference)
+    rule = _changeable_rule(reference)
     if rule.enabled == enabled:
         click.echo(
             f"Rule #{rule.id} {rule.name!r} is already {'enabled' if enabled else 'disabled'}."
@@ -75,7 +85,7 @@ def disable_rule(rule):
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete_rule(rule, yes):
     """Delete a rule (by number or name) with its alerts and their history."""
-    found = _rule(rule)
+    found = _changeable_rule(rule)
     if not yes:
         click.confirm(f"Delete rule #{found.id} {found.name!r} and its alerts?", abort=True)
     rule_id, name = found.id, found.name

@@ -9,7 +9,7 @@ from flask_login import current_user
 from app.admin.audit import Action, record_event
 from app.alerts.cli import rule_problem
 from app.alerts.forms import RuleForm
-from app.alerts.models import ANY, AlertRule, Channel
+from app.alerts.models import ANY, AlertRule, Channel, RuleKind
 from app.alerts.preview import chart_asset, preview_rule, preview_spans
 from app.alerts.timeline import iso_spans, limit_lines
 from app.alerts.validation import target_problem
@@ -84,6 +84,18 @@ def rules():
     )
 
 
+def _reconciliation_owned(rule: AlertRule | None):
+    """A reconciliation's rule changes with its reconciliation only: send the user there."""
+    if rule is None or rule.kind != RuleKind.RECON_BREAK:
+        return None
+    flash(
+        f"Rule {rule.name!r} belongs to a reconciliation: change, disable or delete it "
+        "with the reconciliation.",
+        "error",
+    )
+    return redirect(url_for("recon_definitions.index"))
+
+
 @bp.route("/rules/new", methods=["GET", "POST"])
 @bp.route("/rules/<int:rule_id>/edit", methods=["GET", "POST"])
 @requires_role(Role.OPERATOR)
@@ -92,6 +104,8 @@ def edit_rule(rule_id: int | None = None):
     rule = db.session.get(AlertRule, rule_id) if rule_id else None
     if rule_id and rule is None:
         abort(404)
+    if owned := _reconciliation_owned(rule):
+        return owned
     form = _rule_form(rule)
     if form.validate_on_submit() and request.form.get("action") == "preview":
         return _render_preview(form, rule)
@@ -200,6 +214,8 @@ def preview_overlay():
 def toggle_rule(rule_id: int):
     """Enable or disable a rule."""
     rule = db.session.get(AlertRule, rule_id) or abort(404)
+    if owned := _reconciliation_owned(rule):
+        return owned
     rule.enabled = not rule.enabled
     record_event(
         Action.RULE_ENABLE if rule.enabled else Action.RULE_DISABLE,
@@ -222,6 +238,8 @@ def toggle_rule(rule_id: int):
 def delete_rule(rule_id: int):
     """Delete a rule with its alerts and their history."""
     rule = db.session.get(AlertRule, rule_id) or abort(404)
+    if owned := _reconciliation_owned(rule):
+        return owned
     db.session.delete(rule)
     record_event(Action.RULE_DELETE, target=f"rule:{rule_id}", detail={"name": rule.name})
     db.session.commit()

@@ -164,3 +164,13 @@ def test_status_of_an_unknown_name_is_an_error(app, runner):
     result = runner.invoke(args=["recon", "status", "--name", "nope"])
     assert result.exit_code == 1
     assert "No reconciliation named 'nope'" in result.output
+
+
+def test_the_alert_cli_leaves_a_reconciliation_rule_to_flask_recon(app, runner):
+    runner.invoke(args=ADD)
+    for command in (["disable-rule"], ["delete-rule", "--yes"]):
+        result = runner.invoke(args=["alerts", command[0], "Reconciliation binance", *command[1:]])
+        assert result.exit_code == 1
+        assert "belongs to a reconciliation" in result.output
+    with app.app_context():
+        assert db.session.execute(db.select(AlertRule.enabled)).scalar_one() is True
