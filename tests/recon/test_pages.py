@@ -432,3 +432,21 @@ def test_detail_states_the_tolerance_in_force_for_the_asset(app, desk):
     html = viewer.get(f"/recon/{futures}/BTC").get_data(as_text=True)
     assert "±0.0001 BTC and ±1 % (a break is beyond both)" in html
     assert "±0.001 ETH" in viewer.get(f"/recon/{desk}/ETH").get_data(as_text=True)
+
+
+def test_an_asset_with_a_slash_has_its_page_series_and_csv(app):
+    now = utcnow().replace(microsecond=0)
+    store(
+        app,
+        [
+            snap(account="book", asset="BTC/USD", at=now, amount="1"),
+            snap(account="venue", asset="BTC/USD", at=now, amount="1"),
+        ],
+    )
+    recon = save(app, "pairs", "book", "venue", [{"left_asset": "BTC/USD"}])
+    viewer = client_as(app, Role.VIEWER)
+    assert f'href="/recon/{recon}/BTC/USD"' in viewer.get("/recon").get_data(as_text=True)
+    assert viewer.get(f"/recon/{recon}/BTC/USD").status_code == 200
+    series = viewer.get(f"/recon/{recon}/BTC/USD/series").get_json()
+    assert [s["points"][0][1] for s in series["series"]] == ["1", "1"]
+    assert viewer.get(f"/recon/{recon}/BTC/USD/history.csv").mimetype == "text/csv"
