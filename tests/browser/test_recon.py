@@ -11,6 +11,7 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.recon.define import AssetSpec, ReconSpec, save_reconciliation
 from app.recon.models import ReconAsset, ReconTransition
+from tests.browser.conftest import session_cookies
 from tests.conftest import PASSWORD, make_user
 from tests.positions.helpers import snap, store
 
@@ -159,3 +160,42 @@ def test_recon_table_refreshes_itself(page, live_server, seeded):
     expect(page.locator("#recon tbody tr").first).to_have_attribute(
         "data-state", "matched", timeout=15_000
     )
+
+
+def test_admin_defines_a_reconciliation_on_a_phone_and_a_mistake_keeps_the_form(
+    open_page, live_server, artifacts_dir
+):
+    make_user(live_server.app, "ada", role="admin")
+    now = utcnow().replace(microsecond=0)
+    store(
+        live_server.app,
+        [
+            snap(account="main", asset="ETH", at=now, amount="10"),
+            snap(account="main@venue", asset="ETH", at=now, amount="10"),
+        ],
+    )
+    page = open_page(
+        viewport={"width": 390, "height": 844},
+        storage_state=session_cookies(live_server.url, "ada"),
+    )
+    page.goto(f"{live_server.url}/recon/definitions/new")
+    page.get_by_label("Name", exact=True).fill("venue")
+    page.get_by_label("Left account (the trading system's book)").fill("main")
+    page.get_by_label("Right account (the venue's report)").fill("main@venue")
+    page.get_by_label("Asset (left), line 1").fill("ETH")
+    page.get_by_label("Multiplier (empty: 1), line 1").fill("1,0")
+    page.get_by_role("button", name="Save reconciliation").click()
+    problem = page.locator("#form-problem")
+    expect(problem).to_contain_text("Nothing was saved")
+    multiplier = page.get_by_label("Multiplier (empty: 1), line 1")
+    expect(multiplier).to_have_attribute("aria-invalid", "true")
+    expect(multiplier).to_have_value("1,0")
+    expect(page.get_by_label("Asset (left), line 1")).to_have_value("ETH")
+    page.screenshot(caret="initial", path=artifacts_dir / "recon-define-error.png", full_page=True)
+
+    multiplier.fill("1")
+    page.get_by_role("button", name="Save reconciliation").click()
+    expect(page.locator("main h1")).to_have_text("Reconciliations")
+    expect(page.locator("[data-recon=venue]")).to_contain_text("main (book) ↔ main@venue (venue)")
+    page.get_by_role("link", name="Reconciliation", exact=True).click()
+    expect(page.locator("#recon tbody tr").first).to_have_attribute("data-state", "matched")
