@@ -12,8 +12,9 @@ it reports again), and the pair is compared at two moments:
 A difference counts only when it shows at both moments. A fill that lands between
 the two sides' snapshots shows at one of them only (the side that has not caught up
 yet), whichever side reports first; a real break shows at both. The comparison kept
-(its moment, amounts and difference) is the one nearer to matching: the one that
-explains the state. A side with nothing at or before the older moment (it began
+(its moment, amounts and difference) is the one that explains the state: the later
+one when it is within tolerance (the history is then not read at all), else the one
+nearer to matching. A side with nothing at or before the older moment (it began
 reporting since) is compared at the later moment alone.
 
 Tolerance: right * multiplier - left is a break only when it is beyond EVERY tolerance
@@ -139,16 +140,20 @@ def compare_all(
     latest: dict[tuple[str, str], Row] | None = None,
 ) -> dict[int, Comparison]:
     """Compare many assets at once, by asset id: one read of the latest rows (unless
-    given, with every side of `terms`), one batch of history lookups."""
+    given, with every side of `terms`), one batch of history lookups for the pairs
+    whose latest amounts disagree (agreeing ones are matched without looking back)."""
     terms = list(terms)
     if latest is None:
         latest = latest_rows([side for t in terms for side in (t.left, t.right)])
     wanted = set()
     for t in terms:
         left, right = latest.get(t.left), latest.get(t.right)
-        if left is not None and right is not None and left.timestamp != right.timestamp:
-            newer = left if left.timestamp > right.timestamp else right
-            wanted.add((newer.account, newer.asset, min(left.timestamp, right.timestamp)))
+        if left is None or right is None or left.timestamp == right.timestamp:
+            continue
+        if excess_of(t, left.amount, right.amount) <= 0:
+            continue
+        newer = left if left.timestamp > right.timestamp else right
+        wanted.add((newer.account, newer.asset, min(left.timestamp, right.timestamp)))
     before = amounts_before(wanted)
     return {
         t.asset_id: _compare(t, latest.get(t.left), latest.get(t.right), before, now)
@@ -165,7 +170,8 @@ def _compare(terms: Terms, left: Row | None, right: Row | None, before, now) -> 
         terms, max(left.timestamp, right.timestamp), left, right, left.amount, right.amount
     )
     older_moment = min(left.timestamp, right.timestamp)
-    if left.timestamp == right.timestamp:
+    if left.timestamp == right.timestamp or not later.beyond:
+        # Within tolerance at the later moment: matched whatever the older one shows.
         kept = later
     else:
         left_then = left.amount if left.timestamp == older_moment else None

@@ -13,13 +13,14 @@ Beside the alert, each asset keeps its reconciliation state (matched, pending, b
 unknown) and a history of its changes with both sides' values.
 """
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import String, and_, or_, select, type_coerce
+from sqlalchemy import String, and_, bindparam, or_, select, type_coerce
 from sqlalchemy.orm import aliased
 
 from app.alerts.models import AlertRule, AlertState
@@ -55,11 +56,10 @@ class Side:
     amount: Decimal
 
 
-def _targets(*conditions) -> tuple[list[Target], dict[Series, Side]]:
-    """The enabled reconciled assets matching `conditions`, with both sides' latest rows.
-
-    One query: the definitions joined with the latest positions of both sides.
-    """
+@functools.cache
+def _targets_select():
+    """The definitions joined with both sides' latest positions, built once per process
+    (building it cost more than running it for a batch of a few hundred assets)."""
     left = aliased(LatestPosition)
     right = aliased(LatestPosition)
     query = (
@@ -97,10 +97,25 @@ def _targets(*conditions) -> tuple[list[Target], dict[Series, Side]]:
                 right.asset == ReconAsset.right_asset,
             ),
         )
-        .where(Reconciliation.enabled.is_(True), Reconciliation.rule_id.is_not(None), *conditions)
+        .where(Reconciliation.enabled.is_(True), Reconciliation.rule_id.is_not(None))
     )
+    return query
+
+
+@functools.cache
+def _changed_select():
+    """_targets_select for some reconciliations' assets named on either side."""
+    names = bindparam("assets", expanding=True)
+    return _targets_select().where(
+        ReconAsset.reconciliation_id.in_(bindparam("reconciliations", expanding=True)),
+        or_(ReconAsset.left_asset.in_(names), ReconAsset.right_asset.in_(names)),
+    )
+
+
+def _targets(query, params: dict | None = None) -> tuple[list[Target], dict[Series, Side]]:
+    """The enabled reconciled assets the query selects, and both sides' latest rows."""
     targets, latest = [], {}
-    for row in db.session.execute(query):
+    for row in db.session.execute(query, params or {}):
         terms = Terms(
             asset_id=row.id,
             left_account=row.left_account,
@@ -142,17 +157,14 @@ def evaluate_changed(changed: set[Series], now: datetime) -> list[Transition]:
     )
     if not touched:
         return []
-    targets, latest = _targets(
-        ReconAsset.reconciliation_id.in_(touched),
-        or_(ReconAsset.left_asset.in_(assets), ReconAsset.right_asset.in_(assets)),
-    )
+    targets, latest = _targets(_changed_select(), {"reconciliations": touched, "assets": assets})
     targets = [t for t in targets if t.terms.left in changed or t.terms.right in changed]
     return _evaluate(targets, latest, now, refresh=True)
 
 
 def evaluate_reconciliation(reconciliation_id: int, now: datetime) -> list[Transition]:
     """Evaluate every asset of one reconciliation (after it was defined or changed)."""
-    targets, latest = _targets(Reconciliation.id == reconciliation_id)
+    targets, latest = _targets(_targets_select().where(Reconciliation.id == reconciliation_id))
     return _evaluate(targets, latest, now, refresh=True)
 
 
@@ -169,7 +181,7 @@ def plan(
     rules = {rule.id: rule for rule in rules}
     if not rules:
         return {}
-    targets, latest = _targets(Reconciliation.rule_id.in_(sorted(rules)))
+    targets, latest = _targets(_targets_select().where(Reconciliation.rule_id.in_(sorted(rules))))
     comparisons = compare_all([t.terms for t in targets], now, latest)
     found: dict[int, set[Series]] = defaultdict(set)
     for target in targets:
@@ -184,7 +196,7 @@ def plan(
 
 def evaluate_pairs(rule: AlertRule, now: datetime, pairs: set[Series]) -> list[Transition]:
     """For the worker's pass, under its lock: evaluate these series of one recon rule."""
-    targets, latest = _targets(Reconciliation.rule_id == rule.id)
+    targets, latest = _targets(_targets_select().where(Reconciliation.rule_id == rule.id))
     targets = [t for t in targets if t.series in pairs]
     return _evaluate(targets, latest, now, refresh=False)
 
