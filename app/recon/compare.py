@@ -30,7 +30,7 @@ Decimals stay Decimal from the stored text to the difference (app.db_types.EXACT
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -42,7 +42,9 @@ from app.extensions import db
 from app.positions.models import LatestPosition
 
 
-@dataclass(frozen=True)
+# Plain slotted classes: a batch builds hundreds of each, and frozen dataclasses are
+# slower to build.
+@dataclass(slots=True)
 class Terms:
     """What comparing one asset needs from its reconciliation and its own settings."""
 
@@ -56,17 +58,16 @@ class Terms:
     rel_tolerance_percent: Decimal | None
     left_max_age_seconds: int
     right_max_age_seconds: int
+    # (account, asset) of each side, made once.
+    left: tuple[str, str] = field(init=False)
+    right: tuple[str, str] = field(init=False)
 
-    @property
-    def left(self) -> tuple[str, str]:
-        return (self.left_account, self.left_asset)
-
-    @property
-    def right(self) -> tuple[str, str]:
-        return (self.right_account, self.right_asset)
+    def __post_init__(self):
+        self.left = (self.left_account, self.left_asset)
+        self.right = (self.right_account, self.right_asset)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Comparison:
     """Both sides as of one moment, their difference and what it means."""
 
@@ -145,30 +146,31 @@ def compare_all(
     terms = list(terms)
     if latest is None:
         latest = latest_rows([side for t in terms for side in (t.left, t.right)])
-    wanted = set()
+    pairs, wanted = [], set()
     for t in terms:
         left, right = latest.get(t.left), latest.get(t.right)
-        if left is None or right is None or left.timestamp == right.timestamp:
-            continue
-        if excess_of(t, left.amount, right.amount) <= 0:
-            continue
-        newer = left if left.timestamp > right.timestamp else right
-        wanted.add((newer.account, newer.asset, min(left.timestamp, right.timestamp)))
-    before = amounts_before(wanted)
+        later = None
+        if left is not None and right is not None:
+            later = _at(
+                t, max(left.timestamp, right.timestamp), left, right, left.amount, right.amount
+            )
+            if left.timestamp != right.timestamp and later.beyond:
+                newer = left if left.timestamp > right.timestamp else right
+                wanted.add((newer.account, newer.asset, min(left.timestamp, right.timestamp)))
+        pairs.append((t, left, right, later))
+    before = amounts_before(wanted) if wanted else {}
     return {
-        t.asset_id: _compare(t, latest.get(t.left), latest.get(t.right), before, now)
-        for t in terms
+        t.asset_id: _compare(t, left, right, later, before, now) for t, left, right, later in pairs
     }
 
 
-def _compare(terms: Terms, left: Row | None, right: Row | None, before, now) -> Comparison:
-    if left is None or right is None:
+def _compare(
+    terms: Terms, left: Row | None, right: Row | None, later: Comparison | None, before, now
+) -> Comparison:
+    if left is None or right is None or later is None:
         missing = terms.left_account if left is None else terms.right_account
         return _unknown(left, right, f"no position in {missing}")
     stale = _stale_side(terms, left, right, now)
-    later = _at(
-        terms, max(left.timestamp, right.timestamp), left, right, left.amount, right.amount
-    )
     older_moment = min(left.timestamp, right.timestamp)
     if left.timestamp == right.timestamp or not later.beyond:
         # Within tolerance at the later moment: matched whatever the older one shows.
@@ -186,19 +188,21 @@ def _compare(terms: Terms, left: Row | None, right: Row | None, before, now) -> 
             # On a tie the later moment: the more current picture.
             kept = min(later, older, key=lambda c: c.excess)
     if stale:
-        return Comparison(**{**kept.__dict__, "excess": None, "unknown_reason": stale})
+        return replace(kept, excess=None, unknown_reason=stale)
     return kept
 
 
 def _at(terms: Terms, moment, left: Row, right: Row, left_amount, right_amount) -> Comparison:
+    difference = difference_of(terms, left_amount, right_amount)
+    allowed = allowance(left_amount, terms.abs_tolerance, terms.rel_tolerance_percent)
     return Comparison(
         as_of=moment,
         left_amount=left_amount,
         left_at=left.timestamp,
         right_amount=right_amount,
         right_at=right.timestamp,
-        difference=difference_of(terms, left_amount, right_amount),
-        excess=excess_of(terms, left_amount, right_amount),
+        difference=difference,
+        excess=EXACT.subtract(abs(difference), allowed),
     )
 
 

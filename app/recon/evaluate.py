@@ -33,7 +33,7 @@ from app.recon.compare import Comparison, Terms, compare_all
 from app.recon.models import ReconAsset, Reconciliation, ReconState, ReconTransition
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Target:
     """One reconciled asset to evaluate: its terms, its rule and its stored state."""
 
@@ -46,7 +46,7 @@ class Target:
         return self.terms.left
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Side:
     """A side's latest snapshot, as compare.compare_all reads it."""
 

@@ -68,8 +68,3 @@ def test_decimals_are_exact_far_beyond_float():
     right = D("123456789.123456789123456790")
     assert difference_of(exact, left, right) == D("1E-18")
     assert isinstance(difference_of(exact, left, right), Decimal)
-
-
-def test_terms_key_the_comparisons_of_a_batch():
-    assert {terms(): 1}.get(terms(multiplier="1")) == 1
-    assert terms(abs_tolerance="1") != terms()
