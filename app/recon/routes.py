@@ -12,9 +12,11 @@ from flask import (
     Response,
     abort,
     jsonify,
+    redirect,
     render_template,
     request,
     stream_with_context,
+    url_for,
 )
 from markupsafe import Markup
 
@@ -133,6 +135,18 @@ def break_windows(history_newest_first, now: datetime) -> dict[int, dict[str, st
             }
         ended = change.at
     return windows
+
+
+@bp.route("/rule/<int:rule_id>/<path:asset>")
+@requires_role(Role.VIEWER)
+def for_alert(rule_id: int, asset: str):
+    """Open the reconciled asset whose breaks the alert rule carries (from an alert's page)."""
+    recon = db.session.execute(
+        db.select(Reconciliation).where(Reconciliation.rule_id == rule_id)
+    ).scalar_one_or_none()
+    if recon is None or queries.recon_asset(recon.id, asset) is None:
+        abort(404)
+    return redirect(url_for("recon.detail", recon_id=recon.id, asset=asset))
 
 
 # As on the positions pages, the static tails win over the asset's path.

@@ -254,11 +254,17 @@ def test_detail_shows_both_sides_links_and_the_break_history(app, desk):
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d\+\d\d:\d\d", f) for pair in zooms for f in pair)
     # The break is an alert like any other, and its page opens from here.
     alert = re.search(r'href="(/alerts/\d+)" data-testid="recon-alert"', html)
-    assert alert and viewer.get(alert.group(1)).status_code == 200
+    assert alert
+    alert_page = viewer.get(alert.group(1)).get_data(as_text=True)
+    # And the alert's page leads back here, to both sides.
+    back = re.search(r'href="([^"]+)" data-testid="recon-link"', alert_page)
+    assert back
+    assert viewer.get(back.group(1)).headers["Location"] == f"/recon/{desk}/BTC"
 
 
 def test_unknown_reconciliation_or_asset_is_404(app, desk):
     viewer = client_as(app, Role.VIEWER)
+    assert viewer.get("/recon/rule/999/BTC").status_code == 404
     assert viewer.get(f"/recon/{desk}/DOGE").status_code == 404
     assert viewer.get("/recon/999/BTC").status_code == 404
     assert viewer.get(f"/recon/{desk}/DOGE/series").status_code == 404
