@@ -20,7 +20,7 @@ from app.recon.define import (
     delete_reconciliation,
     save_reconciliation,
 )
-from app.recon.forms import SPARE_ASSET_LINES, ReconciliationForm
+from app.recon.forms import MAX_ASSET_LINES, SPARE_ASSET_LINES, ReconciliationForm
 from app.recon.models import Reconciliation
 from app.recon.routes import tolerance_text
 from app.user_input import parse_decimal
@@ -65,7 +65,7 @@ def _form_for(recon: Reconciliation | None) -> ReconciliationForm:
         form.tolerance_abs.data = _text(recon.abs_tolerance)
         form.tolerance_rel.data = _text(recon.rel_tolerance_percent)
         form.channels.data = [] if recon.rule is None else [c.id for c in recon.rule.channels]
-        for line in recon.assets:
+        for line in recon.assets if assets_on_page(recon) else ():
             form.assets.append_entry(
                 {
                     "asset": line.left_asset,
@@ -75,6 +75,8 @@ def _form_for(recon: Reconciliation | None) -> ReconciliationForm:
                     "tolerance_rel": _text(line.rel_tolerance_percent),
                 }
             )
+    if not assets_on_page(recon):
+        return form
     # Blank lines to add assets with; on a refused POST every typed line is kept.
     blank = sum(1 for entry in form.assets if entry.form.is_blank())
     while blank < SPARE_ASSET_LINES and len(form.assets) < form.assets.max_entries:
@@ -92,18 +94,31 @@ def _decimal(text: str | None) -> Decimal | None:
     return parse_decimal(text) if text else None
 
 
-def _spec(form: ReconciliationForm) -> ReconSpec:
+def assets_on_page(recon: Reconciliation | None) -> bool:
+    """Whether the form lists the assets (a long list is left to `flask recon update`)."""
+    return recon is None or len(recon.assets) + SPARE_ASSET_LINES <= MAX_ASSET_LINES
+
+
+def _spec(form: ReconciliationForm, recon: Reconciliation | None) -> ReconSpec:
     """The definition as typed (the form has checked each number's spelling)."""
-    assets = tuple(
-        AssetSpec(
-            left_asset=(line.asset.data or "").strip(),
-            right_asset=(line.right_asset.data or "").strip() or None,
-            multiplier=_decimal(line.multiplier.data) or Decimal(1),
-            abs_tolerance=_decimal(line.tolerance_abs.data),
-            rel_tolerance_percent=_decimal(line.tolerance_rel.data),
+    if assets_on_page(recon):
+        assets = tuple(
+            AssetSpec(
+                left_asset=(line.asset.data or "").strip(),
+                right_asset=(line.right_asset.data or "").strip() or None,
+                multiplier=_decimal(line.multiplier.data) or Decimal(1),
+                abs_tolerance=_decimal(line.tolerance_abs.data),
+                rel_tolerance_percent=_decimal(line.tolerance_rel.data),
+            )
+            for line in form.asset_lines()
         )
-        for line in form.asset_lines()
-    )
+    else:
+        assets = tuple(
+            AssetSpec(
+                a.left_asset, a.right_asset, a.multiplier, a.abs_tolerance, a.rel_tolerance_percent
+            )
+            for a in recon.assets
+        )
     return ReconSpec(
         name=form.name.data.strip(),
         left_account=form.left_account.data.strip(),
@@ -135,7 +150,7 @@ def edit(recon_id: int | None = None):
     if form.validate_on_submit():
         try:
             with db.session.no_autoflush:
-                saved = save_reconciliation(_spec(form), recon, actor=current_user.record)
+                saved = save_reconciliation(_spec(form, recon), recon, actor=current_user.record)
         except DefinitionError as exc:
             db.session.rollback()
             problem = str(exc)
@@ -153,6 +168,7 @@ def edit(recon_id: int | None = None):
         recon=recon,
         problem=problem,
         spare=SPARE_ASSET_LINES,
+        assets_on_page=assets_on_page(recon),
     ), status
 
 

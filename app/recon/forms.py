@@ -29,7 +29,10 @@ from app.user_input import parse_decimal, parse_integer
 
 # Blank asset lines offered below the defined ones; a longer list is saved and edited again.
 SPARE_ASSET_LINES = 3
-MAX_ASSET_LINES = 200
+# Five fields a line: 150 lines stay under the form parts a request may carry (1,000).
+# A reconciliation with more assets is edited here without its asset list (kept as it
+# is) and its assets with `flask recon update --asset ...`.
+MAX_ASSET_LINES = 150
 
 
 def exact_decimal(form, field):

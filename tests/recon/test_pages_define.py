@@ -8,6 +8,7 @@ import pytest
 from app.admin.models import AuditEvent
 from app.auth.models import Role
 from app.extensions import db
+from app.recon.forms import MAX_ASSET_LINES
 from app.recon.models import Reconciliation
 from tests.conftest import client_as, csrf_token_from
 from tests.recon.test_pages import save
@@ -200,3 +201,19 @@ def test_admin_deletes_a_reconciliation(app, defined):
     assert stored(app, "desk") is None
     assert ("recon.delete", "ada") in audit_actions(app)
     assert admin.get(f"/recon/definitions/{defined}/edit").status_code == 404
+
+
+def test_a_long_asset_list_is_kept_as_it_is_when_the_settings_are_saved(app):
+    many = [{"left_asset": f"A{n:03d}"} for n in range(MAX_ASSET_LINES)]
+    recon = save(app, "wide", "main", "main@venue", many)
+    admin = client_as(app, Role.ADMIN)
+    path = f"/recon/definitions/{recon}/edit"
+    html = admin.get(path).get_data(as_text=True)
+    assert 'id="assets-elsewhere"' in html and "assets-0-asset" not in html
+    assert f"{MAX_ASSET_LINES} assets" in html
+    data = form_data(admin, path, name="wide", right_account="main@venue", grace_seconds="90")
+    data = {k: v for k, v in data.items() if not k.startswith("assets-")}
+    assert admin.post(path, data=data).status_code == 302
+    stored_recon = stored(app, "wide")
+    assert stored_recon.grace_seconds == 90
+    assert len(stored_recon.assets) == MAX_ASSET_LINES
