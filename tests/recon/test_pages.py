@@ -170,6 +170,8 @@ def test_breaks_come_first_then_unknown_then_pending_then_matched(app, desk):
         ("binance/ETH", "matched"),
         ("futures/BTC", "matched"),
     ]
+    counts = re.findall(r'class="recon-count" data-state="(\w+)">(?:<span[^>]*>)?(\d+)', html)
+    assert counts == [("break", "1"), ("unknown", "1"), ("pending", "1"), ("matched", "2")]
     # The badge says it in words, not only in colour.
     assert [row[6].split()[0] for row in cells(html, "recon")] == [
         "break",
