@@ -258,8 +258,16 @@ def _evaluate(
 
 
 def record_state(target: Target, comparison: Comparison, state: str, now: datetime) -> None:
-    """Store the asset's new state and the change, with both sides' values."""
-    asset = db.session.get(ReconAsset, target.terms.asset_id)
+    """Store the asset's new state and the change, with both sides' values.
+
+    The row is locked first and read fresh: two ingests of both sides at once record
+    one change, not two (the second finds the state already moved).
+    """
+    asset = db.session.get(
+        ReconAsset, target.terms.asset_id, with_for_update=True, populate_existing=True
+    )
+    if asset is None or asset.state == state:
+        return
     db.session.add(
         ReconTransition(
             recon_asset_id=asset.id,
