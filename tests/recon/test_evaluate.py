@@ -248,3 +248,26 @@ def test_a_worker_pass_with_nothing_changing_writes_no_transition(app):
         evaluate_all(now=at(30))
         after = db.session.execute(db.select(db.func.count(ReconTransition.id))).scalar_one()
     assert before == after == 1
+
+
+def test_a_break_whose_venue_goes_quiet_turns_unknown_and_keeps_firing(app):
+    ingest(app, book(amount="5"), venue(amount="5"))
+    define(app, right_max_age_seconds=60)
+    ingest(app, book(amount="5", seconds=10), venue(amount="7.5", seconds=10))
+    assert state(app) == ReconState.BREAK
+    ingest(app, book(amount="5", seconds=50))
+    with app.app_context():
+        evaluate_all(now=at(100))
+        last = db.session.execute(
+            db.select(ReconTransition).order_by(ReconTransition.id.desc()).limit(1)
+        ).scalar_one()
+        assert (last.from_state, last.to_state) == (ReconState.BREAK, ReconState.UNKNOWN)
+        # Both sides' values as they stood, though the venue's is too old to trust.
+        assert (last.left_amount, last.right_amount) == (Decimal("5"), Decimal("7.5"))
+    assert alert_state(app) == AlertState.FIRING
+    with app.app_context():
+        # A second pass with nothing new writes nothing.
+        before = db.session.execute(db.select(db.func.count(ReconTransition.id))).scalar_one()
+        evaluate_all(now=at(110))
+        after = db.session.execute(db.select(db.func.count(ReconTransition.id))).scalar_one()
+    assert before == after
