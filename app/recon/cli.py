@@ -2,6 +2,7 @@
 
 import json
 import sys
+from datetime import timedelta
 from decimal import Decimal
 
 import click
@@ -9,7 +10,7 @@ from flask.cli import AppGroup
 
 from app.admin.audit import CLI_ACTOR
 from app.alerts.models import Channel, Severity
-from app.db_types import format_decimal
+from app.db_types import format_decimal, utcnow
 from app.extensions import db
 from app.recon import queries
 from app.recon.define import (
@@ -21,6 +22,7 @@ from app.recon.define import (
     save_reconciliation,
 )
 from app.recon.models import DEFAULT_MAX_AGE_SECONDS, ReconState
+from app.recon.preview import preview_reconciliation
 from app.user_input import parse_decimal
 
 recon_cli = AppGroup("recon", help="Reconcile two sources of the same positions.")
@@ -281,6 +283,30 @@ def status(name, show_all):
     click.echo(", ".join(f"{count} {state}" for state, count in counts.items()) + ".")
     if failing:
         sys.exit(1)
+
+
+@recon_cli.command("preview")
+@click.argument("name")
+@click.option("--days", type=click.FloatRange(0.01, 366), default=7, show_default=True)
+def preview(name, days):
+    """Replay a reconciliation over stored history: the changes of state it would record."""
+    recon = _existing(name)
+    end = utcnow()
+    changes = preview_reconciliation(recon, end - timedelta(days=days), end)
+    for change in changes:
+        c = change.comparison
+        as_of = "-" if c.as_of is None else _iso(c.as_of)
+        click.echo(
+            f"{_iso(change.at)} {change.asset}: {change.from_state} -> {change.to_state}, "
+            f"{recon.left_label} {_text(c.left_amount)} vs {recon.right_label} "
+            f"{_text(c.right_amount)}, difference {_text(c.difference)}, as of {as_of}"
+        )
+    breaks = sum(change.to_state == ReconState.BREAK for change in changes)
+    click.echo(f"{len(changes)} change(s) of state, {breaks} break(s), over {days:g} day(s).")
+
+
+def _iso(moment) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _existing(name: str):

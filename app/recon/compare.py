@@ -139,10 +139,12 @@ def compare_all(
     terms: Iterable[Terms],
     now: datetime,
     latest: dict[tuple[str, str], Row] | None = None,
+    lookup=amounts_before,
 ) -> dict[int, Comparison]:
     """Compare many assets at once, by asset id: one read of the latest rows (unless
     given, with every side of `terms`), one batch of history lookups for the pairs
-    whose latest amounts disagree (agreeing ones are matched without looking back)."""
+    whose latest amounts disagree (agreeing ones are matched without looking back).
+    `lookup` answers those: {(account, asset, moment): amount at or before it, or None}."""
     terms = list(terms)
     if latest is None:
         latest = latest_rows([side for t in terms for side in (t.left, t.right)])
@@ -158,7 +160,7 @@ def compare_all(
                 newer = left if left.timestamp > right.timestamp else right
                 wanted.add((newer.account, newer.asset, min(left.timestamp, right.timestamp)))
         pairs.append((t, left, right, later))
-    before = amounts_before(wanted) if wanted else {}
+    before = lookup(wanted) if wanted else {}
     return {
         t.asset_id: _compare(t, left, right, later, before, now) for t, left, right, later in pairs
     }

@@ -429,6 +429,7 @@ UNAUDITED_COMMANDS = {
     "auth oidc-check",
     "recon list",
     "recon status",
+    "recon preview",
 }
 
 
