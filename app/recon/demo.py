@@ -2,8 +2,9 @@
 
 The venue reports every five minutes what the book held then, except for forty minutes
 two days ago when it shows a quarter BTC more (a fill the book missed): a break that
-opens and resolves inside the seeded week. The week is replayed through the alert
-state machine at the venue's moments, so the alert and its history show it.
+opens and resolves inside the seeded week. The week is replayed as ingest would have
+evaluated it, snapshot by snapshot (app.recon.preview), through the alert state
+machine, so the alert and its history show it.
 """
 
 from datetime import datetime, timedelta
@@ -17,10 +18,9 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.positions.ingest import Snapshot, record
 from app.positions.models import Position
-from app.recon.compare import Comparison, difference_of, excess_of
 from app.recon.define import AssetSpec, ReconSpec, save_reconciliation
-from app.recon.evaluate import Target, evaluate_reconciliation, recon_state, record_state
-from app.recon.models import ReconAsset
+from app.recon.evaluate import Target, evaluate_reconciliation, record_state
+from app.recon.preview import preview_reconciliation
 from app.recon.queries import reconciliation_by_name, terms_of
 
 NAME = "main vs Binance"
@@ -73,7 +73,7 @@ def add_demo_reconciliation(actor, now: datetime | None = None) -> str | None:
         severity=Severity.CRITICAL,
     )
     recon = save_reconciliation(spec, actor=actor, now=moments[0])
-    _replay(recon, venue)
+    _replay(recon, moments[0], now)
     evaluate_reconciliation(recon.id, now)
     return NAME
 
@@ -86,38 +86,21 @@ def _break_start(moments: list[datetime], now: datetime) -> datetime:
     return min(moments, key=lambda at: abs(at - wanted))
 
 
-def _replay(recon, venue: list[Snapshot]) -> None:
-    """Evaluate the pair at each venue moment, oldest first, as ingest would have."""
-    asset = db.session.execute(
-        select(ReconAsset).where(ReconAsset.reconciliation_id == recon.id)
-    ).scalar_one()
+def _replay(recon, start: datetime, end: datetime) -> None:
+    """Write what the week would have recorded, snapshot by snapshot, as ingest would
+    have: the changes `flask recon preview` finds, each with its alert transition."""
+    asset = recon.assets[0]
     terms = terms_of(recon, asset)
     rule, series = recon.rule, (BOOK, ASSET)
-    book = dict(
-        db.session.execute(
-            select(Position.timestamp, Position.amount).where(
-                Position.account == BOOK,
-                Position.asset == ASSET,
-                Position.timestamp.in_([s.timestamp for s in venue]),
-            )
-        ).all()
-    )
-    alert_state, stored = AlertState.NORMAL, asset.state
-    for snapshot in venue[1:]:
-        left, right, at = book[snapshot.timestamp], snapshot.amount, snapshot.timestamp
-        comparison = Comparison(
-            as_of=at,
-            left_amount=left,
-            left_at=at,
-            right_amount=right,
-            right_at=at,
-            difference=difference_of(terms, left, right),
-            excess=excess_of(terms, left, right),
+    alert_active = False
+    for change in preview_reconciliation(recon, start, end):
+        excess = change.comparison.excess
+        if breaches(rule, excess, False) or alert_active:
+            for moved in apply(rule, change.at, {series}, {series: excess}, refresh=False):
+                alert_active = moved.to_state in AlertState.ACTIVE
+        record_state(
+            Target(terms, rule.id, change.from_state),
+            change.comparison,
+            change.to_state,
+            change.at,
         )
-        if breaches(rule, comparison.excess, False) or alert_state in AlertState.ACTIVE:
-            for change in apply(rule, at, {series}, {series: comparison.excess}, refresh=False):
-                alert_state = change.to_state
-        state = recon_state(comparison, alert_state)
-        if state != stored:
-            record_state(Target(terms, rule.id, stored), comparison, state, at)
-            stored = state
