@@ -32,7 +32,8 @@ def test_desk_screenshots_of_overview_and_history(open_page, desk, shots_dir, sc
 
     page.goto(f"{desk.url}/", wait_until="networkidle")
     expect(page.locator("#overview td.spark svg").first).to_be_visible()
-    expect(page.locator("[data-testid=firing-count]")).to_have_text("3")
+    # Two limit alerts, the stale DOGE feed, and the reconciliation's BTC break and DOGE unknown.
+    expect(page.locator("[data-testid=firing-count]")).to_have_text("5")
     page.screenshot(caret="initial", path=shots_dir / f"desk-overview-{scheme}.png")
 
     page.goto(f"{desk.url}/positions/BTC", wait_until="networkidle")
