@@ -305,11 +305,10 @@ def test_overview_draws_sparklines_from_the_series_endpoint_once_per_interval(
     # Refreshes within one interval (the clock stands still) reuse the last series.
     # A fetch the last interval started may still be on its way (route handlers run
     # only while Playwright is called): let the count settle first.
-    # On a loaded machine that can take more than a moment: wait for two quiet seconds.
     settled = -1
     while settled != len(asked):
         settled = len(asked)
-        page.wait_for_timeout(2000)
+        page.wait_for_timeout(500)
     fetched = len(asked)
     page.evaluate("() => htmx.trigger('#overview-live', 'live-refresh')")
     page.wait_for_function("() => window.__overviewSwaps >= 4")
