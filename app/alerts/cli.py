@@ -29,7 +29,8 @@ for _command in MANAGE_COMMANDS:
     alerts_cli.add_command(_command)
 
 
-def _decimal(value: str | None, option: str) -> Decimal | None:
+def decimal_option(value: str | None, option: str) -> Decimal | None:
+    """A decimal typed as a command option, or click's error naming the option."""
     if value is None:
         return None
     try:
@@ -71,8 +72,8 @@ def add_rule(
     rule = AlertRule(
         name=name.strip(),
         kind=kind,
-        threshold=_decimal(threshold, "--threshold"),
-        clear_threshold=_decimal(clear_threshold, "--clear-threshold"),
+        threshold=decimal_option(threshold, "--threshold"),
+        clear_threshold=decimal_option(clear_threshold, "--clear-threshold"),
         asset=asset,
         account=account,
         window_seconds=window_seconds,

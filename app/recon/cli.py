@@ -9,6 +9,7 @@ import click
 from flask.cli import AppGroup
 
 from app.admin.audit import CLI_ACTOR
+from app.alerts.cli import decimal_option
 from app.alerts.models import Channel, Severity
 from app.db_types import format_decimal, utcnow
 from app.extensions import db
@@ -23,7 +24,6 @@ from app.recon.define import (
 )
 from app.recon.models import DEFAULT_MAX_AGE_SECONDS, ReconState
 from app.recon.preview import preview_reconciliation
-from app.user_input import parse_decimal
 
 recon_cli = AppGroup("recon", help="Reconcile two sources of the same positions.")
 
@@ -32,19 +32,6 @@ ASSET_HELP = (
     "XBT=BTC or XBTUSD=XBTUSD,multiplier=0.0001,abs=0.5 (right x multiplier is compared "
     "with left; abs in the left asset, rel in percent of the left amount)."
 )
-
-
-def _decimal(value: str | None, option: str) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        # Digits 0-9 only, as everywhere: Decimal() alone would read other scripts' digits.
-        return parse_decimal(value.strip())
-    except ValueError:
-        raise click.BadParameter(
-            f"{value[:40]!r} is not a number (a finite decimal in digits 0-9, such as 2.5)",
-            param_hint=option,
-        ) from None
 
 
 def parse_asset(text: str) -> AssetSpec:
@@ -57,7 +44,7 @@ def parse_asset(text: str) -> AssetSpec:
         key = key.strip()
         if key not in ("multiplier", "abs", "rel") or not value:
             raise click.BadParameter(f"{option!r}: use multiplier=, abs= or rel=", "--asset")
-        settings[key] = _decimal(value, "--asset")
+        settings[key] = decimal_option(value, "--asset")
     if not left:
         raise click.BadParameter(f"{text!r} names no asset", param_hint="--asset")
     return AssetSpec(
@@ -134,8 +121,8 @@ def _given(options: dict) -> dict:
         "left_label": options["left_label"],
         "right_label": options["right_label"],
         "assets": tuple(parse_asset(text) for text in options["assets"]),
-        "abs_tolerance": _decimal(options["abs_tolerance"], "--abs-tolerance"),
-        "rel_tolerance_percent": _decimal(options["rel_tolerance"], "--rel-tolerance"),
+        "abs_tolerance": decimal_option(options["abs_tolerance"], "--abs-tolerance"),
+        "rel_tolerance_percent": decimal_option(options["rel_tolerance"], "--rel-tolerance"),
         "grace_seconds": options["grace_seconds"],
         "left_max_age": options["left_max_age"],
         "right_max_age": options["right_max_age"],
