@@ -13,6 +13,7 @@ import smtplib
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 
 from flask import current_app
 from sqlalchemy import exists, or_, select, update
@@ -59,8 +60,12 @@ def _post_json(url: str, body: dict, idempotency_key: str) -> str:
 
 
 def _send_email(address: str, payload: dict, idempotency_key: str) -> str:
+    return send_email(email_message(address, payload, idempotency_key))
+
+
+def send_email(message: EmailMessage) -> str:
+    """Hand one e-mail to the configured SMTP server; DeliveryError when it fails."""
     cfg = current_app.config
-    message = email_message(address, payload, idempotency_key)
     try:
         with smtplib.SMTP(
             cfg["SMTP_HOST"], cfg["SMTP_PORT"], timeout=cfg["NOTIFY_TIMEOUT_SECONDS"]

@@ -10,6 +10,7 @@ import click
 from sqlalchemy.exc import InterfaceError, SQLAlchemyError
 
 from app.alerts.delivery import deliver_due
+from app.alerts.digest import send_due_digests
 from app.alerts.engine import evaluate_all
 from app.alerts.heartbeat import beat, worker_name
 from app.db_types import utcnow
@@ -70,6 +71,8 @@ def run_pass(worker: str, *, interval: float, started_at, passes: int) -> PassRe
     transitions = evaluate_all()
     db.session.commit()
     sent, failed = deliver_due()
+    # Users' daily digests that are due (each at its user's local time, once a day).
+    send_due_digests(utcnow())
     # Keeps the chart's hourly rollups current; bounded so a backlog spreads over passes.
     catch_up(max_rows=ROLLUP_ROWS_PER_PASS)
     beat(worker, interval=interval, started_at=started_at, passes=passes)

@@ -1,8 +1,18 @@
 """Users, their server-side sessions, API tokens and the login attempt counters."""
 
-from datetime import datetime
+from datetime import datetime, time
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint, false, true
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    String,
+    Time,
+    UniqueConstraint,
+    false,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db_types import UTCDateTime, utcnow
@@ -23,6 +33,9 @@ class Role:
 
 
 USERNAME_MAX_LENGTH = 64
+EMAIL_MAX_LENGTH = 254
+# When a user's daily digest goes out until they choose a time (their local time).
+DEFAULT_DIGEST_AT = time(8, 0)
 
 
 class UsernameError(ValueError):
@@ -68,6 +81,13 @@ class User(db.Model):
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # The daily digest (app.alerts.digest): the address it goes to, whether the user
+    # wants it, and at what time of day in their own timezone.
+    email: Mapped[str | None] = mapped_column(String(EMAIL_MAX_LENGTH))
+    digest_enabled: Mapped[bool] = mapped_column(default=False, server_default=false())
+    digest_at: Mapped[time] = mapped_column(
+        Time, default=DEFAULT_DIGEST_AT, server_default=DEFAULT_DIGEST_AT.isoformat()
+    )
 
     sessions: Mapped[list["UserSession"]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
