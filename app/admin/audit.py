@@ -48,6 +48,13 @@ class Action:
     CHANNEL_UPDATE = "channel.update"
     CHANNEL_DELETE = "channel.delete"
     ALERT_ACK = "alert.ack"
+    # Escalation policies (app.alerts.policy_routes) and each step an alert escalated to.
+    POLICY_CREATE = "policy.create"
+    POLICY_UPDATE = "policy.update"
+    POLICY_DELETE = "policy.delete"
+    ALERT_ESCALATE = "alert.escalate"
+    # A channel's grouping (labels, group wait, interval, repeat) changed.
+    CHANNEL_GROUPING = "channel.grouping"
     POSITIONS_DELETE = "positions.delete"
     # Bulk writes from the shell: one entry per command run, with counts.
     POSITIONS_IMPORT = "positions.import"

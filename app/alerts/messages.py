@@ -33,12 +33,37 @@ def _with_unit(number: str | None, unit: str) -> str | None:
     return f"{number}%" if unit == "%" else f"{number} {unit}".rstrip()
 
 
+def _one_alert(payload: dict, index: int) -> dict:
+    """A group's payload narrowed to one of its alerts, as if sent alone."""
+    alert = payload["alerts"][index]
+    return {
+        **payload,
+        "status": alert["status"],
+        "commonLabels": alert["labels"],
+        "commonAnnotations": alert["annotations"],
+        "alerts": [alert],
+        "tradingmonitor": payload["tradingmonitor"]["alerts"][index],
+    }
+
+
 def summary(payload: dict) -> dict:
-    """The facts a message shows, from an Alertmanager payload plus our own section."""
+    """The facts a message shows, from an Alertmanager payload plus our own section.
+
+    A grouped channel's message lists several alerts: its facts are the first alert's,
+    with every alert's own facts under "grouped" (empty for a one-alert message).
+    """
+    ours = payload.get("tradingmonitor", {})
+    if "group_id" in ours:
+        grouped = [summary(_one_alert(payload, i)) for i in range(len(payload["alerts"]))]
+        facts = dict(grouped[0]) if grouped else {}
+        kind = ours.get("kind", "")
+        status = kind if kind == "repeat" else payload["status"]
+        group = ", ".join(f"{k}={v}" for k, v in payload.get("groupLabels", {}).items())
+        facts.update(status=STATUS_WORDS.get(status, status.upper()), grouped=grouped)
+        return {**facts, "group": group, "test": False}
     labels, notes = payload["commonLabels"], payload["commonAnnotations"]
     # A channel test has no alert: its facts are the common ones alone.
     (alert,) = payload["alerts"] or [{}]
-    ours = payload.get("tradingmonitor", {})
     kind = ours.get("kind", "")
     unit = ours.get("unit", "")
     status = kind if kind in ("repeat", "test") else payload["status"]
@@ -61,12 +86,28 @@ def summary(payload: dict) -> dict:
         "alert_url": links.get("alert"),
         "alerts_url": links.get("alerts"),
         "history_url": links.get("history"),
+        "grouped": [],
     }
+
+
+def _group_text(facts: dict) -> str:
+    """A grouped message for a chat room: a heading, then a line per alert."""
+    count = len(facts["grouped"])
+    lines = [f"[{facts['status']}] {count} alert(s) of group {facts['group'] or 'all'}"]
+    for one in facts["grouped"]:
+        line = (
+            f"- [{one['status']}] {one['rule']} ({one['severity']}) {one['account']}/"
+            f"{one['asset']}: value {one['value'] or 'n/a'}, threshold {one['threshold'] or 'n/a'}"
+        )
+        lines.append(line + (f" {one['alert_url']}" if one["alert_url"] else ""))
+    return "\n".join(lines)
 
 
 def chat_text(payload: dict) -> str:
     """One line for a chat room, with the runbook and the alert's page below it."""
     facts = summary(payload)
+    if facts["grouped"]:
+        return _group_text(facts)
     reminder = payload.get("tradingmonitor", {}).get("kind") == "repeat"
     status = "FIRING" if reminder else facts["status"]
     lines = [
@@ -95,13 +136,18 @@ def email_message(address: str, payload: dict, idempotency_key: str) -> EmailMes
     message["From"] = cfg["MAIL_FROM"]
     message["To"] = address
     subject = f"[{facts['status']}] {facts['rule']} ({facts['severity']}) "
-    message["Subject"] = (subject + f"{facts['account']}/{facts['asset']}")[:200]
+    subject += f"{facts['account']}/{facts['asset']}"
+    if facts["grouped"]:
+        count, group = len(facts["grouped"]), facts["group"] or "all"
+        subject = f"[{facts['status']}] {count} alert(s) of group {group}"
+    message["Subject"] = subject[:200]
     message["Date"] = format_datetime(datetime.now().astimezone())
     # Every attempt of one notification carries the same Message-ID, so a mail
     # system (or person) can drop the repeat of an attempt that did arrive.
     domain = cfg["MAIL_FROM"].rpartition("@")[2] or "tradingmonitor"
     message["Message-ID"] = f"<{idempotency_key}@{domain}>"
     message["Idempotency-Key"] = idempotency_key
-    message.set_content(_render("message.txt", facts))
-    message.add_alternative(_render("message.html", facts), subtype="html")
+    template = "group" if facts["grouped"] else "message"
+    message.set_content(_render(f"{template}.txt", facts))
+    message.add_alternative(_render(f"{template}.html", facts), subtype="html")
     return message

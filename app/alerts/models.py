@@ -73,6 +73,10 @@ class AlertRule(db.Model):
     enabled: Mapped[bool] = mapped_column(default=True)
     repeat_interval_seconds: Mapped[int] = mapped_column(default=3600)
     send_resolved: Mapped[bool] = mapped_column(default=True)
+    # Besides its bare channels, a rule may page an escalation policy's steps in turn.
+    escalation_policy_id: Mapped[int | None] = mapped_column(
+        ForeignKey("escalation_policy.id", ondelete="SET NULL")
+    )
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -104,6 +108,10 @@ class Alert(db.Model):
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledgement: Mapped[str | None] = mapped_column(String(500))
     last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The escalation policy step notified last in this firing (None: no policy paged),
+    # and when the next step is due unless the alert is acknowledged or resolves.
+    escalation_step: Mapped[int | None]
+    escalation_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
     rule: Mapped[AlertRule] = relationship(back_populates="alerts")
     transitions: Mapped[list["AlertTransition"]] = relationship(
@@ -149,6 +157,12 @@ class Channel(db.Model):
     target: Mapped[str] = mapped_column(String(500))
     enabled: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Grouping (app.alerts.grouping): comma-separated labels (rule, account, asset,
+    # severity); "" sends one message per alert as it happens.
+    group_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    group_wait_seconds: Mapped[int] = mapped_column(default=30, server_default="30")
+    group_interval_seconds: Mapped[int] = mapped_column(default=300, server_default="300")
+    group_repeat_seconds: Mapped[int] = mapped_column(default=3600, server_default="3600")
 
     def masked_target(self) -> str:
         if self.kind == ChannelKind.EMAIL:
@@ -191,6 +205,10 @@ class Notification(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alert.id", ondelete="CASCADE"))
+    # A grouped channel's message lists several alerts: it names its group, not an alert.
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("notification_group.id", ondelete="CASCADE")
+    )
     kind: Mapped[str] = mapped_column(String(16))
     # One notification per transition and channel, whoever evaluates it.
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
@@ -215,6 +233,8 @@ class Notification(db.Model):
         Index(None, "status", "next_attempt_at"),
         # The claim's check for an earlier undelivered message of the same alert.
         Index(None, "alert_id", "channel_id", "status"),
+        # A group's next message waits until its previous one is delivered.
+        Index(None, "group_id", "status"),
     )
 
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.alerts import escalation, grouping
 from app.alerts.models import (
     ANY,
     Alert,
@@ -34,6 +35,11 @@ QUOTE_CURRENCY = "quote currency"
 
 def _iso(moment: datetime | None) -> str:
     return ZERO_TIME if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def iso(moment: datetime | None) -> str:
+    """A moment as Alertmanager writes it (UTC, "Z"); the zero time for none."""
+    return _iso(moment)
 
 
 def value_unit(rule: AlertRule, asset: str) -> str:
@@ -135,16 +141,41 @@ def _insert_ignore(values: dict):
     )
 
 
-def queue(alert: Alert, rule: AlertRule, kind: str, now: datetime, episode_key: str) -> int:
-    """Add one notification per enabled channel; a key already queued is skipped.
+def recipients(alert: Alert, rule: AlertRule) -> list[Channel]:
+    """The rule's own channels and those of every escalation step paged so far."""
+    unique = {}
+    for channel in [*rule.channels, *escalation.paged_channels(alert, rule)]:
+        unique.setdefault(channel.id, channel)
+    return list(unique.values())
+
+
+def queue(
+    alert: Alert,
+    rule: AlertRule,
+    kind: str,
+    now: datetime,
+    episode_key: str,
+    channels: list[Channel] | None = None,
+) -> int:
+    """Add one notification per enabled channel (the rule's recipients unless given); a
+    key already queued is skipped. A grouped channel's group is marked changed instead.
 
     A silenced alert is evaluated and shown as usual but queues nothing.
     """
-    if not rule.channels or silence_for(alert, now) is not None:
+    if channels is None and not rule.channels and rule.escalation_policy_id is None:
         return 0
+    if silence_for(alert, now) is not None:
+        return 0
+    if channels is None:
+        if kind == NotificationKind.FIRING:
+            escalation.start(alert, rule, now)
+        channels = recipients(alert, rule)
     queued = 0
-    for channel in rule.channels:
+    for channel in channels:
         if not channel.enabled:
+            continue
+        if grouping.labels_of(channel):
+            queued += grouping.add(alert, rule, channel, kind, now)
             continue
         group_key = f"rule:{rule.id}/series:{alert.account}/{alert.asset}"
         result = db.session.execute(
@@ -172,8 +203,12 @@ def on_transition(alert: Alert, rule: AlertRule, to_state: str, now: datetime) -
     """Queue what a transition announces: firing always, resolved if the rule says so."""
     episode = f"alert:{alert.id}/fired:{_iso(alert.fired_at)}"
     if to_state == AlertState.FIRING:
+        escalation.reset(alert)
         queue(alert, rule, NotificationKind.FIRING, now, f"{episode}/firing")
-    elif to_state == AlertState.RESOLVED and rule.send_resolved:
+        return
+    if to_state == AlertState.RESOLVED:
+        escalation.end(alert)
+    if to_state == AlertState.RESOLVED and rule.send_resolved:
         queue(alert, rule, NotificationKind.RESOLVED, now, f"{episode}/resolved")
 
 
@@ -185,7 +220,7 @@ def repeat_due(alert, rule: AlertRule, now: datetime) -> bool:
     """
     if alert.state != AlertState.FIRING or alert.acknowledged_at:
         return False
-    if not any(channel.enabled for channel in rule.channels):
+    if rule.escalation_policy_id is None and not any(c.enabled for c in rule.channels):
         return False
     if alert.last_notified_at is None:
         return True

@@ -13,6 +13,7 @@ from app.alerts.delivery import deliver_due
 from app.alerts.digest import send_due_digests
 from app.alerts.engine import evaluate_all
 from app.alerts.heartbeat import beat, worker_name
+from app.alerts.oncall import on_call_pass
 from app.db_types import utcnow
 from app.extensions import db
 from app.ops.errors import is_database_unavailable
@@ -70,6 +71,7 @@ def run_pass(worker: str, *, interval: float, started_at, passes: int) -> PassRe
     """Evaluate every rule, deliver what is due, keep rollups current, record a heartbeat."""
     transitions = evaluate_all()
     db.session.commit()
+    on_call_pass(utcnow())  # escalation steps and grouped messages now due
     sent, failed = deliver_due()
     # Users' daily digests that are due (each at its user's local time, once a day).
     send_due_digests(utcnow())
