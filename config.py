@@ -73,6 +73,18 @@ class Config:
     # messages carry no links and queueing one logs a warning: a guess from a request
     # or the bind address would send the desk to localhost.
     PUBLIC_URL: str | None = None
+    # The worker delivers new notifications between its passes: on PostgreSQL when the
+    # NOTIFY of their commit arrives, on SQLite by an indexed look at the outbox this often.
+    OUTBOX_POLL_SECONDS = 0.25
+    # Alertmanager channels: firing alerts are re-sent this often (Alertmanager ends an
+    # alert nobody re-sends); each send says it ends 4 re-sends later unless refreshed.
+    ALERTMANAGER_RESEND_SECONDS = 60
+    # Dead man's switch (app.alerts.deadman): while the worker, the database and the
+    # feeds are healthy, the worker POSTs to this URL every DEADMAN_INTERVAL_SECONDS;
+    # when not, to the URL + "/fail" with the reason (healthchecks.io's convention).
+    # Unset: no beats. TRADINGMONITOR_DEADMAN_URL sets it.
+    DEADMAN_URL: str | None = None
+    DEADMAN_INTERVAL_SECONDS = 60
 
     # Company sign-in (OpenID Connect); off while OIDC_ISSUER is unset. Each is set by
     # TRADINGMONITOR_OIDC_<NAME>; app.auth.oidc checks them when the app is built.

@@ -1,4 +1,4 @@
-"""Delivering the outbox: webhook, Slack-compatible webhook, e-mail; retries with backoff.
+"""Delivering the outbox: webhook, Slack-compatible webhook, e-mail, Alertmanager; retries.
 
 The promise: at least once, in order per alert and channel. A worker claims one
 notification at a time with a conditional UPDATE, so two workers never send the same
@@ -19,6 +19,7 @@ from flask import current_app
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import aliased
 
+from app.alerts.alertmanager import api_url, to_alertmanager
 from app.alerts.messages import chat_text, email_message
 from app.alerts.models import (
     Channel,
@@ -43,7 +44,8 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(seconds, cfg["NOTIFY_RETRY_MAX_SECONDS"]))
 
 
-def _post_json(url: str, body: dict, idempotency_key: str) -> str:
+def post_json(url: str, body: dict | list, idempotency_key: str) -> str:
+    """POST a JSON body; the answer's status, or DeliveryError."""
     data = json.dumps(body).encode()
     headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}
     request = urllib.request.Request(  # noqa: S310 (http/https checked when saved)
@@ -87,12 +89,15 @@ def send(channel: Channel, payload: dict, idempotency_key: str | None = None) ->
     """
     key = idempotency_key or new_idempotency_key()
     if channel.kind == ChannelKind.WEBHOOK:
-        return _post_json(channel.target, {**payload, "idempotencyKey": key}, key)
+        return post_json(channel.target, {**payload, "idempotencyKey": key}, key)
     if channel.kind == ChannelKind.SLACK:
         # Chat hooks take a fixed body; the key travels as the header alone.
-        return _post_json(channel.target, {"text": chat_text(payload)}, key)
+        return post_json(channel.target, {"text": chat_text(payload)}, key)
     if channel.kind == ChannelKind.EMAIL:
         return _send_email(channel.target, payload, key)
+    if channel.kind == ChannelKind.ALERTMANAGER:
+        # endsAt of a firing alert is counted from the send, so a retried one is not stale.
+        return post_json(api_url(channel.target), to_alertmanager(payload, utcnow()), key)
     raise DeliveryError(f"unknown channel kind {channel.kind!r}")
 
 

@@ -144,7 +144,9 @@ class ChannelKind:
     WEBHOOK = "webhook"
     SLACK = "slack"
     EMAIL = "email"
-    ALL = (WEBHOOK, SLACK, EMAIL)
+    # An Alertmanager's base URL; alerts go to its API v2 (app.alerts.alertmanager).
+    ALERTMANAGER = "alertmanager"
+    ALL = (WEBHOOK, SLACK, EMAIL, ALERTMANAGER)
 
 
 class Channel(db.Model):

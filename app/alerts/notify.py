@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.alerts import escalation, grouping
+from app.alerts import escalation, grouping, wakeup
 from app.alerts.models import (
     ANY,
     Alert,
@@ -196,6 +196,7 @@ def queue(
         queued += result.rowcount or 0
     if queued:
         alert.last_notified_at = now
+        wakeup.announce()  # the worker delivers at commit, not at its next pass
     return queued
 
 

@@ -1,4 +1,9 @@
-"""The alert worker's loop: a pass every interval, outliving database outages and bugs."""
+"""The alert worker's loop: a pass every interval, outliving database outages and bugs.
+
+Between passes the worker is not idle: it delivers new notifications as soon as the
+outbox has them (app.alerts.wakeup), re-sends firing alerts to Alertmanager and beats
+the dead man's switch, each on its own clock (app.alerts.duties).
+"""
 
 import logging
 import signal
@@ -11,9 +16,11 @@ from sqlalchemy.exc import InterfaceError, SQLAlchemyError
 
 from app.alerts.delivery import deliver_due
 from app.alerts.digest import send_due_digests
+from app.alerts.duties import Duties
 from app.alerts.engine import evaluate_all
 from app.alerts.heartbeat import beat, worker_name
 from app.alerts.oncall import on_call_pass
+from app.alerts.wakeup import wait_readable
 from app.db_types import utcnow
 from app.extensions import db
 from app.ops.errors import is_database_unavailable
@@ -49,13 +56,14 @@ class StopSignal:
             raise WorkerStopped
         self.requested = True
 
-    def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float, fileno: int | None = None) -> None:
+        """Pause `seconds`, or less when `fileno` (a LISTEN connection) has news."""
         self.sleeping = True
         try:
             # Checked after `sleeping` is set: a signal in between is not slept through.
             if self.requested:
                 raise WorkerStopped
-            time.sleep(seconds)
+            wait_readable(fileno, seconds)
         finally:
             self.sleeping = False
 
@@ -125,36 +133,44 @@ def _loop(interval: float, passes: int | None, stop: StopSignal) -> None:
     done = failures = 0
     outage = False
     worker, worker_started = worker_name(), utcnow()
-    while not stop.requested and (passes is None or done < passes):
-        started = time.monotonic()
-        try:
-            result = run_pass(
-                worker, interval=interval, started_at=worker_started, passes=done + 1
-            )
-        except Exception as exc:
-            # A monitor that exits is worse than one that retries: no failure ends the loop.
-            failures += 1
-            delay = retry_delay(failures)
-            outage = database_unreachable(exc)
+    duties = Duties(worker, interval)
+    try:
+        while not stop.requested and (passes is None or done < passes):
+            started = time.monotonic()
+            try:
+                result = run_pass(
+                    worker, interval=interval, started_at=worker_started, passes=done + 1
+                )
+            except Exception as exc:
+                # A monitor that exits is worse than one that retries: no failure ends the loop.
+                failures += 1
+                delay = retry_delay(failures)
+                outage = database_unreachable(exc)
+                if outage:
+                    log.warning("database unavailable, retrying in %gs (%s)", delay, _reason(exc))
+                else:
+                    log.exception("alert worker pass failed, retrying in %gs", delay)
+                _drop_connections(dispose=outage)
+                duties.pass_failed(_reason(exc))
+                duties.idle(stop, delay)
+                continue
+            finally:
+                db.session.remove()
             if outage:
-                log.warning("database unavailable, retrying in %gs (%s)", delay, _reason(exc))
-            else:
-                log.exception("alert worker pass failed, retrying in %gs", delay)
-            _drop_connections(dispose=outage)
-            stop.sleep(delay)
-            continue
-        finally:
-            db.session.remove()
-        if outage:
-            log.warning("database available again after %d failed pass(es); resuming", failures)
-        failures, outage = 0, False
-        done += 1
-        if result.transitions or result.sent or result.failed:
-            click.echo(
-                f"pass {done}: {result.transitions} transition(s), "
-                f"sent {result.sent}, failed {result.failed}"
-            )
-        if done == passes:
-            break
-        # Always pause a little: back-to-back passes would starve ingest of SQLite's lock.
-        stop.sleep(max(interval / 2, interval - (time.monotonic() - started)))
+                log.warning(
+                    "database available again after %d failed pass(es); resuming", failures
+                )
+            failures, outage = 0, False
+            done += 1
+            duties.pass_succeeded()
+            if result.transitions or result.sent or result.failed:
+                click.echo(
+                    f"pass {done}: {result.transitions} transition(s), "
+                    f"sent {result.sent}, failed {result.failed}"
+                )
+            if done == passes:
+                break
+            # Always pause a little: back-to-back passes would starve ingest of SQLite's lock.
+            duties.idle(stop, max(interval / 2, interval - (time.monotonic() - started)))
+    finally:
+        duties.close()
