@@ -152,6 +152,7 @@ def register_blueprints(app: Flask) -> None:
     from app.api.docs import docs_bp as api_docs_bp
     from app.api.routes import bp as api_bp
     from app.auth.account_routes import bp as account_bp
+    from app.auth.digest_routes import bp as digest_settings_bp
     from app.auth.routes import bp as auth_bp
     from app.auth.second_factor_routes import bp as second_factor_bp
     from app.ops.routes import bp as ops_bp
@@ -164,6 +165,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp, url_prefix="")
     app.register_blueprint(second_factor_bp, url_prefix="")
     app.register_blueprint(account_bp, url_prefix="/account")
+    app.register_blueprint(digest_settings_bp, url_prefix="/account")
     app.register_blueprint(positions_bp, url_prefix="")
     app.register_blueprint(limits_bp, url_prefix="")
     app.register_blueprint(value_bp, url_prefix="")

@@ -28,6 +28,7 @@ from app.auth.forms import (
     PasswordConfirmForm,
     TimezoneForm,
     TokenForm,
+    digest_form_for,
     require_confirmation,
 )
 from app.auth.models import ApiToken, Role, Scope, UserSession
@@ -93,6 +94,7 @@ def render_account(
     status=200,
     factor_forms=None,
     recovery_codes=None,
+    digest_form=None,
 ):
     timezone_form = timezone_form or _timezone_form()
     if not timezone_form.is_submitted():
@@ -102,6 +104,7 @@ def render_account(
             "auth/account.html",
             password_form=password_form or ChangePasswordForm(prefix="pw"),
             timezone_form=timezone_form,
+            digest_form=digest_form or digest_form_for(current_user.record),
             token_form=token_form or _token_form(formdata=None),
             sessions=sessions.active_sessions(current_user),
             current_session=current_user.current_session,

@@ -3,16 +3,21 @@
 from flask import abort
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     DateField,
     PasswordField,
     SelectField,
     SelectMultipleField,
     StringField,
     SubmitField,
+    TimeField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, EqualTo, Length, Optional
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
+
+from app.alerts.validation import EMAIL
+from app.auth.models import EMAIL_MAX_LENGTH
 
 
 class LoginForm(FlaskForm):
@@ -35,6 +40,40 @@ class ChangePasswordForm(FlaskForm):
 class TimezoneForm(FlaskForm):
     timezone = SelectField("Show times in", validate_choice=True)
     submit = SubmitField("Save")
+
+
+class DigestForm(FlaskForm):
+    """The daily digest e-mail: on or off, where to, and at what time of my day."""
+
+    enabled = BooleanField("Send me the daily digest")
+    email = StringField(
+        "E-mail address",
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        validators=[
+            Optional(),
+            Length(max=EMAIL_MAX_LENGTH),
+            Regexp(EMAIL, message="That is not an e-mail address."),
+        ],
+    )
+    send_at = TimeField("At (my local time)", validators=[DataRequired("Choose a time.")])
+    submit = SubmitField("Save")
+
+    def validate(self, extra_validators=None) -> bool:
+        # Not an inline validator: Optional() stops those for an empty address.
+        valid = super().validate(extra_validators)
+        if valid and self.enabled.data and not self.email.data:
+            self.email.errors.append("The digest needs an address to go to.")
+            return False
+        return valid
+
+
+def digest_form_for(user) -> DigestForm:
+    """The digest form showing the user's current settings."""
+    return DigestForm(
+        prefix="dg",
+        formdata=None,
+        data={"enabled": user.digest_enabled, "email": user.email, "send_at": user.digest_at},
+    )
 
 
 class ConfirmForm(FlaskForm):
