@@ -290,3 +290,7 @@ class WorkerHeartbeat(db.Model):
     last_pass_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     interval_seconds: Mapped[float]
     passes: Mapped[int] = mapped_column(default=0)
+    # The worker's last beat to the dead man's switch (app.alerts.deadman), if one is set.
+    deadman_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deadman_status: Mapped[str | None] = mapped_column(String(16))
+    deadman_detail: Mapped[str | None] = mapped_column(String(200))
