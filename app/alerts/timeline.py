@@ -128,6 +128,11 @@ def _audit_events(alert: Alert) -> list[Event]:
     for (entry,) in reversed(rows):
         if entry.action == Action.ALERT_ACK:
             events.append(Event(entry.at, ACKNOWLEDGEMENT, f"acknowledged by {entry.actor_name}"))
+        elif entry.action == Action.ALERT_ESCALATE:
+            step = entry.detail or {}
+            text = f"escalation: step {step.get('step')} of policy {step.get('policy')} paged"
+            channels = ", ".join(step.get("channels") or []) or "no channel"
+            events.append(Event(entry.at, AUDIT, text, channels))
         else:
             events.append(Event(entry.at, AUDIT, f"{entry.action} by {entry.actor_name}"))
     acks = [i for i, event in enumerate(events) if event.kind == ACKNOWLEDGEMENT]
