@@ -7,6 +7,7 @@ from flask.cli import AppGroup
 
 from app.admin.audit import CLI_ACTOR, Action, record_event
 from app.alerts.delivery import deliver_due
+from app.alerts.digest_cli import digest as digest_command
 from app.alerts.engine import evaluate_all
 from app.alerts.manage_cli import COMMANDS as MANAGE_COMMANDS
 from app.alerts.models import (
@@ -27,6 +28,7 @@ from app.user_input import parse_decimal
 alerts_cli = AppGroup("alerts", help="Alert rules, channels, silences and the evaluation worker.")
 for _command in MANAGE_COMMANDS:
     alerts_cli.add_command(_command)
+alerts_cli.add_command(digest_command)
 
 
 def decimal_option(value: str | None, option: str) -> Decimal | None:

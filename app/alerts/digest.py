@@ -18,6 +18,7 @@ from email.utils import format_datetime
 from flask import current_app
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.alerts.delivery import DeliveryError, backoff, send_email
 from app.alerts.digest_content import compose
@@ -107,7 +108,16 @@ def queue_due_digests(now: datetime) -> int:
         # Checked first so a pass composes nothing for digests already queued.
         if day is None or _already_queued(user.id, day):
             continue
-        content = compose(now, user_zone(user), day.isoformat())
+        try:
+            content = compose(now, user_zone(user), day.isoformat())
+        except SQLAlchemyError:
+            raise  # the database is away: the worker's pass backs off and retries
+        except Exception:
+            # A digest that cannot be written must not stop the worker's pass (and
+            # with it alert delivery and the heartbeat); the next pass tries again.
+            log.exception("daily digest for %s could not be composed", user.username)
+            db.session.rollback()
+            continue
         if queue_digest(user, day, content, now):
             queued += 1
             log.info("daily digest queued: user=%s day=%s", user.username, day)

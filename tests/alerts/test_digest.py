@@ -303,3 +303,66 @@ def test_an_asset_name_with_markup_is_escaped_in_the_html_part(app, smtp):
     html = smtp.messages[0].get_body(("html",)).get_content()
     assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
     assert "<b>evil</b>" not in html
+
+
+def test_the_worker_pass_sends_the_digest_at_its_time(app, smtp, monkeypatch):
+    from app.alerts import worker
+
+    subscribe(app, zone="America/New_York")
+    clock = {"now": utc(2026, 1, 15, 12, 59)}
+    monkeypatch.setattr("app.alerts.worker.utcnow", lambda: clock["now"])
+
+    def one_pass():
+        with app.app_context():
+            worker.run_pass("test", interval=10, started_at=clock["now"], passes=1)
+
+    one_pass()
+    assert smtp.messages == []
+    clock["now"] = utc(2026, 1, 15, 13, 0)  # 08:00 EST
+    one_pass()
+    one_pass()
+    assert smtp.recipients == [["alice@example.com"]]
+
+
+def test_one_digest_that_cannot_be_composed_does_not_stop_the_others(app, smtp, monkeypatch):
+    from app.alerts import digest
+
+    subscribe(app, "alice")
+    subscribe(app, "bob")
+    compose = digest.compose
+
+    def broken_for_alice(now, tz, day):
+        if len(smtp.messages) == 0 and not broken_for_alice.failed:
+            broken_for_alice.failed = True
+            raise RuntimeError("template bug")
+        return compose(now, tz, day)
+
+    broken_for_alice.failed = False
+    monkeypatch.setattr(digest, "compose", broken_for_alice)
+    now = utc(2026, 1, 15, 8, 0)
+
+    assert run(app, now) == 1
+    assert smtp.recipients == [["bob@example.com"]]
+    # The next pass writes alice's.
+    assert run(app, now + timedelta(minutes=1)) == 1
+    assert smtp.recipients == [["bob@example.com"], ["alice@example.com"]]
+
+
+def test_the_cli_previews_a_digest_and_sends_it_now(app, smtp):
+    subscribe(app, zone="Europe/Paris", at=time(7, 15))
+    runner = app.test_cli_runner()
+
+    shown = runner.invoke(args=["alerts", "digest", "--user", "Alice"])
+
+    assert shown.exit_code == 0, shown.output
+    assert "TradingMonitor daily digest for" in shown.output
+    assert "alice gets it daily at 07:15 Europe/Paris" in shown.output
+    assert smtp.messages == []
+
+    sent = runner.invoke(args=["alerts", "digest", "--user", "alice", "--send"])
+
+    assert sent.exit_code == 0, sent.output
+    assert "Sent to alice@example.com" in sent.output
+    assert smtp.recipients == [["alice@example.com"]]
+    missing = runner.invoke(args=["alerts", "digest", "--user", "nobody"])
+    assert missing.exit_code != 0 and "No user named 'nobody'" in missing.output
