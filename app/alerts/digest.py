@@ -103,13 +103,17 @@ def queue_digest(user: User, day: date, content: dict, now: datetime) -> bool:
 def queue_due_digests(now: datetime) -> int:
     """Queue every digest due at `now` that no worker queued yet; how many this one did."""
     queued = 0
+    # Readers in one zone due in one pass get the same e-mail: composed once.
+    composed: dict[tuple[str, date], dict] = {}
     for user in subscribers():
         day = due_day(user, now)
         # Checked first so a pass composes nothing for digests already queued.
         if day is None or _already_queued(user.id, day):
             continue
+        zone = user_zone(user)
+        key = (str(zone), day)
         try:
-            content = compose(now, user_zone(user), day.isoformat())
+            content = composed.get(key) or compose(now, zone, day.isoformat())
         except SQLAlchemyError:
             raise  # the database is away: the worker's pass backs off and retries
         except Exception:
@@ -118,6 +122,7 @@ def queue_due_digests(now: datetime) -> int:
             log.exception("daily digest for %s could not be composed", user.username)
             db.session.rollback()
             continue
+        composed[key] = content
         if queue_digest(user, day, content, now):
             queued += 1
             log.info("daily digest queued: user=%s day=%s", user.username, day)
