@@ -4,6 +4,7 @@ from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.alerts.deadman import last_beat
 from app.alerts.heartbeat import worker_status
 from app.auth.access import public
 from app.extensions import db
@@ -52,6 +53,7 @@ def readyz():
                     retry,
                 )
         worker = worker_status()
+        beat = last_beat()
     except SQLAlchemyError:
         db.session.rollback()
         return (
@@ -69,6 +71,12 @@ def readyz():
         "migrations": "current" if current_app.config["READYZ_CHECK_MIGRATIONS"] else "unchecked",
         "alert_worker": worker.reason,
         "alert_worker_last_pass": worker.last_pass_at.isoformat() if worker.last_pass_at else None,
+        # Reported, not required: the outside switch is what raises that alarm.
+        "dead_man_switch": (
+            {"last_beat_at": beat.at.isoformat(), "status": beat.status, "detail": beat.detail}
+            if beat
+            else None
+        ),
         "rate_limits": limits,
         # Serving works, but something promised does not hold as configured.
         "warnings": [] if limits_ok else [limits],
