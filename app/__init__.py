@@ -147,6 +147,8 @@ def register_blueprints(app: Flask) -> None:
     from app.admin.policy_routes import bp as sign_in_policy_bp
     from app.admin.routes import bp as admin_bp
     from app.alerts.channel_routes import bp as alert_channels_bp
+    from app.alerts.grouping_routes import bp as alert_grouping_bp
+    from app.alerts.policy_routes import bp as alert_policies_bp
     from app.alerts.routes import bp as alerts_bp
     from app.alerts.rule_routes import bp as alert_rules_bp
     from app.api.docs import docs_bp as api_docs_bp
@@ -174,6 +176,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(alerts_bp, url_prefix="/alerts")
     app.register_blueprint(alert_rules_bp, url_prefix="/alerts")
     app.register_blueprint(alert_channels_bp, url_prefix="/alerts")
+    app.register_blueprint(alert_policies_bp, url_prefix="/alerts")
+    app.register_blueprint(alert_grouping_bp, url_prefix="/alerts")
     app.register_blueprint(ops_bp, url_prefix="")
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(sign_in_policy_bp, url_prefix="/admin/sign-in-policy")

@@ -37,6 +37,21 @@ def policy_steps(policy_id: int | None) -> list[EscalationStep]:
     return list(db.session.execute(query).scalars())
 
 
+def policy_choices() -> list[tuple[int, str]]:
+    """The rule form's choice of policy: none, or one of those defined."""
+    query = select(EscalationPolicy.id, EscalationPolicy.name).order_by(EscalationPolicy.name)
+    return [(0, "none"), *((row.id, row.name) for row in db.session.execute(query))]
+
+
+def chosen_policy(policy_id: int | None) -> tuple[int | None, str | None]:
+    """The policy id a rule form chose (None for none), or a problem if it is gone."""
+    if not policy_id:
+        return None, None
+    if db.session.get(EscalationPolicy, policy_id) is None:
+        return None, "That escalation policy no longer exists."
+    return policy_id, None
+
+
 def paged_channels(alert: Alert, rule: AlertRule) -> list[Channel]:
     """The channels of every step paged so far in this firing."""
     if alert.escalation_step is None:

@@ -127,6 +127,13 @@ class RuleForm(FlaskForm):
     channels = SelectMultipleField(
         "Notify", coerce=int, option_widget=CheckboxInput(), widget=ListWidget(prefix_label=False)
     )
+    # 0: none. Checked against the policies that exist when the rule is saved.
+    escalation_policy_id = SelectField(
+        "Escalation policy (pages its steps in turn until acknowledged)",
+        coerce=int,
+        default=0,
+        validate_choice=False,
+    )
     submit = SubmitField("Save rule")
 
 
@@ -140,3 +147,46 @@ class ChannelForm(FlaskForm):
 class ChannelTargetForm(FlaskForm):
     target = StringField("New URL or e-mail address", validators=[DataRequired(), Length(max=500)])
     submit = SubmitField("Change target")
+
+
+class PolicyForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    description = StringField("Description", validators=[Length(max=500)])
+    submit = SubmitField("Save policy")
+
+
+class StepForm(FlaskForm):
+    channels = SelectMultipleField(
+        "Notify", coerce=int, option_widget=CheckboxInput(), widget=ListWidget(prefix_label=False)
+    )
+    wait_seconds = IntegerField(
+        "Then wait, seconds, for an acknowledgement before the next step",
+        default=900,
+        validators=[InputRequired(), ascii_digits, NumberRange(min=0, max=7 * 86400)],
+    )
+    submit = SubmitField("Add step")
+
+
+class GroupingForm(FlaskForm):
+    group_by = SelectMultipleField(
+        "Group by (none: one message per alert)",
+        choices=[SelectChoice(label, label) for label in ("rule", "account", "asset", "severity")],
+        option_widget=CheckboxInput(),
+        widget=ListWidget(prefix_label=False),
+    )
+    group_wait_seconds = IntegerField(
+        "Group wait, seconds",
+        default=30,
+        validators=[InputRequired(), ascii_digits, NumberRange(min=0, max=86400)],
+    )
+    group_interval_seconds = IntegerField(
+        "Group interval, seconds",
+        default=300,
+        validators=[InputRequired(), ascii_digits, NumberRange(min=1, max=86400)],
+    )
+    group_repeat_seconds = IntegerField(
+        "Repeat interval, seconds",
+        default=3600,
+        validators=[InputRequired(), ascii_digits, NumberRange(min=1, max=7 * 86400)],
+    )
+    submit = SubmitField("Save grouping")

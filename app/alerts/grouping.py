@@ -32,10 +32,14 @@ from app.extensions import db
 
 # Groups flushed per pass at most; the rest are due again in the next pass.
 MAX_GROUPS_PER_PASS = 500
+# An Alertmanager groups what it receives itself: its channel gets every alert alone.
+UNGROUPED_KINDS = ("alertmanager",)
 
 
 def labels_of(channel: Channel) -> list[str]:
     """The channel's group labels, in its order; [] when it does not group."""
+    if channel.kind in UNGROUPED_KINDS:
+        return []
     return [label for label in channel.group_by.split(",") if label in GroupLabel.ALL]
 
 

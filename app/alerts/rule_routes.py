@@ -8,6 +8,7 @@ from flask_login import current_user
 
 from app.admin.audit import Action, record_event
 from app.alerts.cli import rule_problem
+from app.alerts.escalation import chosen_policy, policy_choices
 from app.alerts.forms import RuleForm
 from app.alerts.models import ANY, AlertRule, Channel, RuleKind
 from app.alerts.preview import chart_asset, preview_rule, preview_spans
@@ -51,8 +52,10 @@ def _rule_form(rule: AlertRule | None = None) -> RuleForm:
     form = RuleForm(obj=rule) if rule is not None and request.method == "GET" else RuleForm()
     channels = db.session.execute(db.select(Channel).order_by(Channel.name)).scalars()
     form.channels.choices = [(c.id, f"{c.name} ({c.kind})") for c in channels]
+    form.escalation_policy_id.choices = policy_choices()
     if rule is not None and request.method == "GET":
         form.channels.data = [c.id for c in rule.channels]
+        form.escalation_policy_id.data = rule.escalation_policy_id or 0
     return form
 
 
@@ -71,7 +74,8 @@ def _apply(form: RuleForm, rule: AlertRule) -> str | None:
         if value is not None and not value.is_finite():
             return "Thresholds must be finite numbers."
     rule.channels = [db.session.get(Channel, i) for i in form.channels.data or []]
-    return rule_problem(rule)
+    rule.escalation_policy_id, problem = chosen_policy(form.escalation_policy_id.data)
+    return problem or rule_problem(rule)
 
 
 @bp.route("/rules")
