@@ -148,6 +148,7 @@ def add_ingest_user(username: str, token_name: str) -> str:
         username=username,
         password_hash=hash_password(secrets.token_urlsafe(24)),
         role=Role.ADMIN,
+        active=True,  # the column default comes at flush; create_token checks it before
     )
     db.session.add(user)
     _, secret = create_token(user, token_name, [Scope.INGEST])

@@ -1,6 +1,7 @@
 """What the worker does between evaluation passes, each on its own clock.
 
-- deliver new notifications as soon as the outbox has them (app.alerts.wakeup);
+- deliver new notifications as soon as the outbox has them (app.alerts.wakeup), with
+  the group flushes and escalation steps that fell due (app.alerts.oncall);
 - re-send firing alerts to Alertmanager channels every ALERTMANAGER_RESEND_SECONDS;
 - beat the dead man's switch every DEADMAN_INTERVAL_SECONDS (app.alerts.deadman).
 
@@ -19,6 +20,7 @@ from app.alerts import alertmanager
 from app.alerts.deadman import DeadMansSwitch
 from app.alerts.delivery import DeliveryError, deliver_due, post_json
 from app.alerts.models import new_idempotency_key
+from app.alerts.oncall import on_call_pass
 from app.alerts.wakeup import Listener, outbox_due
 from app.db_types import utcnow
 from app.extensions import db
@@ -111,6 +113,10 @@ class Duties:
             self._guarded(resend_to_alertmanagers)
 
     def _deliver_new(self) -> None:
+        # Group flushes and escalation steps fall due between passes too (group wait is
+        # seconds); what they queue is delivered in the same round.
+        on_call_pass(utcnow())
+        db.session.commit()
         if not outbox_due():
             return
         sent, failed = deliver_due()
