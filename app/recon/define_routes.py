@@ -1,27 +1,32 @@
 """The reconciliation definitions: everyone may read them, admins change them."""
 
 import logging
+from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.alerts.models import Channel
 from app.auth.access import requires_role
 from app.auth.forms import require_confirmation
 from app.auth.models import Role
-from app.db_types import format_decimal
+from app.db_types import format_decimal, utcnow
 from app.extensions import db
-from app.recon import queries
+from app.positions import series
+from app.recon import chart, queries
 from app.recon.define import (
     AssetSpec,
     DefinitionError,
     ReconSpec,
+    check,
     delete_reconciliation,
     save_reconciliation,
 )
 from app.recon.forms import MAX_ASSET_LINES, SPARE_ASSET_LINES, ReconciliationForm
-from app.recon.models import Reconciliation
+from app.recon.models import Reconciliation, ReconState
+from app.recon.preview import preview_spec
 from app.recon.routes import tolerance_text
 from app.user_input import parse_decimal
 
@@ -29,6 +34,11 @@ log = logging.getLogger(__name__)
 
 # Mounted at /recon/definitions.
 bp = Blueprint("recon_definitions", __name__)
+
+# A preview replays this many assets at most (each is two reads of history).
+PREVIEW_ASSETS = 200
+# The preview's changes listed on the page.
+PREVIEW_ROWS = 200
 
 
 @bp.route("")
@@ -148,6 +158,8 @@ def edit(recon_id: int | None = None):
     form = _form_for(recon)
     problem = None
     if form.validate_on_submit():
+        if request.form.get("action") == "preview":
+            return _render_preview(form, recon)
         try:
             with db.session.no_autoflush:
                 saved = save_reconciliation(_spec(form, recon), recon, actor=current_user.record)
@@ -170,6 +182,109 @@ def edit(recon_id: int | None = None):
         spare=SPARE_ASSET_LINES,
         assets_on_page=assets_on_page(recon),
     ), status
+
+
+def _preview_days(values) -> int:
+    return max(1, min(values.get("preview_days", type=int) or 7, 90))
+
+
+def _render_preview(form: ReconciliationForm, recon: Reconciliation | None):
+    """Replay the definition as typed (unsaved) over the last days of history."""
+    days, now = _preview_days(request.form), utcnow()
+    spec = _spec(form, recon)
+    problem, changes, chart_asset = None, [], None
+    try:
+        check(spec)
+    except DefinitionError as exc:
+        problem = str(exc)
+    else:
+        replayed = spec.assets[:PREVIEW_ASSETS]
+        changes = preview_spec(replace(spec, assets=replayed), now - timedelta(days=days), now)
+        breaking = [c.asset for c in changes if c.to_state == ReconState.BREAK]
+        chart_asset = breaking[0] if breaking else replayed[0].left_asset
+    chart_doc = None
+    if chart_asset is not None:
+        line = next(a for a in spec.assets if a.left_asset == chart_asset)
+        chart_doc = {
+            "asset": chart_asset,
+            "from": now - timedelta(days=days),
+            "to": now,
+            "series_url": url_for(
+                "recon_definitions.preview_series", **_typed_args(spec, line, days)
+            ),
+        }
+    return render_template(
+        "recon/definition_form.html",
+        form=form,
+        recon=recon,
+        problem=problem,
+        spare=SPARE_ASSET_LINES,
+        assets_on_page=assets_on_page(recon),
+        preview=changes,
+        preview_days=days,
+        preview_assets=min(len(spec.assets), PREVIEW_ASSETS),
+        preview_rows=PREVIEW_ROWS,
+        skipped_assets=max(0, len(spec.assets) - PREVIEW_ASSETS),
+        chart=chart_doc,
+    ), 200 if problem is None else 400
+
+
+def _typed_args(spec: ReconSpec, line: AssetSpec, days: int) -> dict:
+    """The form's fields for one asset as a query string: what the preview chart replays."""
+    args = {
+        "preview_days": days,
+        "name": spec.name,
+        "left_account": spec.left_account,
+        "right_account": spec.right_account,
+        "tolerance_abs": _text(spec.abs_tolerance),
+        "tolerance_rel": _text(spec.rel_tolerance_percent),
+        "grace_seconds": spec.grace_seconds,
+        "left_max_age_seconds": spec.left_max_age_seconds,
+        "right_max_age_seconds": spec.right_max_age_seconds,
+        "severity": spec.severity,
+        "assets-0-asset": line.left_asset,
+        "assets-0-right_asset": line.right_asset or "",
+        "assets-0-multiplier": _text(line.multiplier),
+        "assets-0-tolerance_abs": _text(line.abs_tolerance),
+        "assets-0-tolerance_rel": _text(line.rel_tolerance_percent),
+    }
+    return {key: value for key, value in args.items() if value not in ("", None)}
+
+
+@bp.route("/preview/series")
+@requires_role(Role.ADMIN)
+def preview_series():
+    """Return both sides of one asset of a typed definition and where it would have broken."""
+    form = ReconciliationForm(formdata=request.args, meta={"csrf": False})
+    form.channels.choices = []
+    try:
+        start, end = series.parse_range(request.args)
+    except series.BadParameter as exc:
+        return jsonify(error="bad_request", message=str(exc), parameter=exc.name), 400
+    if not form.validate() or len(form.asset_lines()) != 1:
+        return jsonify(
+            error="bad_request", message="The definition is not valid.", fields=form.errors
+        ), 400
+    spec = _spec(form, None)
+    try:
+        check(spec)
+    except DefinitionError as exc:
+        return jsonify(error="bad_request", message=str(exc)), 400
+    now = utcnow()
+    line = spec.assets[0]
+    changes = preview_spec(spec, now - timedelta(days=_preview_days(request.args)), now)
+    return jsonify(
+        chart.chart_document(
+            left_account=spec.left_account,
+            asset=line.left_asset,
+            right_account=spec.right_account,
+            right_asset=line.right_asset or line.left_asset,
+            multiplier=line.multiplier,
+            transitions=changes,
+            start=start,
+            end=end,
+        )
+    )
 
 
 @bp.route("/<int:recon_id>/delete", methods=["POST"])

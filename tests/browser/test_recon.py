@@ -199,3 +199,39 @@ def test_admin_defines_a_reconciliation_on_a_phone_and_a_mistake_keeps_the_form(
     expect(page.locator("[data-recon=venue]")).to_contain_text("main (book) ↔ main@venue (venue)")
     page.get_by_role("link", name="Reconciliation", exact=True).click()
     expect(page.locator("#recon tbody tr").first).to_have_attribute("data-state", "matched")
+
+
+def test_admin_previews_a_definition_on_its_chart_before_saving_it(
+    open_page, live_server, seeded, artifacts_dir
+):
+    make_user(live_server.app, "ada", role="admin")
+    page = open_page(storage_state=session_cookies(live_server.url, "ada"))
+    page.add_init_script(WATCH_CSP)
+    page.goto(f"{live_server.url}/recon/definitions/new")
+    page.get_by_label("Name", exact=True).fill("venue, typed")
+    page.get_by_label("Left account (the trading system's book)").fill("main")
+    page.get_by_label("Right account (the venue's report)").fill("main@venue")
+    page.get_by_label("Asset (left), line 1").fill("BTC")
+    page.get_by_label("Right asset (empty: the same), line 1").fill("XBT")
+    page.get_by_label("Multiplier (empty: 1), line 1").fill("0.001")
+    page.get_by_label("Absolute tolerance (empty: the default), line 1").fill("0.01")
+    page.locator("input[name=preview_days]").fill("1")
+    page.get_by_role("button", name="Preview").click()
+    preview = page.locator("#preview")
+    # Twice off the venue in two hours: the half-hour break and the one open now.
+    expect(preview).to_contain_text("2 break(s) in 1 asset(s)")
+    page.wait_for_function(
+        "() => { const el = document.getElementById('chart');"
+        " return el && ['ready', 'empty', 'error'].includes(el.dataset.state); }"
+    )
+    chart = page.locator(CHART)
+    expect(chart).to_have_attribute("data-state", "ready")
+    expect(chart).to_have_attribute("data-spans", "2")
+    # Half an hour and a few minutes of a day, shaded.
+    assert page.locator(f"{CHART} canvas").evaluate(SPAN_PIXELS) > 1000
+    page.screenshot(caret="initial", path=artifacts_dir / "recon-preview.png", full_page=True)
+    # Nothing was saved; the typed form is still there to save.
+    expect(page.get_by_label("Name", exact=True)).to_have_value("venue, typed")
+    page.goto(f"{live_server.url}/recon/definitions")
+    expect(page.locator("[data-recon='venue, typed']")).to_have_count(0)
+    assert page.evaluate("window.__cspViolations") == []
