@@ -16,6 +16,8 @@ from app.extensions import db
 from tests.alerts.alertmanager_server import Alertmanager, alertmanager_binary
 from tests.alerts.helpers import wait_for
 from tests.alerts.receivers import WebhookReceiver
+from tests.alerts.test_wakeup import heartbeat
+from tests.alerts.test_workers import worker
 from tests.conftest import build_app, client_as, csrf_token_from
 from tests.positions.helpers import snap, store
 
@@ -189,3 +191,51 @@ def test_admin_adds_an_alertmanager_channel(app):
             "alertmanager",
             "http://alertmanager.internal:9093",
         )
+
+
+def test_the_worker_hands_off_re_sends_and_ends_an_alert_between_its_passes(
+    app, alertmanager, tmp_path
+):
+    add_rule(app, alertmanager.url)
+    log = tmp_path / "worker.log"
+    process = worker(
+        log,
+        app.config["SQLALCHEMY_DATABASE_URI"],
+        "--interval",
+        "60",
+        TRADINGMONITOR_PUBLIC_URL=PUBLIC_URL,
+        TRADINGMONITOR_ALERTMANAGER_RESEND_SECONDS="1",
+    )
+    try:
+        assert wait_for(lambda: heartbeat(app) == [1], timeout=30), log.read_text()
+        alert_id = fire(app)
+        assert wait_for(lambda: ours(alertmanager), timeout=10), log.read_text()
+        [first] = ours(alertmanager)
+        assert first["generatorURL"] == f"{PUBLIC_URL}/alerts/{alert_id}"
+        # Re-sent while firing: Alertmanager sees the alert updated, its end pushed out.
+        assert wait_for(
+            lambda: [a["updatedAt"] for a in ours(alertmanager)] != [first["updatedAt"]],
+            timeout=10,
+        )
+        resolve(app)
+        assert wait_for(lambda: not ours(alertmanager), timeout=10), log.read_text()
+        assert heartbeat(app) == [1]  # all of it between the first pass and the second
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_the_channel_test_button_puts_a_test_alert_in_alertmanager(app, alertmanager):
+    with app.app_context():
+        channel = Channel(name="am", kind="alertmanager", target=alertmanager.url)
+        db.session.add(channel)
+        db.session.commit()
+        channel_id = channel.id
+    admin = client_as(app, Role.ADMIN)
+    token = csrf_token_from(admin, "/alerts/channels")
+    response = admin.post(f"/alerts/channels/{channel_id}/test", data={"csrf_token": token})
+    assert response.status_code == 302
+    [test] = [
+        a for a in alertmanager.alerts() if a["labels"]["alertname"] == "TradingMonitor test"
+    ]
+    assert test["labels"]["severity"] == "info"

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from app.alerts.deadman import BeatStatus, DeadMansSwitch
+from app.alerts.deadman import BeatStatus, DeadMansSwitch, last_beat
 from app.alerts.heartbeat import beat
 from app.alerts.models import Alert, AlertRule, AlertState, RuleKind
 from app.db_types import utcnow
@@ -77,6 +77,14 @@ def test_a_healthy_worker_beats_and_the_beat_is_on_readyz(app):
     assert body["dead_man_switch"]["status"] == "ok"
     assert body["dead_man_switch"]["detail"] == "ok (HTTP 200)"
     assert body["dead_man_switch"]["last_beat_at"]
+
+
+def test_the_last_beat_outlives_the_worker_s_next_passes(app):
+    with BeatReceiver() as receiver, app.app_context():
+        switch_after_a_pass(receiver.url).beat()
+        beat("host:1", interval=10, started_at=utcnow(), passes=2)
+        db.session.commit()
+        assert last_beat().status == BeatStatus.OK
 
 
 def test_a_stale_feed_turns_beats_into_failures_naming_it(app):
