@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, case, select
+from sqlalchemy import and_, case, func, select
 
 from app.alerts.models import Alert
 from app.db_types import EXACT, utcnow
@@ -63,8 +63,15 @@ def _state_rank():
     return case({state: n for n, state in enumerate(ReconState.ORDER)}, value=ReconAsset.state)
 
 
-def recon_rows(name: str | None = None) -> list[ReconRow]:
-    """Every reconciliation x asset (or one reconciliation's), breaks and unknowns first."""
+def recon_rows(
+    name: str | None = None,
+    *,
+    state: str | None = None,
+    asset: str | None = None,
+    limit: int | None = None,
+) -> list[ReconRow]:
+    """Every reconciliation x asset, breaks and unknowns first; or those of one
+    reconciliation, in one state, of one asset, and the first `limit` of them."""
     query = (
         select(Reconciliation, ReconAsset, Alert.id)
         .join(ReconAsset, ReconAsset.reconciliation_id == Reconciliation.id)
@@ -77,13 +84,26 @@ def recon_rows(name: str | None = None) -> list[ReconRow]:
             ),
         )
         .order_by(_state_rank(), Reconciliation.name, ReconAsset.left_asset)
+        .limit(limit)
     )
     if name is not None:
         query = query.where(Reconciliation.name == name)
+    if state is not None:
+        query = query.where(ReconAsset.state == state)
+    if asset is not None:
+        query = query.where(ReconAsset.left_asset == asset)
     found = list(db.session.execute(query))
     now = utcnow()
     live = compare_all([terms_of(recon, asset) for recon, asset, _ in found], now)
     return [_row(recon, asset, alert_id, live[asset.id]) for recon, asset, alert_id in found]
+
+
+def state_counts() -> dict[str, int]:
+    """How many reconciled assets are in each state, every state named."""
+    counts = dict.fromkeys(ReconState.ORDER, 0)
+    query = select(ReconAsset.state, func.count()).group_by(ReconAsset.state)
+    counts.update({state: n for state, n in db.session.execute(query)})
+    return counts
 
 
 def terms_of(recon: Reconciliation, asset: ReconAsset) -> Terms:

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("recon", __name__)
 
+# The reconciliation page lists this many assets at most, breaks first (10 x 1,000
+# assets would be 10,000 rows every refresh); the counts above it are of every asset.
+PAGE_ROWS = 500
 # The break history shown under the chart; the CSV has every transition.
 HISTORY_ROWS = 200
 # A break's chart window reaches this far (at least) either side of it.
@@ -81,22 +84,34 @@ def _row_or_404(recon_id: int, asset: str) -> tuple[Reconciliation, queries.Reco
     recon = db.session.get(Reconciliation, recon_id)
     if recon is None:
         abort(404)
-    row = next((r for r in queries.recon_rows(recon.name) if r.left_asset == asset), None)
-    if row is None:
+    rows = queries.recon_rows(recon.name, asset=asset)
+    if not rows:
         abort(404)
-    return recon, row
+    return recon, rows[0]
 
 
 @bp.route("")
 @requires_role(Role.VIEWER)
 def index():
-    """Show every reconciled asset with both sides and its state, breaks first."""
-    rows = queries.recon_rows()
+    """Show the reconciled assets with both sides and their state, breaks first."""
+    state = request.args.get("state") or None
+    if state is not None and state not in ReconState.ORDER:
+        abort(400, description=f"state must be one of {', '.join(ReconState.ORDER)}.")
+    # One more than shown, to know whether there are more.
+    rows = queries.recon_rows(state=state, limit=PAGE_ROWS + 1)
     # Their maximum ages, to mark a side that has gone quiet.
     reconciliations = {r.id: r for r in queries.reconciliations()}
     # The live refresh asks for the table alone; a normal visit gets the whole page.
     template = "recon/_status.html" if request.headers.get("HX-Request") else "recon/index.html"
-    return render_template(template, rows=rows, reconciliations=reconciliations, now=utcnow())
+    return render_template(
+        template,
+        rows=rows[:PAGE_ROWS],
+        more=len(rows) > PAGE_ROWS,
+        state=state,
+        counts=queries.state_counts(),
+        reconciliations=reconciliations,
+        now=utcnow(),
+    )
 
 
 @bp.route("/<int:recon_id>/<path:asset>")

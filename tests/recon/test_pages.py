@@ -170,7 +170,7 @@ def test_breaks_come_first_then_unknown_then_pending_then_matched(app, desk):
         ("binance/ETH", "matched"),
         ("futures/BTC", "matched"),
     ]
-    counts = re.findall(r'class="recon-count" data-state="(\w+)">(?:<span[^>]*>)?(\d+)', html)
+    counts = re.findall(r'class="recon-count" data-state="(\w+)"[^>]*>(?:<span[^>]*>)?(\d+)', html)
     assert counts == [("break", "1"), ("unknown", "1"), ("pending", "1"), ("matched", "2")]
     # The badge says it in words, not only in colour.
     assert [row[6].split()[0] for row in cells(html, "recon")] == [
@@ -180,6 +180,40 @@ def test_breaks_come_first_then_unknown_then_pending_then_matched(app, desk):
         "matched",
         "matched",
     ]
+
+
+ROW = r'<tr class="[^"]*" data-recon="([^"]+)" data-state="([^"]+)"'
+
+
+def test_a_state_chosen_lists_only_its_assets_and_keeps_every_count(app, desk):
+    viewer = client_as(app, Role.VIEWER)
+    html = viewer.get("/recon?state=matched").get_data(as_text=True)
+    assert re.findall(ROW, html) == [("binance/ETH", "matched"), ("futures/BTC", "matched")]
+    counts = re.findall(r'class="recon-count" data-state="(\w+)"[^>]*>(?:<span[^>]*>)?(\d+)', html)
+    assert counts == [("break", "1"), ("unknown", "1"), ("pending", "1"), ("matched", "2")]
+    # The live refresh asks for the same choice.
+    assert 'hx-get="/recon?state=matched"' in html
+    refreshed = viewer.get("/recon?state=break", headers={"HX-Request": "true"})
+    assert re.findall(ROW, refreshed.get_data(as_text=True)) == [("binance/BTC", "break")]
+
+
+def test_an_unknown_state_is_a_bad_request(app, desk):
+    response = client_as(app, Role.VIEWER).get("/recon?state=<script>")
+    assert response.status_code == 400
+    assert "state must be one of break, unknown, pending, matched." in response.get_data(
+        as_text=True
+    )
+
+
+def test_a_long_list_shows_its_first_rows_breaks_first_and_says_so(app, desk, monkeypatch):
+    monkeypatch.setattr("app.recon.routes.PAGE_ROWS", 2)
+    viewer = client_as(app, Role.VIEWER)
+    html = viewer.get("/recon").get_data(as_text=True)
+    assert re.findall(ROW, html) == [("binance/BTC", "break"), ("binance/SOL", "unknown")]
+    assert 'id="recon-more"' in html
+    # Every asset still counted.
+    assert re.findall(r'data-state="matched"[^>]*>(\d+) matched', html) == ["2"]
+    assert 'id="recon-more"' not in viewer.get("/recon?state=matched").get_data(as_text=True)
 
 
 def test_both_sides_difference_and_percent_are_shown_and_exact_on_hover(app, desk):
