@@ -422,6 +422,8 @@ UNAUDITED_COMMANDS = {
     "alerts evaluate",
     "alerts deliver",
     "alerts run",
+    # Composes a digest and, with --send, mails it now: nothing stored changes.
+    "alerts digest",
     "users list",
     "tokens list",
     "positions export",
