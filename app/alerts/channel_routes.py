@@ -1,11 +1,12 @@
-"""Notification channels (admins): add, test, change the target, enable, disable, delete."""
+"""Notification channels (admins): add, test, retarget, enable, disable, delete; dead-man beat."""
 
 import logging
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from app.admin.audit import Action, record_event
+from app.alerts.deadman import last_beat
 from app.alerts.delivery import DeliveryError, send
 from app.alerts.forms import ChannelForm, ChannelTargetForm
 from app.alerts.models import Channel, Notification
@@ -36,6 +37,8 @@ def _render(form: ChannelForm, status: int = 200, target_form: ChannelTargetForm
         target_form=target_form or ChannelTargetForm(),
         channels=rows,
         notifications=recent,
+        deadman=last_beat(),
+        deadman_configured=bool(current_app.config.get("DEADMAN_URL")),
     ), status
 
 

@@ -12,12 +12,15 @@ from sqlalchemy.engine import make_url
 from app.alerts.deadman import BeatStatus, DeadMansSwitch, last_beat
 from app.alerts.heartbeat import beat
 from app.alerts.models import Alert, AlertRule, AlertState, RuleKind
+from app.auth.models import Role
 from app.db_types import utcnow
 from app.extensions import db
 from tests.alerts.helpers import wait_for
 from tests.alerts.test_workers import worker
 from tests.conftest import (
+    ParsedPage,
     build_app,
+    client_as,
     create_scratch_database,
     drop_scratch_database,
     postgres_admin_url,
@@ -77,6 +80,18 @@ def test_a_healthy_worker_beats_and_the_beat_is_on_readyz(app):
     assert body["dead_man_switch"]["status"] == "ok"
     assert body["dead_man_switch"]["detail"] == "ok (HTTP 200)"
     assert body["dead_man_switch"]["last_beat_at"]
+
+
+def test_the_channels_page_shows_the_last_beat_or_how_to_switch_it_on(app):
+    admin = client_as(app, Role.ADMIN)
+    off = ParsedPage(admin.get("/alerts/channels").get_data(as_text=True))
+    assert off.shows_as_text("Off: set ") and off.shows_as_text("TRADINGMONITOR_DEADMAN_URL")
+    with BeatReceiver() as receiver, app.app_context():
+        receiver.status = 404
+        switch_after_a_pass(receiver.url).beat()
+    page = ParsedPage(admin.get("/alerts/channels").get_data(as_text=True))
+    assert page.shows_as_text("unreachable") and page.shows_as_text(" — ok (HTTP 404).")
+    assert not page.shows_as_text("Off: set ")
 
 
 def test_the_last_beat_outlives_the_worker_s_next_passes(app):
