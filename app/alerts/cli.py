@@ -169,7 +169,7 @@ def evaluate():
 @click.option("--interval", type=click.FloatRange(0.1), default=10.0, show_default=True)
 @click.option("--passes", type=click.IntRange(1), help="Stop after this many passes.")
 def run(interval, passes):
-    """Evaluate rules and deliver notifications every --interval seconds until stopped."""
+    """Evaluate rules every --interval seconds and deliver each notification as it is queued."""
     run_worker(interval, passes)
 
 

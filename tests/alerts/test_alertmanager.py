@@ -13,6 +13,7 @@ from app.alerts.models import Alert, AlertRule, Channel
 from app.auth.models import Role
 from app.db_types import utcnow
 from app.extensions import db
+from tests.alerts import alertmanager_server
 from tests.alerts.alertmanager_server import Alertmanager, alertmanager_binary
 from tests.alerts.helpers import wait_for
 from tests.alerts.receivers import WebhookReceiver
@@ -239,3 +240,14 @@ def test_the_channel_test_button_puts_a_test_alert_in_alertmanager(app, alertman
         a for a in alertmanager.alerts() if a["labels"]["alertname"] == "TradingMonitor test"
     ]
     assert test["labels"]["severity"] == "info"
+
+
+def test_a_missing_binary_skips_unless_alertmanager_is_required(monkeypatch):
+    monkeypatch.setattr(alertmanager_server, "BINARY", "/nonexistent/prometheus-alertmanager")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("REQUIRE_ALERTMANAGER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="prometheus-alertmanager"):
+        alertmanager_binary()
+    monkeypatch.setenv("REQUIRE_ALERTMANAGER", "1")
+    with pytest.raises(pytest.fail.Exception, match="REQUIRE_ALERTMANAGER=1"):
+        alertmanager_binary()
