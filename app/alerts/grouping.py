@@ -95,20 +95,38 @@ def _mark_changed(group: NotificationGroup, channel: Channel, now: datetime) -> 
     group.next_flush_at = min(due, group.next_flush_at) if group.next_flush_at else due
 
 
+def _transaction_cache() -> dict:
+    """Groups locked and members touched in this transaction: a storm's batch locks each
+    group once, and its new members are written together at commit."""
+    session = db.session()  # the scoped session's own Session
+    transaction = session.get_transaction()
+    cached = session.info.get("notification_groups")
+    if cached is None or cached[0] is not transaction:
+        cached = (transaction, {})
+        session.info["notification_groups"] = cached
+    return cached[1]
+
+
 def add(alert: Alert, rule: AlertRule, channel: Channel, kind: str, now: datetime) -> bool:
     """Record a firing or resolved alert in its group of this channel; whether it counts
     as notified. Reminders are the group's own repeat, so a repeat changes nothing."""
     if kind == NotificationKind.REPEAT:
         return True
     key, labels = group_key(labels_of(channel), alert, rule)
-    group = _locked_group(channel, key, labels, now)
-    member = db.session.get(NotificationGroupAlert, (group.id, alert.id), populate_existing=True)
+    cache = _transaction_cache()
+    with db.session.no_autoflush:
+        group = cache.get((channel.id, key)) or _locked_group(channel, key, labels, now)
+        cache[(channel.id, key)] = group
+        member = cache.get((group.id, alert.id)) or db.session.get(
+            NotificationGroupAlert, (group.id, alert.id), populate_existing=True
+        )
     state = AlertState.RESOLVED if kind == NotificationKind.RESOLVED else AlertState.FIRING
     if member is None:
         if state == AlertState.RESOLVED:
             return False  # never in the group in this firing: nothing to tell
         member = NotificationGroupAlert(group_id=group.id, alert_id=alert.id)
         db.session.add(member)
+    cache[(group.id, alert.id)] = member
     if state == AlertState.FIRING and member.fired_at != alert.fired_at:
         member.notified_state = None  # a new firing is news even if the last was too
     if member.state == state and member.notified_state is not None:

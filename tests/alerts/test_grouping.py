@@ -21,6 +21,7 @@ from tests.alerts.oncall import (
 )
 from tests.alerts.outbox import deliver, make_due
 from tests.alerts.receivers import WebhookReceiver
+from tests.positions.helpers import snap, store
 
 GROUPED = {"group_by": "rule", "group_wait_seconds": 30, "group_interval_seconds": 300}
 
@@ -197,3 +198,12 @@ def test_two_workers_flush_a_group_once(any_app, clock):
         thread.join(30)
     assert sorted(results) == [False, True]
     assert len(outbox(any_app)) == 1
+
+
+def test_a_batch_firing_many_alerts_of_one_group_makes_one_group(app, clock):
+    grouped_desk(app)
+    store(app, [snap(asset=a, at=clock.now, amount="11") for a in ("BTC", "ETH", "SOL")])
+    (group,) = groups(app)
+    assert group.key.startswith("rule=")
+    assert flushed(app, clock.at(30)) == 1
+    assert listed(outbox(app)[-1]) == [("BTC", "firing"), ("ETH", "firing"), ("SOL", "firing")]
