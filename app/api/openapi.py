@@ -13,6 +13,7 @@ from app.api.schemas import (
     PositionBatch,
     PositionPage,
     ReconList,
+    ReconQuery,
 )
 
 REF = "#/components/schemas/{model}"
@@ -80,11 +81,13 @@ QUERY_DESCRIPTIONS = {
     "from": "Oldest snapshot time to include (ISO 8601 with a timezone)",
     "to": "Newest snapshot time to include (ISO 8601 with a timezone)",
     "cursor": "Copy `next_cursor` from the previous page; any other value is a 400",
+    "state": "Only the assets in this state",
+    "reconciliation": "Only the assets of the reconciliation of this name",
 }
 
 
-def _query_parameters() -> list[dict]:
-    schema = HistoryQuery.model_json_schema(ref_template=REF)
+def _query_parameters(model=HistoryQuery) -> list[dict]:
+    schema = model.model_json_schema(ref_template=REF)
     required = set(schema.get("required", []))
     parameters = []
     for name, prop in schema["properties"].items():
@@ -179,8 +182,10 @@ def openapi_document() -> dict:
                     "operationId": "getRecon",
                     "summary": "Every reconciled asset: both sides, their difference and "
                     "state, breaks first (scope: read)",
+                    "parameters": _query_parameters(ReconQuery),
                     "responses": {
                         "200": _json("Reconciled assets", ReconList),
+                        "422": INVALID,
                         **COMMON_ERRORS,
                     },
                 }

@@ -13,6 +13,7 @@ from app.api.schemas import (
     PositionBatch,
     PositionOut,
     ReconAssetOut,
+    ReconQuery,
     iso_utc,
 )
 from app.auth.access import requires_token
@@ -141,8 +142,10 @@ def _moment(value) -> str | None:
 @bp.route("/recon", methods=["GET"])
 @requires_token(Scope.READ)
 def get_recon():
-    """Every reconciled asset with both sides, their difference and state, breaks first."""
-    rows = [row for row in recon_queries.recon_rows() if row.enabled]
+    """Every reconciled asset (or those in one state or reconciliation), breaks first."""
+    query = validate(ReconQuery, request.args.to_dict())
+    rows = recon_queries.recon_rows(query.reconciliation, state=query.state)
+    rows = [row for row in rows if row.enabled]
     assets = [
         ReconAssetOut(
             reconciliation=row.name,

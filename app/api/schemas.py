@@ -218,5 +218,10 @@ class HistoryQuery(Strict):
     cursor: str | None = Field(None, max_length=200)
 
 
+class ReconQuery(Strict):
+    state: Literal["break", "unknown", "pending", "matched"] | None = None
+    reconciliation: str | None = Field(None, min_length=1, max_length=120)
+
+
 def iso_utc(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")

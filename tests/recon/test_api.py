@@ -98,3 +98,30 @@ def test_the_openapi_document_describes_recon(app):
         "$ref": "#/components/schemas/ReconList"
     }
     assert "state" in document["components"]["schemas"]["ReconAssetOut"]["required"]
+    assert [p["name"] for p in operation["parameters"]] == ["state", "reconciliation"]
+
+
+def test_recon_reads_one_state_or_one_reconciliation_and_refuses_what_is_not_one(app):
+    bot = token(app, "bot", Role.ADMIN, "ingest")
+    client = app.test_client()
+    client.post(
+        "/api/v1/positions",
+        json=rows(("main", "XBT", "5", 0), ("main@binance", "BTC", "7.50", 0)),
+        headers=bot,
+    )
+    define(app, now=at(1))
+    reader = token(app, "vera", Role.VIEWER, "read")
+
+    def assets(query):
+        response = client.get(f"/api/v1/recon?{query}", headers=reader)
+        assert response.status_code == 200, response.get_json()
+        return [(a["reconciliation"], a["state"]) for a in response.get_json()["assets"]]
+
+    assert assets("state=break") == [("binance", "break")]
+    assert assets("state=matched") == []
+    assert assets("reconciliation=binance") == [("binance", "break")]
+    assert assets("reconciliation=other") == []
+    for bad in ("state=broken", "state=", "reconciliation=", "colour=red"):
+        response = client.get(f"/api/v1/recon?{bad}", headers=reader)
+        assert response.status_code == 422, bad
+        assert response.get_json()["error"] == "invalid"
