@@ -280,11 +280,3 @@ def flush_due(now: datetime) -> int:
         queued += flush(group_id, version, now)
         db.session.commit()
     return queued
-
-
-def next_flush_at() -> datetime | None:
-    """When the earliest group is due: a worker waiting for work may sleep until then."""
-    query = select(NotificationGroup.next_flush_at).where(
-        NotificationGroup.next_flush_at.is_not(None)
-    )
-    return db.session.execute(query.order_by(NotificationGroup.next_flush_at).limit(1)).scalar()

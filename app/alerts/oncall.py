@@ -7,12 +7,8 @@ read each (alert.escalation_next_at, notification_group.next_flush_at).
 
 from datetime import datetime
 
-from sqlalchemy import select
-
 from app.alerts import escalation, grouping
-from app.alerts.models import Alert
 from app.db_types import utcnow
-from app.extensions import db
 
 
 def on_call_pass(now: datetime | None = None) -> int:
@@ -23,17 +19,3 @@ def on_call_pass(now: datetime | None = None) -> int:
     steps = escalation.advance_due(now)
     messages = grouping.flush_due(now)
     return steps + messages
-
-
-def next_due_at() -> datetime | None:
-    """The earliest moment on-call work is due (a group flush or an escalation step)."""
-    group = grouping.next_flush_at()
-    step = db.session.execute(
-        select(Alert.escalation_next_at)
-        .where(Alert.escalation_next_at.is_not(None))
-        .order_by(Alert.escalation_next_at)
-        .limit(1)
-    ).scalar()
-    db.session.commit()
-    moments = [moment for moment in (group, step) if moment is not None]
-    return min(moments) if moments else None

@@ -130,6 +130,8 @@ def test_each_step_is_on_the_alerts_timeline(app, clock):
     assert "escalation: step 1 of policy desk paged" in timeline
     assert "escalation: step 2 of policy desk paged" in timeline
     assert "step 3" not in timeline
+    facts = html.split('data-testid="escalation"')[1].split("</div>")[0]
+    assert "step 2</a>" in facts and "next step" in facts
 
 
 def test_two_workers_advance_a_step_once(any_app, clock):
