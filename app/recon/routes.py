@@ -152,15 +152,20 @@ def break_windows(history_newest_first, now: datetime) -> dict[int, dict[str, st
     return windows
 
 
-@bp.route("/rule/<int:rule_id>/<path:asset>")
-@requires_role(Role.VIEWER)
-def for_alert(rule_id: int, asset: str):
-    """Open the reconciled asset whose breaks the alert rule carries (from an alert's page)."""
+def _recon_of_rule_or_404(rule_id: int, asset: str) -> Reconciliation:
     recon = db.session.execute(
         db.select(Reconciliation).where(Reconciliation.rule_id == rule_id)
     ).scalar_one_or_none()
     if recon is None or queries.recon_asset(recon.id, asset) is None:
         abort(404)
+    return recon
+
+
+@bp.route("/rule/<int:rule_id>/<path:asset>")
+@requires_role(Role.VIEWER)
+def for_alert(rule_id: int, asset: str):
+    """Open the reconciled asset whose breaks the alert rule carries (from an alert's page)."""
+    recon = _recon_of_rule_or_404(rule_id, asset)
     return redirect(url_for("recon.detail", recon_id=recon.id, asset=asset))
 
 
@@ -169,6 +174,17 @@ def for_alert(rule_id: int, asset: str):
 @requires_role(Role.VIEWER)
 def asset_series(recon_id: int, asset: str):
     """Return both sides of one reconciled asset and its break spans as chart JSON."""
+    return _series(recon_id, asset)
+
+
+@bp.route("/rule/<int:rule_id>/<path:asset>/series")
+@requires_role(Role.VIEWER)
+def series_for_alert(rule_id: int, asset: str):
+    """The same for the asset an alert of a reconciliation's rule is about (its chart)."""
+    return _series(_recon_of_rule_or_404(rule_id, asset).id, asset)
+
+
+def _series(recon_id: int, asset: str):
     try:
         start, end = series.parse_range(request.args)
     except series.BadParameter as exc:

@@ -32,6 +32,15 @@ def test_the_alert_pages_show_a_break(app, firing):
     assert detail.status_code == 200
     assert "recon break" in detail.get_data(as_text=True)
     assert viewer.get(f"/alerts/{alert_id}/overlay.json").status_code == 200
+    # The chart around the break draws both sides, as the reconciliation page does.
+    html = detail.get_data(as_text=True)
+    assert f'data-series-url="/recon/rule/{rule_id}/XBT/series"' in html
+    document = viewer.get(f"/recon/rule/{rule_id}/XBT/series").get_json()
+    assert [s["account"] for s in document["series"]] == ["main XBT", "main@binance BTC"]
+    assert [p[1] for p in document["series"][1]["points"]] == ["5", "7.5"]
+    assert len(document["spans"]) == 1
+    assert viewer.get(f"/recon/rule/{rule_id}/ETH/series").status_code == 404
+    assert viewer.get(f"/recon/rule/{rule_id + 1}/XBT/series").status_code == 404
     assert viewer.get(f"/alerts/history?rule={rule_id}&asset=XBT").status_code == 200
     assert viewer.get("/alerts/history.csv").status_code == 200
 
