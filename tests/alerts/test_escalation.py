@@ -8,7 +8,7 @@ import pytest
 from app.admin.audit import Action
 from app.admin.models import AuditEvent
 from app.alerts import escalation
-from app.alerts.models import Alert
+from app.alerts.models import Alert, Silence
 from app.auth.models import Role
 from app.extensions import db
 from tests.alerts.oncall import (
@@ -157,3 +157,22 @@ def test_two_workers_advance_a_step_once(any_app, clock):
     assert sorted(results) == [False, True]
     assert paged(any_app, ids) == [("first", "firing"), ("second", "firing")]
     assert steps_audited(any_app) == [1, 2]
+
+
+def test_a_silence_holds_the_escalation_until_it_ends(app, clock):
+    ids = on_call(app)
+    position(app, clock, "BTC", "11")
+    with app.app_context():
+        db.session.add(
+            Silence(
+                starts_at=clock.at(100),
+                ends_at=clock.at(1000),
+                comment="maintenance",
+            )
+        )
+        db.session.commit()
+    assert run_duty(app, clock.at(300)) == 0
+    assert run_duty(app, clock.at(999)) == 0
+    assert paged(app, ids) == [("first", "firing")]
+    assert run_duty(app, clock.at(1000)) == 1
+    assert paged(app, ids)[-1] == ("second", "firing")

@@ -6,6 +6,7 @@ import threading
 import pytest
 
 from app.alerts import grouping
+from app.alerts.engine import evaluate_all
 from app.alerts.messages import chat_text, email_message
 from app.extensions import db
 from tests.alerts.oncall import (
@@ -207,3 +208,14 @@ def test_a_batch_firing_many_alerts_of_one_group_makes_one_group(app, clock):
     assert group.key.startswith("rule=")
     assert flushed(app, clock.at(30)) == 1
     assert listed(outbox(app)[-1]) == [("BTC", "firing"), ("ETH", "firing"), ("SOL", "firing")]
+
+
+def test_a_rules_reminders_leave_a_grouped_channel_to_its_groups_repeat(app, clock):
+    channel = add_channel(app, **GROUPED)
+    add_rule(app, channel_ids=[channel], repeat_interval_seconds=60)
+    position(app, clock, "BTC", "11")
+    assert flushed(app, clock.at(30)) == 1
+    with app.app_context():
+        evaluate_all(clock.at(600))  # the rule's reminder is due: no per-alert message
+    assert [n.kind for n in outbox(app)] == ["firing"]
+    assert flushed(app, clock.at(600)) == 0
