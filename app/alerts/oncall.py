@@ -7,7 +7,7 @@ read each (alert.escalation_next_at, notification_group.next_flush_at).
 
 from datetime import datetime
 
-from app.alerts import escalation, grouping
+from app.alerts import escalation, group_flush
 from app.db_types import utcnow
 
 
@@ -17,5 +17,5 @@ def on_call_pass(now: datetime | None = None) -> int:
     now = now or utcnow()
     # Escalating first: a step to a grouped channel joins its group in this same pass.
     steps = escalation.advance_due(now)
-    messages = grouping.flush_due(now)
+    messages = group_flush.flush_due(now)
     return steps + messages

@@ -29,9 +29,8 @@ class NotificationGroup(db.Model):
     # "rule=3,severity=critical": the labels' values, in the channel's order.
     key: Mapped[str] = mapped_column(String(300))
     labels: Mapped[dict] = mapped_column(JSON)
-    # First change not yet sent (None: nothing to tell).
-    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # When a worker must look at the group next: a change's wait or interval, a repeat.
+    # When the group's next reminder is due (set by the worker that flushes it); its
+    # pending changes are its members whose state differs from what it last told.
     next_flush_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Bumped by the worker that flushes: the claim, and each message's dedupe key.

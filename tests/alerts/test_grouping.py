@@ -5,9 +5,10 @@ import threading
 
 import pytest
 
-from app.alerts import grouping
+from app.alerts import group_flush, grouping
 from app.alerts.engine import evaluate_all
 from app.alerts.messages import chat_text, email_message
+from app.alerts.models import Alert
 from app.extensions import db
 from tests.alerts.oncall import (
     Clock,
@@ -189,7 +190,7 @@ def test_two_workers_flush_a_group_once(any_app, clock):
     def flush():
         with any_app.app_context():
             start.wait(10)
-            results.append(grouping.flush(group_id, version, now))
+            results.append(group_flush.flush(group_id, version, now))
             db.session.commit()
 
     threads = [threading.Thread(target=flush) for _ in range(2)]
@@ -219,3 +220,45 @@ def test_a_rules_reminders_leave_a_grouped_channel_to_its_groups_repeat(app, clo
         evaluate_all(clock.at(600))  # the rule's reminder is due: no per-alert message
     assert [n.kind for n in outbox(app)] == ["firing"]
     assert flushed(app, clock.at(600)) == 0
+
+
+def test_batches_marking_groups_in_opposite_orders_do_not_wait_for_each_other(any_app, clock):
+    """PostgreSQL: a transition locks no group (only its own alert's membership), so two
+    batches touching the same groups in opposite orders never deadlock."""
+    if any_app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite has one writer: its batches never run side by side")
+    channel = add_channel(any_app, **{**GROUPED, "group_by": "severity"})
+    add_rule(any_app, "Critical", channel_ids=[channel], severity="critical")
+    add_rule(any_app, "Warning", channel_ids=[channel], severity="warning")
+    position(any_app, clock, "BTC", "11")
+    position(any_app, clock, "ETH", "12")
+    assert flushed(any_app, clock.at(30)) == 2  # both groups announced
+    with any_app.app_context():
+        alerts = db.session.execute(db.select(Alert)).scalars().all()
+        ids = {(a.rule.severity, a.asset): a.id for a in alerts}
+    halfway = threading.Barrier(2)
+    errors = []
+
+    def batch(order):
+        with any_app.app_context():
+            try:
+                for n, key in enumerate(order):
+                    alert = db.session.get(Alert, ids[key])
+                    channel = alert.rule.channels[0]
+                    assert grouping.add(alert, alert.rule, channel, "resolved", clock.now)
+                    if n == 0:
+                        halfway.wait(10)
+                db.session.commit()
+            except Exception as exc:  # a deadlock would surface here
+                errors.append(exc)
+                db.session.rollback()
+
+    orders = ((("critical", "BTC"), ("warning", "BTC")), (("warning", "ETH"), ("critical", "ETH")))
+    threads = [threading.Thread(target=batch, args=(order,)) for order in orders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert run_duty(any_app, clock.at(330)) == 2
+    assert {m.kind for m in outbox(any_app)[2:]} == {"resolved"}
