@@ -56,10 +56,13 @@ def next_state(
     The one state machine: live evaluation and rule preview both call it.
     """
     breached = breaches(rule, value, state in AlertState.ACTIVE)
+    # A reconciled asset with a side unknown (no value) has had its grace already: the
+    # side's max age. The pending period is the grace of a difference only.
+    at_once = value is None and rule.kind in RuleKind.BREACHED_WITHOUT_VALUE
     if breached and state in (AlertState.NORMAL, AlertState.RESOLVED):
-        return AlertState.PENDING if rule.pending_seconds else AlertState.FIRING
+        return AlertState.PENDING if rule.pending_seconds and not at_once else AlertState.FIRING
     if breached and state == AlertState.PENDING:
-        waited = now - state_since >= timedelta(seconds=rule.pending_seconds)
+        waited = at_once or now - state_since >= timedelta(seconds=rule.pending_seconds)
         return AlertState.FIRING if waited else None
     if not breached and state == AlertState.PENDING:
         return AlertState.NORMAL

@@ -126,6 +126,21 @@ def test_a_missing_side_is_unknown_and_fires(app):
         assert db.session.execute(db.select(Alert.value)).scalar_one() is None
 
 
+def test_an_unknown_side_fires_at_once_the_grace_is_for_differences(app):
+    define(app, grace_seconds=600, right_max_age_seconds=60)
+    ingest(app, book(amount="5"))
+    assert (state(app), alert_state(app)) == (ReconState.UNKNOWN, AlertState.FIRING)
+    ingest(app, venue(amount="5", seconds=5), book(amount="5", seconds=5))
+    assert (state(app), alert_state(app)) == (ReconState.MATCHED, AlertState.RESOLVED)
+    # A difference waits its grace ...
+    ingest(app, venue(amount="6", seconds=10), book(amount="5", seconds=10))
+    assert (state(app), alert_state(app)) == (ReconState.PENDING, AlertState.PENDING)
+    # ... and a side going quiet meanwhile does not: its max age was its grace.
+    with app.app_context():
+        evaluate_all(now=at(80))
+    assert (state(app), alert_state(app)) == (ReconState.UNKNOWN, AlertState.FIRING)
+
+
 def test_a_silent_venue_turns_unknown_in_the_worker_pass_never_matched(app):
     define(app, right_max_age_seconds=60)
     ingest(app, book(amount="5"), venue(amount="5"))
@@ -143,8 +158,9 @@ def test_a_silent_venue_turns_unknown_in_the_worker_pass_never_matched(app):
 
 
 def test_grace_period_holds_a_break_pending_until_it_has_lasted(app):
+    ingest(app, book(amount="5"), venue(amount="5"))
     define(app, grace_seconds=60)
-    ingest(app, book(amount="5"), venue(amount="6"), now=at(10))
+    ingest(app, book(amount="5", seconds=10), venue(amount="6", seconds=10))
     assert state(app) == ReconState.PENDING
     assert alert_state(app) == AlertState.PENDING
     with app.app_context():
@@ -157,6 +173,7 @@ def test_grace_period_holds_a_break_pending_until_it_has_lasted(app):
 
 
 def test_a_difference_that_clears_inside_the_grace_period_never_fires(app):
+    ingest(app, book(amount="5", seconds=-10), venue(amount="5", seconds=-10))
     define(app, grace_seconds=60)
     ingest(app, book(amount="5"), venue(amount="6"), now=at(10))
     # The book catches up with what the venue reported: matched again, inside the grace.
