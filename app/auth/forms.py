@@ -14,7 +14,7 @@ from wtforms import (
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
-from wtforms.widgets import CheckboxInput, ListWidget
+from wtforms.widgets import CheckboxInput, ListWidget, TextInput
 
 from app.alerts.validation import EMAIL
 from app.auth.models import EMAIL_MAX_LENGTH
@@ -55,7 +55,19 @@ class DigestForm(FlaskForm):
             Regexp(EMAIL, message="That is not an e-mail address."),
         ],
     )
-    send_at = TimeField("At (my local time)", validators=[DataRequired("Choose a time.")])
+    # A 24-hour hh:mm text box, not the browser's time picker (which shows 08:00 AM in
+    # an English locale): times are typed and shown as on every other page.
+    send_at = TimeField(
+        "At (my local time, 24-hour hh:mm)",
+        validators=[DataRequired("Choose a time, as hh:mm.")],
+        widget=TextInput(),
+        render_kw={
+            "placeholder": "hh:mm",
+            "pattern": "[0-2][0-9]:[0-5][0-9]",
+            "inputmode": "numeric",
+            "autocomplete": "off",
+        },
+    )
     submit = SubmitField("Save")
 
     def validate(self, extra_validators=None) -> bool:

@@ -1,5 +1,6 @@
 """The daily digest settings on the account page: my own, validated, behind CSRF."""
 
+import re
 from datetime import time
 
 import pytest
@@ -28,6 +29,8 @@ def test_a_new_user_has_the_digest_off_at_eight(app, logged_in):
     assert settings_of(app) == (False, None, time(8, 0))
     assert 'data-testid="digest-state">Off.' in page
     assert 'name="dg-send_at"' in page and 'value="08:00"' in page
+    # Typed as 24-hour hh:mm, not through a picker that shows 08:00 AM.
+    assert re.search(r'<input[^>]*name="dg-send_at"[^>]*type="text"', page)
 
 
 def test_i_switch_my_digest_on_with_an_address_and_a_time(app, logged_in):
