@@ -157,3 +157,19 @@ class DatabaseCollector:
         ):
             last_pass.add_metric([worker], at.timestamp())
         yield last_pass
+
+        # The outside dead man's switch hears of this too (app.alerts.deadman); here a
+        # Prometheus on the same host can see the beats stop or turn to "fail".
+        last_beat = GaugeMetricFamily(
+            "tradingmonitor_deadman_last_beat_timestamp_seconds",
+            "When each alert worker last called the dead man's switch, Unix time, by "
+            "the beat's result (ok, fail: it reported trouble, unreachable: no answer).",
+            labels=["worker", "status"],
+        )
+        for worker, at, status in db.session.execute(
+            select(
+                WorkerHeartbeat.worker, WorkerHeartbeat.deadman_at, WorkerHeartbeat.deadman_status
+            ).where(WorkerHeartbeat.deadman_at.is_not(None))
+        ):
+            last_beat.add_metric([worker, status or ""], at.timestamp())
+        yield last_beat

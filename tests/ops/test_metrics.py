@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.alerts.models import Alert, AlertRule, AlertState
+from app.alerts.models import Alert, AlertRule, AlertState, WorkerHeartbeat
 from app.db_types import utcnow
 from app.extensions import db
 from tests.conftest import build_app
@@ -137,3 +137,46 @@ def test_metrics_report_each_alert_workers_last_pass(metrics_app):
     }
     assert len(passes) == 1
     assert abs(next(iter(passes.values())) - utcnow().timestamp()) < 60
+
+
+def test_metrics_report_each_workers_last_dead_mans_switch_beat(metrics_app):
+    beat_at = utcnow().replace(microsecond=0) - timedelta(seconds=30)
+    with metrics_app.app_context():
+        db.session.add_all(
+            [
+                WorkerHeartbeat(
+                    worker="host-a:1",
+                    started_at=beat_at,
+                    last_pass_at=beat_at,
+                    interval_seconds=10,
+                    passes=3,
+                    deadman_at=beat_at,
+                    deadman_status="fail",
+                    deadman_detail="stale feed(s): main/BTC",
+                ),
+                # A worker with no switch configured has no beat to report.
+                WorkerHeartbeat(
+                    worker="host-b:2",
+                    started_at=beat_at,
+                    last_pass_at=beat_at,
+                    interval_seconds=10,
+                    passes=3,
+                ),
+            ]
+        )
+        db.session.commit()
+
+    body = (
+        metrics_app.test_client()
+        .get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        .get_data(as_text=True)
+    )
+
+    beats = {
+        labels: value
+        for (name, labels), value in samples(body).items()
+        if name == "tradingmonitor_deadman_last_beat_timestamp_seconds"
+    }
+    assert beats == {
+        frozenset({"worker": "host-a:1", "status": "fail"}.items()): beat_at.timestamp()
+    }
