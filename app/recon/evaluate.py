@@ -264,6 +264,15 @@ def _evaluate(
     if not targets:
         return []
     comparisons = compare_all([t.terms for t in targets], now, latest)
+    # Every asset matched and stored as matched: no alert can move (an asset's state and
+    # its alert change together, in one evaluation), so the rules and alerts are not
+    # read. The common batch: the book and the venue agree.
+    if all(
+        t.stored_state == ReconState.MATCHED
+        and _reading(comparisons[t.terms.asset_id]) == ReconState.MATCHED
+        for t in targets
+    ):
+        return []
     by_rule: dict[int, list[Target]] = defaultdict(list)
     for target in targets:
         by_rule[target.rule_id].append(target)
