@@ -57,9 +57,37 @@ class Side:
     amount: Decimal
 
 
+@dataclass(slots=True)
+class Settings:
+    """What a reconciliation gives each of its assets: read once, not once an asset."""
+
+    rule_id: int
+    left_account: str
+    right_account: str
+    abs_tolerance: Decimal | None
+    rel_tolerance_percent: Decimal | None
+    left_max_age_seconds: int
+    right_max_age_seconds: int
+
+
+def _settings(*where) -> dict[int, Settings]:
+    """The enabled reconciliations with a rule (and `where`), by id."""
+    query = select(
+        Reconciliation.id,
+        Reconciliation.rule_id,
+        Reconciliation.left_account,
+        Reconciliation.right_account,
+        Reconciliation.abs_tolerance,
+        Reconciliation.rel_tolerance_percent,
+        Reconciliation.left_max_age_seconds,
+        Reconciliation.right_max_age_seconds,
+    ).where(Reconciliation.enabled.is_(True), Reconciliation.rule_id.is_not(None), *where)
+    return {id_: Settings(*rest) for id_, *rest in db.session.execute(query)}
+
+
 @functools.cache
 def _targets_select():
-    """The definitions joined with both sides' latest positions, built once per process
+    """The assets joined with both sides' latest positions, built once per process
     (building it cost more than running it for a batch of a few hundred assets).
 
     Columns in the order _targets unpacks them: a plain tuple per row, read by
@@ -69,19 +97,13 @@ def _targets_select():
     query = (
         select(
             ReconAsset.id,
+            ReconAsset.reconciliation_id,
             ReconAsset.state,
             ReconAsset.left_asset,
             ReconAsset.right_asset,
             ReconAsset.multiplier,
             ReconAsset.abs_tolerance,
             ReconAsset.rel_tolerance_percent,
-            Reconciliation.rule_id,
-            Reconciliation.left_account,
-            Reconciliation.right_account,
-            Reconciliation.abs_tolerance.label("default_abs"),
-            Reconciliation.rel_tolerance_percent.label("default_rel"),
-            Reconciliation.left_max_age_seconds,
-            Reconciliation.right_max_age_seconds,
             # As the driver gives them, converted below: SQLAlchemy's SQLite DATETIME
             # parsing was most of this query's time in bench/recon.py.
             type_coerce(left.timestamp, String).label("left_at"),
@@ -128,50 +150,51 @@ def _changed_select(dialect: str):
     )
 
 
-def _targets(query, params: dict | None = None) -> tuple[list[Target], dict[Series, Side]]:
+def _targets(
+    query, params: dict | None = None, settings: dict[int, Settings] | None = None
+) -> tuple[list[Target], dict[Series, Side]]:
     """The enabled reconciled assets the query selects, and both sides' latest rows."""
+    if settings is None:
+        settings = _settings()
     targets, latest = [], {}
     for (
         asset_id,
+        reconciliation_id,
         state,
         left_asset,
         right_asset,
         multiplier,
         abs_tolerance,
         rel_tolerance_percent,
-        rule_id,
-        left_account,
-        right_account,
-        default_abs,
-        default_rel,
-        left_max_age_seconds,
-        right_max_age_seconds,
         left_at,
         left_amount,
         right_at,
         right_amount,
     ) in db.session.execute(query, params or {}):
+        recon = settings.get(reconciliation_id)
+        if recon is None:  # enabled or given its rule since the settings were read
+            continue
         terms = Terms(
             asset_id=asset_id,
-            left_account=left_account,
+            left_account=recon.left_account,
             left_asset=left_asset,
-            right_account=right_account,
+            right_account=recon.right_account,
             right_asset=right_asset,
             multiplier=multiplier,
-            abs_tolerance=default_abs if abs_tolerance is None else abs_tolerance,
+            abs_tolerance=recon.abs_tolerance if abs_tolerance is None else abs_tolerance,
             rel_tolerance_percent=(
-                default_rel if rel_tolerance_percent is None else rel_tolerance_percent
+                recon.rel_tolerance_percent
+                if rel_tolerance_percent is None
+                else rel_tolerance_percent
             ),
-            left_max_age_seconds=left_max_age_seconds,
-            right_max_age_seconds=right_max_age_seconds,
+            left_max_age_seconds=recon.left_max_age_seconds,
+            right_max_age_seconds=recon.right_max_age_seconds,
         )
-        targets.append(Target(terms, rule_id, state))
+        targets.append(Target(terms, recon.rule_id, state))
         if left_at is not None:
-            latest[terms.left] = Side(left_account, left_asset, driver_utc(left_at), left_amount)
+            latest[terms.left] = Side(*terms.left, driver_utc(left_at), left_amount)
         if right_at is not None:
-            latest[terms.right] = Side(
-                right_account, right_asset, driver_utc(right_at), right_amount
-            )
+            latest[terms.right] = Side(*terms.right, driver_utc(right_at), right_amount)
     return targets, latest
 
 
@@ -181,21 +204,14 @@ def evaluate_changed(changed: set[Series], now: datetime) -> list[Transition]:
     assets = sorted({asset for _, asset in changed})
     # The few reconciliations on these accounts first: a batch of accounts nobody
     # reconciles costs this one small query, and the assets are then found by index.
-    touched = list(
-        db.session.execute(
-            select(Reconciliation.id).where(
-                Reconciliation.enabled.is_(True),
-                or_(
-                    Reconciliation.left_account.in_(accounts),
-                    Reconciliation.right_account.in_(accounts),
-                ),
-            )
-        ).scalars()
+    touched = _settings(
+        or_(Reconciliation.left_account.in_(accounts), Reconciliation.right_account.in_(accounts))
     )
     if not touched:
         return []
     query = _changed_select(db.session.get_bind().dialect.name)
-    targets, latest = _targets(query, {"reconciliations": touched, "assets": assets})
+    params = {"reconciliations": sorted(touched), "assets": assets}
+    targets, latest = _targets(query, params, touched)
     targets = [t for t in targets if t.terms.left in changed or t.terms.right in changed]
     return _evaluate(targets, latest, now, refresh=True)
 
