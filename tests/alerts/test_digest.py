@@ -280,13 +280,25 @@ def test_the_digest_lists_alerts_exposures_and_limits_with_links(app, smtp):
     assert f"{PUBLIC}/alerts/{ids['BTC too big']}" in text
     assert f'href="{PUBLIC}/alerts/{ids["BTC too big"]}"' in html
     # Exposures by notional, largest first; the unpriced position is counted, not listed.
-    assert "gross notional 1262653.125, net 1262653.125 (4 position(s), 1 without a price)" in text
-    assert text.index("main/BTC: notional 812503.125") < text.index("main/ETH: notional 450000")
+    # Numbers as the pages show them: separators, the asset's precision, units.
+    assert (
+        "gross notional 1,262,653.12 USD, net 1,262,653.12 USD (4 position(s), 1 without a price)"
+        in text
+    )
+    assert "main/BTC: notional 812,503.12 USD (12.5 BTC at 65,000.25 USD)" in text
+    assert text.index("main/BTC: notional") < text.index("main/ETH: notional 450,000.00 USD")
     assert "main/DOGE" not in text.split("LARGEST EXPOSURES")[1].split("CLOSEST LIMITS")[0]
     # Limits nearest to breach first: BTC and ETH past theirs.
     limits = text.split("CLOSEST LIMITS")[1]
-    assert "- BTC too big on main/BTC: BREACHED, value 12.5, limit 10, utilisation 125%" in limits
-    assert "- SOL too big on main/SOL: value 1, limit 5, utilisation 20%, headroom 4" in limits
+    assert (
+        "- BTC too big on main/BTC: BREACHED, value 12.5 BTC, limit 10.0 BTC, "
+        "utilisation 125.0 %, headroom \u22122.5 BTC" in limits
+    )
+    assert (
+        "- SOL too big on main/SOL: value 1 SOL, limit 5 SOL, utilisation 20.0 %, headroom 4 SOL"
+        in limits
+    )
+    assert "limit 5,000,000.00 USD" in limits
     assert limits.index("BTC too big") < limits.index("SOL too big")
     assert f"Limits: {PUBLIC}/limits" in text
     assert f'href="{PUBLIC}/account"' in html
