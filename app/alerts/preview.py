@@ -59,6 +59,11 @@ def _snapshots(rule: AlertRule, start: datetime):
     )
 
 
+def preview_days(values) -> int:
+    """The days a preview replays, from a form or query string: 7 unless given, 1 to 90."""
+    return max(1, min(values.get("preview_days", type=int) or 7, 90))
+
+
 def preview_rule(rule: AlertRule, days: int, now: datetime) -> Preview:
     """Transitions and notifications the rule would have produced over the last days."""
     if rule.kind == RuleKind.STALE_FEED:

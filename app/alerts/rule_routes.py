@@ -11,7 +11,7 @@ from app.alerts.cli import rule_problem
 from app.alerts.escalation import chosen_policy, policy_choices
 from app.alerts.forms import RuleForm
 from app.alerts.models import ANY, AlertRule, Channel, RuleKind
-from app.alerts.preview import chart_asset, preview_rule, preview_spans
+from app.alerts.preview import chart_asset, preview_days, preview_rule, preview_spans
 from app.alerts.timeline import iso_spans, limit_lines
 from app.alerts.validation import target_problem
 from app.auth.access import requires_role
@@ -135,10 +135,6 @@ def edit_rule(rule_id: int | None = None):
     return render_template("alerts/rule_form.html", form=form, rule=rule), status
 
 
-def _preview_days(values) -> int:
-    return max(1, min(values.get("preview_days", type=int) or 7, 90))
-
-
 def _typed_rule(form: RuleForm, days: int, now: datetime):
     """The rule as typed (unsaved) and its replay over the last days: (rule, preview,
     problem), with the preview None when there is a problem."""
@@ -167,7 +163,7 @@ def _overlay_args(form: RuleForm, days: int, asset: str) -> dict:
 
 def _render_preview(form: RuleForm, rule: AlertRule | None):
     """Replay the rule as typed (unsaved) over the last days of history."""
-    days, now = _preview_days(request.form), utcnow()
+    days, now = preview_days(request.form), utcnow()
     candidate, result, problem = _typed_rule(form, days, now)
     if problem:
         flash(problem, "error")
@@ -203,7 +199,7 @@ def preview_overlay():
         return jsonify(
             error="bad_request", message="The rule is not valid.", fields=form.errors
         ), 400
-    candidate, result, problem = _typed_rule(form, _preview_days(request.args), utcnow())
+    candidate, result, problem = _typed_rule(form, preview_days(request.args), utcnow())
     if problem:
         return jsonify(error="bad_request", message=problem), 400
     asset = request.args.get("chart_asset") or chart_asset(candidate, result)

@@ -9,6 +9,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_login import current_user
 
 from app.alerts.models import Channel
+from app.alerts.preview import preview_days
 from app.auth.access import requires_role
 from app.auth.forms import require_confirmation
 from app.auth.models import Role
@@ -184,13 +185,9 @@ def edit(recon_id: int | None = None):
     ), status
 
 
-def _preview_days(values) -> int:
-    return max(1, min(values.get("preview_days", type=int) or 7, 90))
-
-
 def _render_preview(form: ReconciliationForm, recon: Reconciliation | None):
     """Replay the definition as typed (unsaved) over the last days of history."""
-    days, now = _preview_days(request.form), utcnow()
+    days, now = preview_days(request.form), utcnow()
     spec = _spec(form, recon)
     problem, changes, chart_asset = None, [], None
     try:
@@ -272,7 +269,7 @@ def preview_series():
         return jsonify(error="bad_request", message=str(exc)), 400
     now = utcnow()
     line = spec.assets[0]
-    changes = preview_spec(spec, now - timedelta(days=_preview_days(request.args)), now)
+    changes = preview_spec(spec, now - timedelta(days=preview_days(request.args)), now)
     return jsonify(
         chart.chart_document(
             left_account=spec.left_account,
