@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from flask import current_app
 from sqlalchemy import tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from app.alerts.engine import evaluate_series
 from app.db_types import (
@@ -18,6 +18,7 @@ from app.db_types import (
     utcnow,
 )
 from app.extensions import db
+from app.positions.ingest_pg import store_batch
 from app.positions.models import LatestPosition, Position
 from app.positions.points import EPOCH
 from app.user_input import in_utc
@@ -130,60 +131,47 @@ def record(snapshots: Iterable[Snapshot]) -> IngestResult:
         # Every key is in `rows`, and the batch's earliest and latest times bound the rest.
         check_timestamp(min(s.timestamp for s in rows))
         check_timestamp(max(s.timestamp for s in rows))
-    inserted: list[Snapshot] = []
-    for start in range(0, len(rows), CHUNK_SIZE):
-        chunk = rows[start : start + CHUNK_SIZE]
-        inserted_keys = _insert_new(chunk)
-        inserted.extend(s for s in chunk if s.key in inserted_keys)
-        _classify_existing([s for s in chunk if s.key not in inserted_keys], result)
+    if not rows:
+        inserted = []
+    elif _dialect() == "postgresql":
+        skipped = store_batch(rows, utcnow())
+        inserted = [s for index, s in enumerate(rows) if index not in skipped]
+        for index, same in skipped.items():
+            if same:
+                result.duplicates += 1
+            else:
+                result.conflicts.append(rows[index].key)
+    else:
+        inserted = _store_sqlite(rows, result)
 
     result.inserted = len(inserted)
-    _update_latest(inserted)
     result.changed_series = {(s.account, s.asset) for s in inserted}
     # Same transaction: an alert with no pending period fires before the caller commits.
     result.transitions = evaluate_series(result.changed_series)
     return result
 
 
+def _store_sqlite(rows: list[Snapshot], result: IngestResult) -> list[Snapshot]:
+    """Insert the new snapshots chunk by chunk, classify the rest; return those inserted."""
+    inserted: list[Snapshot] = []
+    for start in range(0, len(rows), CHUNK_SIZE):
+        chunk = rows[start : start + CHUNK_SIZE]
+        inserted_keys = _insert_new(chunk)
+        inserted.extend(s for s in chunk if s.key in inserted_keys)
+        _classify_existing([s for s in chunk if s.key not in inserted_keys], result)
+    _update_latest(inserted)
+    return inserted
+
+
 def _same_values(a: Snapshot, b) -> bool:
     return a.amount == b.amount and a.price == b.price
 
 
-def _dialect_insert(model):
+def _dialect() -> str:
     dialect = db.session.get_bind().dialect.name
-    module = {"sqlite": sqlite, "postgresql": postgresql}.get(dialect)
-    if module is None:
+    if dialect not in ("sqlite", "postgresql"):
         raise RuntimeError(f"ingest supports SQLite and PostgreSQL, not {dialect}")
-    return module.insert(model)
-
-
-def _insert_new(chunk: list[Snapshot]) -> set[Key]:
-    """Insert the chunk, skipping keys already stored; return the keys inserted."""
-    if not chunk:
-        return set()
-    now = utcnow()
-    if db.session.get_bind().dialect.name == "sqlite":
-        return _insert_new_sqlite(chunk, now)
-    # One statement with the rows as parameters: SQLAlchemy compiles and caches it
-    # once and batches the rows itself ("insertmanyvalues"), RETURNING included.
-    table = Position.__table__
-    stmt = (
-        _dialect_insert(table)
-        .on_conflict_do_nothing(index_elements=["account", "asset", "timestamp"])
-        .returning(table.c.account, table.c.asset, table.c.timestamp)
-    )
-    rows = [
-        {
-            "account": s.account,
-            "asset": s.asset,
-            "timestamp": s.timestamp,
-            "amount": s.amount,
-            "price": s.price,
-            "received_at": now,
-        }
-        for s in chunk
-    ]
-    return {tuple(row) for row in db.session.execute(stmt, rows)}
+    return dialect
 
 
 @functools.cache
@@ -197,13 +185,16 @@ def _sqlite_insert_sql(rows: int) -> str:
     return head + values + tail
 
 
-def _insert_new_sqlite(chunk: list[Snapshot], now) -> set[Key]:
-    """The same insert on SQLite, with values already in their stored text form.
+def _insert_new(chunk: list[Snapshot]) -> set[Key]:
+    """Insert the chunk, skipping keys already stored; return the keys inserted.
 
-    SQLAlchemy's per-value processing was most of an ingest request's time there;
-    the text forms come from app.db_types, where the column types define them.
+    Values go in their stored text form: SQLAlchemy's per-value processing was most
+    of an ingest request's time on SQLite. The text forms come from app.db_types,
+    where the column types define them.
     """
-    received = sqlite_datetime_text(now)
+    if not chunk:
+        return set()
+    received = sqlite_datetime_text(utcnow())
     params = []
     for s in chunk:
         params.extend(
@@ -253,7 +244,7 @@ def _update_latest(inserted: list[Snapshot]) -> None:
     if not newest:
         return
     table = LatestPosition.__table__
-    stmt = _dialect_insert(table)
+    stmt = sqlite.insert(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["account", "asset"],
         set_={

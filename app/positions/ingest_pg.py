@@ -1,0 +1,135 @@
+"""Ingest on PostgreSQL: the batch goes in by COPY, then one statement stores it.
+
+Called by ingest.record() only, inside the caller's transaction, with the batch already
+checked and without keys repeated: the rules (duplicates, conflicts, the latest row
+never moving backwards) are the same as on SQLite, only the round trips differ.
+"""
+
+import contextlib
+from datetime import datetime
+
+from sqlalchemy import exc
+
+from app.extensions import db
+
+# ON COMMIT DELETE ROWS, and created (IF NOT EXISTS) in every transaction that ingests:
+# - not ON COMMIT DROP: that creates and drops a table per batch, writing and deleting
+#   catalog rows (pg_class, pg_attribute, pg_type) at every ingest, which bloats the
+#   catalogs under sustained load, for no speed gained (bench/README.md, ingest);
+# - not once per connection: behind PgBouncer in transaction pooling each transaction
+#   may run on another server connection, and a rolled-back transaction takes its
+#   CREATE with it. IF NOT EXISTS finds the table where it already is, so this holds
+#   on a plain connection, behind PgBouncer and after a rollback alike.
+CREATE_BATCH_TABLE = """
+CREATE TEMP TABLE IF NOT EXISTS ingest_batch (
+    ord integer NOT NULL,
+    account varchar(64) NOT NULL,
+    asset varchar(64) NOT NULL,
+    timestamp timestamptz NOT NULL,
+    amount numeric NOT NULL,
+    price numeric
+) ON COMMIT DELETE ROWS
+"""
+COPY_BATCH = "COPY pg_temp.ingest_batch (ord, account, asset, timestamp, amount, price) FROM STDIN"
+
+# One statement: insert the new snapshots, move each series' latest row forward to its
+# newest new snapshot (never backwards: a late, older one leaves it), and answer for
+# every row that was not inserted whether it equals the stored one (NULL when the
+# stored one is not visible yet). Rows inserted are not listed, so a batch of new
+# snapshots gets an empty answer. The stored row is read by a subquery per skipped row,
+# always an index lookup: as a join, the plan psycopg prepares after a few batches
+# scanned the whole table, each batch slower than the one before.
+STORE_BATCH = """
+WITH inserted AS (
+    INSERT INTO position (account, asset, timestamp, amount, price, received_at)
+    SELECT account, asset, timestamp, amount, price, %(now)s
+    FROM pg_temp.ingest_batch
+    ORDER BY ord
+    ON CONFLICT (account, asset, timestamp) DO NOTHING
+    RETURNING account, asset, timestamp
+), moved AS (
+    INSERT INTO latest_position AS latest
+        (account, asset, timestamp, amount, price, updated_at)
+    SELECT DISTINCT ON (b.account, b.asset)
+        b.account, b.asset, b.timestamp, b.amount, b.price, %(now)s
+    FROM pg_temp.ingest_batch AS b
+    JOIN inserted AS i USING (account, asset, timestamp)
+    ORDER BY b.account, b.asset, b.timestamp DESC
+    ON CONFLICT (account, asset) DO UPDATE SET
+        timestamp = excluded.timestamp,
+        amount = excluded.amount,
+        price = excluded.price,
+        updated_at = excluded.updated_at
+    WHERE excluded.timestamp > latest.timestamp
+)
+SELECT b.ord, (SELECT p.amount = b.amount AND p.price IS NOT DISTINCT FROM b.price
+               FROM position AS p
+               WHERE p.account = b.account AND p.asset = b.asset AND p.timestamp = b.timestamp)
+FROM pg_temp.ingest_batch AS b
+WHERE NOT EXISTS (
+    SELECT FROM inserted AS i
+    WHERE i.account = b.account AND i.asset = b.asset AND i.timestamp = b.timestamp
+)
+"""
+
+# A key another transaction inserted while STORE_BATCH ran is skipped by ON CONFLICT
+# but not visible in that statement's snapshot; a new statement sees it committed.
+COMPARE_STORED = """
+SELECT b.ord, (SELECT p.amount = b.amount AND p.price IS NOT DISTINCT FROM b.price
+               FROM position AS p
+               WHERE p.account = b.account AND p.asset = b.asset AND p.timestamp = b.timestamp)
+FROM pg_temp.ingest_batch AS b
+WHERE b.ord = ANY(%(ords)s)
+"""
+
+
+def store_batch(rows: list, now: datetime) -> dict[int, bool]:
+    """Insert the snapshots `rows` whose keys are new and update the latest rows.
+
+    Return, for each row (by index) that was not inserted, whether it equals the
+    stored snapshot of its key: True for a duplicate, False for a conflict.
+    """
+    connection = db.session.connection()
+    connection.exec_driver_sql(CREATE_BATCH_TABLE)
+    driver = connection.connection.driver_connection
+    with (
+        _as_sqlalchemy_error(connection, COPY_BATCH),
+        driver.cursor() as cursor,
+        cursor.copy(COPY_BATCH) as copy,
+    ):
+        for index, s in enumerate(rows):
+            copy.write_row((index, s.account, s.asset, s.timestamp, s.amount, s.price))
+    answer = connection.exec_driver_sql(STORE_BATCH, {"now": now})
+    skipped = {index: same for index, same in answer}
+    unseen = [index for index, same in skipped.items() if same is None]
+    if unseen:
+        seen = connection.exec_driver_sql(COMPARE_STORED, {"ords": unseen})
+        skipped.update((index, same) for index, same in seen)
+    # A key still unseen was deleted meanwhile: not ours to store, reported as before.
+    return {index: bool(same) for index, same in skipped.items()}
+
+
+@contextlib.contextmanager
+def _as_sqlalchemy_error(connection, statement: str):
+    """Raise a driver error as SQLAlchemy would, so a lost server is a 503, not a 500.
+
+    COPY runs on the driver's own cursor, beside SQLAlchemy's error handling; this puts
+    it back: the error class the app's handlers know, and a dead connection dropped
+    from the pool instead of handed to the next request.
+    """
+    dialect = connection.dialect
+    try:
+        yield
+    except dialect.loaded_dbapi.Error as error:
+        raw = connection.connection.dbapi_connection
+        lost = dialect.is_disconnect(error, raw, None)
+        if lost:
+            connection.invalidate(error)
+        raise exc.DBAPIError.instance(
+            statement,
+            None,
+            error,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from error
