@@ -118,13 +118,15 @@ def record(snapshots: Iterable[Snapshot]) -> IngestResult:
     result = IngestResult()
     unique: dict[Key, Snapshot] = {}
     for snapshot in snapshots:
-        seen = unique.get(snapshot.key)
-        if seen is None:
-            unique[snapshot.key] = snapshot
-        elif _same_values(seen, snapshot):
+        # The key spelled out, not the property: this loop sees every row of a batch.
+        key = (snapshot.account, snapshot.asset, snapshot.timestamp)
+        seen = unique.setdefault(key, snapshot)
+        if seen is snapshot:
+            continue
+        if _same_values(seen, snapshot):
             result.duplicates += 1
         else:
-            result.conflicts.append(snapshot.key)
+            result.conflicts.append(key)
 
     rows = list(unique.values())
     if rows:

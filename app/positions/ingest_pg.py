@@ -44,17 +44,14 @@ WITH inserted AS (
     INSERT INTO position (account, asset, timestamp, amount, price, received_at)
     SELECT account, asset, timestamp, amount, price, %(now)s
     FROM pg_temp.ingest_batch
-    ORDER BY ord
     ON CONFLICT (account, asset, timestamp) DO NOTHING
-    RETURNING account, asset, timestamp
+    RETURNING account, asset, timestamp, amount, price
 ), moved AS (
     INSERT INTO latest_position AS latest
         (account, asset, timestamp, amount, price, updated_at)
-    SELECT DISTINCT ON (b.account, b.asset)
-        b.account, b.asset, b.timestamp, b.amount, b.price, %(now)s
-    FROM pg_temp.ingest_batch AS b
-    JOIN inserted AS i USING (account, asset, timestamp)
-    ORDER BY b.account, b.asset, b.timestamp DESC
+    SELECT DISTINCT ON (account, asset) account, asset, timestamp, amount, price, %(now)s
+    FROM inserted
+    ORDER BY account, asset, timestamp DESC
     ON CONFLICT (account, asset) DO UPDATE SET
         timestamp = excluded.timestamp,
         amount = excluded.amount,
