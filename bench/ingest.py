@@ -53,6 +53,7 @@ from pathlib import Path
 
 from _common import (
     OTHER_LOAD_WARNING,
+    ROOT,
     SQLITE_DATETIME,
     BenchError,
     ScratchDatabases,
@@ -64,6 +65,7 @@ from _common import (
     iso_z,
     make_app,
     migrate_database,
+    percentile_ms,
     postgres_urls,
 )
 from _processes import (
@@ -112,6 +114,9 @@ SELECT_POSTGRES = (
 
 MIN_RATIO = 0.25  # app against raw executemany (SQLite)
 MIN_COPY_RATIO = 0.50  # app against raw COPY (PostgreSQL), set for 1,000-row batches
+SUSTAIN_TARGET = 20_000  # snapshots/s with two app processes and the alert worker
+SUSTAIN_APPS = 2  # gunicorn processes on their own ports, as on two hosts
+SUSTAIN_DAYS_BACK = 60
 MAX_BATCH = 10_000  # app.api.schemas.MAX_BATCH
 REQUEST_TIMEOUT = (5, 120)  # connect, read seconds
 
@@ -223,8 +228,8 @@ def start_app(servers: Processes, name: str, env: dict, workers: int) -> tuple:
     return proc, port
 
 
-def process_cpu(pgid: int | None) -> tuple[float, float] | None:
-    """CPU seconds so far of the live processes in group `pgid`, and of PostgreSQL's."""
+def process_cpu(pgids: set[int]) -> tuple[float, float] | None:
+    """CPU seconds so far of the live processes in the groups `pgids`, and of PostgreSQL's."""
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -240,7 +245,7 @@ def process_cpu(pgid: int | None) -> tuple[float, float] | None:
             continue
         fields = rest.split()  # [2] pgrp, [11] utime, [12] stime
         ticks = int(fields[11]) + int(fields[12])
-        if pgid is not None and int(fields[2]) == pgid:
+        if int(fields[2]) in pgids:
             group += ticks
         elif comm.endswith("(postgres"):
             postgres += ticks
@@ -260,13 +265,14 @@ class CpuMeter:
     above zero, someone else's work competed for the CPUs and rows/s is unreliable.
     """
 
-    def __init__(self, server_pgid: int | None = None):
-        self.pgid = server_pgid
+    def __init__(self, *server_pgids: int):
+        self.pgids = set(server_pgids)
         self.server_s: float | None = None
+        self.postgres_s: float | None = None
         self.other_cpus: float | None = None
 
     def _sample(self):
-        return process_cpu(self.pgid), own_cpu(), machine_busy(), time.monotonic()
+        return process_cpu(self.pgids), own_cpu(), machine_busy(), time.monotonic()
 
     def __enter__(self):
         self.before = self._sample()
@@ -277,7 +283,7 @@ class CpuMeter:
         if procs0 is None or procs1 is None or busy0 is None or busy1 is None:
             return
         server, postgres = procs1[0] - procs0[0], procs1[1] - procs0[1]
-        self.server_s = server
+        self.server_s, self.postgres_s = server, postgres
         accounted = server + postgres + own1 - own0
         self.other_cpus = max(0.0, (busy1 - busy0) - accounted) / max(t1 - t0, 1e-9)
 
@@ -688,6 +694,223 @@ def report(results: list[Result], args) -> bool:
     return ok
 
 
+# ------------------------------------------------------------------------ sustain
+
+
+class Feed:
+    """Bodies of `batch_size` new snapshots, one after the other, made as they are sent.
+
+    Ten minutes at full speed is tens of millions of rows: too many to serialise
+    beforehand. One batch's rows are serialised once with a placeholder for the time;
+    batch n puts its own seconds in, so every key is new and every batch inserts fully.
+    """
+
+    def __init__(self, batch_size: int, first: datetime):
+        series = len(ACCOUNTS) * len(ASSETS)
+        self.steps = -(-batch_size // series)  # seconds each batch covers per series
+        self.first = first
+        template = make_rows(ACCOUNTS, batch_size, START, seed=3)
+        self.rows = [
+            (
+                f'{{"account":"{a}","asset":"{s}","timestamp":"',
+                int((t - START).total_seconds()),
+                f'","amount":"{m}","price":"{p}"}}',
+            )
+            for a, s, t, m, p in template
+        ]
+        self.lock = threading.Lock()
+        self.next = 0
+
+    def body(self) -> bytes:
+        with self.lock:
+            n, self.next = self.next, self.next + 1
+        base = self.first + timedelta(seconds=n * self.steps)
+        if base + timedelta(seconds=self.steps) > datetime.now(UTC):
+            raise BenchError("the feed reached the present: start it further back")
+        times = [iso_z(base + timedelta(seconds=k)) for k in range(self.steps)]
+        rows = ",".join(head + times[step] + tail for head, step, tail in self.rows)
+        return f'{{"positions":[{rows}]}}'.encode()
+
+
+@dataclass
+class Sustained:
+    seconds: float
+    finished: list[tuple[float, int]]  # (seconds since start, rows) per answered batch
+    latencies: list[float]
+    cpu: CpuMeter
+
+    @property
+    def rows(self) -> int:
+        return sum(rows for _, rows in self.finished)
+
+    def per_minute(self) -> list[float]:
+        """Rows/s in each whole minute of the window."""
+        minutes = [0] * int(self.seconds // 60)
+        for at, rows in self.finished:
+            if int(at // 60) < len(minutes):
+                minutes[int(at // 60)] += rows
+        return [m / 60 for m in minutes]
+
+
+def post_for(
+    ports: list[int], secret: str, feed: Feed, batch_size: int, clients: int, seconds: float
+) -> tuple[list[tuple[float, int]], list[float]]:
+    """POST new batches from `clients` threads, spread over `ports`, for `seconds`."""
+    import requests
+
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    lock = threading.Lock()
+    stop = threading.Event()
+    finished: list[tuple[float, int]] = []
+    latencies: list[float] = []
+    errors: list[str] = []
+    started = time.perf_counter()
+
+    def client(n: int) -> None:
+        url = f"http://127.0.0.1:{ports[n % len(ports)]}/api/v1/positions"
+        with requests.Session() as session:
+            while not stop.is_set() and time.perf_counter() - started < seconds:
+                try:
+                    body = feed.body()
+                    begun = time.perf_counter()
+                    response = session.post(
+                        url, data=body, headers=headers, timeout=REQUEST_TIMEOUT
+                    )
+                    done = time.perf_counter()
+                    answer = response.json() if response.status_code == 200 else None
+                except (requests.RequestException, ValueError, BenchError) as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    stop.set()
+                    return
+                if answer is None or answer.get("inserted") != batch_size:
+                    errors.append(f"HTTP {response.status_code} {response.text[:300]!r}")
+                    stop.set()
+                    return
+                with lock:
+                    finished.append((done - started, batch_size))
+                    latencies.append(done - begun)
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.5)
+    finally:
+        stop.set()
+    if errors:
+        raise BenchError("ingest failed: " + "; ".join(errors[:3]))
+    return finished, latencies
+
+
+def add_sustain_rules(env: dict) -> None:
+    """A value rule per asset that no row breaks: ingest evaluates them on every batch."""
+    from app.alerts.models import AlertRule, RuleKind
+    from app.extensions import db
+
+    app = make_app(env)
+    with app.app_context():
+        try:
+            for asset in ASSETS:
+                db.session.add(
+                    AlertRule(
+                        name=f"{asset} too long",
+                        kind=RuleKind.POSITION_ABOVE,
+                        asset=asset,
+                        threshold=Decimal("1000000000"),
+                    )
+                )
+            db.session.commit()
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+def shipped_interval() -> str:
+    """The --interval of deploy/'s worker unit, as production runs it."""
+    unit = ROOT / "deploy" / "tradingmonitor-alerts.service"
+    for line in unit.read_text().splitlines():
+        if line.startswith("ExecStart=") and " alerts run" in line:
+            words = line.split()
+            return words[words.index("--interval") + 1] if "--interval" in words else "10"
+    raise BenchError(f"no `flask alerts run` ExecStart in {unit}")
+
+
+def bench_sustain(args, servers: Processes, scratch: ScratchDatabases) -> bool:
+    """Two app processes and the alert worker, new batches for args.sustain seconds."""
+    import psycopg
+
+    name = f"bench_{secrets.token_hex(4)}_sustain"
+    scratch.create(name)
+    url, conninfo = postgres_urls(args.postgres_url, name)
+    env = app_env(url, secrets.token_hex(32))
+    migrate_database(env)
+    secret = create_ingest_token(env)
+    add_sustain_rules(env)
+    apps = [start_app(servers, f"app{n}", env, args.workers) for n in range(SUSTAIN_APPS)]
+    ports = [port for _, port in apps]
+    interval = shipped_interval()
+    flask = Path(sys.executable).parent / "flask"
+    worker_env = {**env, "FLASK_APP": "wsgi", "PYTHONUNBUFFERED": "1"}
+    worker = servers.start(
+        "worker", [str(flask), "alerts", "run", "--interval", interval], worker_env
+    )
+    # Far enough back that even a fast run never reaches the present.
+    first = datetime.now(UTC).replace(microsecond=0) - timedelta(days=SUSTAIN_DAYS_BACK)
+    feed = Feed(args.batch_size, first)
+    clients = args.clients or 2 * SUSTAIN_APPS * args.workers
+    print(
+        f"sustain: {SUSTAIN_APPS} x gunicorn -w {args.workers} (sync) on ports "
+        f"{', '.join(map(str, ports))}, `flask alerts run --interval {interval}` (deploy/), "
+        f"{len(ASSETS)} value rules; {clients} client thread(s) spread over the ports; "
+        f"{args.sustain:.0f} s of {args.batch_size:,}-snapshot batches into {name}"
+    )
+    warm, _ = post_for(ports, secret, feed, args.batch_size, clients, 5.0)
+    with CpuMeter(worker.pid, *(proc.pid for proc, _ in apps)) as cpu:
+        started = time.perf_counter()
+        finished, latencies = post_for(ports, secret, feed, args.batch_size, clients, args.sustain)
+        seconds = time.perf_counter() - started
+    servers.check_alive()
+    run = Sustained(seconds, finished, latencies, cpu)
+    with psycopg.connect(conninfo, connect_timeout=10) as conn:
+        stored = conn.execute("SELECT count(*) FROM position").fetchone()[0]
+    expected = sum(rows for _, rows in warm) + run.rows
+    if stored != expected:
+        raise BenchError(f"{expected:,} snapshots acknowledged, {stored:,} stored")
+    return report_sustain(run, args)
+
+
+def report_sustain(run: Sustained, args) -> bool:
+    rate = run.rows / run.seconds
+    minutes = run.per_minute()
+    ordered = sorted(run.latencies)
+    print()
+    print(
+        f"sustained: {run.rows:,} snapshots in {run.seconds:.1f} s = {rate:,.0f} snapshots/s; "
+        f"batch p50 {percentile_ms(ordered, 0.50):.1f} ms, "
+        f"p99 {percentile_ms(ordered, 0.99):.1f} ms"
+    )
+    if minutes:
+        print("per minute: " + " / ".join(f"{m:,.0f}" for m in minutes) + " snapshots/s")
+    cpu = run.cpu
+    if cpu.server_s is not None:
+        print(
+            f"CPU: apps and worker {cpu.server_s / run.seconds:.2f}, PostgreSQL "
+            f"{cpu.postgres_s / run.seconds:.2f}, other processes {cpu.other_cpus:.2f} "
+            f"(of {os.cpu_count()})"
+        )
+        if cpu.other_cpus > OTHER_LOAD_WARNING:
+            print("note: other work competed for the CPUs; snapshots/s are then unreliable")
+    lowest = min(minutes, default=rate)
+    passed = rate >= SUSTAIN_TARGET and lowest >= SUSTAIN_TARGET
+    print(
+        f"target: >= {SUSTAIN_TARGET:,} snapshots/s over the window and in every whole "
+        f"minute: {'PASS' if passed else 'FAIL'}"
+    )
+    return passed
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -696,7 +919,11 @@ def parse_args(argv=None):
     parser.add_argument("--batches", type=int, default=200, help="timed batches")
     parser.add_argument("--batch-size", type=int, default=1000, help="snapshots per batch")
     add_postgres_url(parser, "scratch databases")
-    parser.add_argument("--clients", type=int, default=2, help="concurrent client threads")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        help="concurrent client threads (default 2; with --sustain, 2 per gunicorn worker)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
     parser.add_argument("--warmup-batches", type=int, default=4, help="untimed batches first")
     parser.add_argument(
@@ -708,10 +935,24 @@ def parse_args(argv=None):
     parser.add_argument(
         "--timeout", type=float, default=900.0, help="seconds allowed for one app run"
     )
+    parser.add_argument(
+        "--sustain",
+        type=float,
+        metavar="SECONDS",
+        help="instead: two app processes and the alert worker on PostgreSQL, new batches "
+        f"for SECONDS (600 for the target: >= {SUSTAIN_TARGET:,} snapshots/s)",
+    )
     args = parser.parse_args(argv)
+    if args.sustain is not None:
+        if not args.postgres_url:
+            parser.error("--sustain needs --postgres-url or BENCH_POSTGRES_URL")
+        if args.sustain < 10:
+            parser.error("--sustain must be at least 10 seconds")
+    elif args.clients is None:
+        args.clients = 2
     if not 1 <= args.batch_size <= MAX_BATCH:
         parser.error(f"--batch-size must be 1 to {MAX_BATCH:,}")
-    if min(args.batches, args.clients, args.workers, args.raw_runs) < 1:
+    if min(args.batches, args.clients or 1, args.workers, args.raw_runs) < 1:
         parser.error("--batches, --clients, --workers and --raw-runs must be >= 1")
     if args.warmup_batches < 0:
         parser.error("--warmup-batches must be >= 0")
@@ -728,6 +969,9 @@ def main(argv=None) -> int:
     servers = Processes(workdir)
     scratch = ScratchDatabases(args.postgres_url) if args.postgres_url else None
     try:
+        if args.sustain is not None:
+            print(f"postgresql: server {scratch.check()} reachable")
+            return 0 if bench_sustain(args, servers, scratch) else 1
         started = time.perf_counter()
         work = build_workload(args)
         print(
