@@ -1,6 +1,7 @@
 """Real gunicorn (deploy/gunicorn.conf.py) behind real nginx (deploy/nginx.conf)."""
 
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -18,8 +19,10 @@ from tests.browser.conftest import chromium_path  # noqa: F401
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = PROJECT_ROOT / "deploy"
+MULTIHOST = DEPLOY / "multihost"
 FLASK = [sys.executable, "-m", "flask", "--app", "app"]
 METRICS_TOKEN = secrets.token_hex(16)
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def free_port() -> int:
@@ -58,12 +61,13 @@ def production_env(tmp: Path, database_url: str, app_port: int, workers: int = 2
     return env
 
 
-def start_gunicorn(env: dict) -> subprocess.Popen:
+def start_gunicorn(env: dict, **popen) -> subprocess.Popen:
     """gunicorn as deployed: deploy/gunicorn.conf.py, settings from env."""
     return subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(DEPLOY / "gunicorn.conf.py"), "wsgi:app"],
         cwd=PROJECT_ROOT,
         env=env,
+        **popen,
     )
 
 
@@ -93,6 +97,21 @@ def nginx_path() -> str:
     return path
 
 
+@pytest.fixture(scope="module")
+def redis_url():
+    """A reachable Redis, or skip (fail when REQUIRE_REDIS=1)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        message = f"shared rate-limit tests need Redis at {REDIS_URL} ({exc})"
+        if os.environ.get("REQUIRE_REDIS") == "1":
+            pytest.fail(f"REQUIRE_REDIS=1 but {message}")
+        pytest.skip(message)
+    return REDIS_URL
+
+
 def render_site(upstream_port: int, listen_port: int, server_name: str) -> str:
     """deploy/nginx.conf with this machine's ports, paths and name: nothing else changes."""
     site = (DEPLOY / "nginx.conf").read_text()
@@ -107,6 +126,20 @@ def render_site(upstream_port: int, listen_port: int, server_name: str) -> str:
         assert old in site, f"deploy/nginx.conf no longer contains {old!r}"
         site = site.replace(old, new)
     return site
+
+
+def render_multihost_site(upstream_ports: list[int], listen_port: int, server_name: str) -> str:
+    """render_site with deploy/multihost/nginx-upstream.conf's block, its hosts on loopback."""
+    upstream = (MULTIHOST / "nginx-upstream.conf").read_text()
+    hosts = re.findall(r"^\s*server (\S+) ", upstream, flags=re.MULTILINE)
+    assert len(hosts) == len(upstream_ports), f"nginx-upstream.conf lists {hosts}"
+    for host, port in zip(hosts, upstream_ports, strict=True):
+        upstream = upstream.replace(f"server {host} ", f"server 127.0.0.1:{port} ")
+    block = re.compile(r"^upstream tradingmonitor \{.*?^\}\n", re.MULTILINE | re.DOTALL)
+    [new_block] = block.findall(upstream)
+    site = render_site(upstream_ports[0], listen_port, server_name)
+    assert len(block.findall(site)) == 1, "deploy/nginx.conf has no one upstream block"
+    return block.sub(lambda _: new_block, site)
 
 
 def main_config(tmp: Path, site: Path) -> str:
@@ -131,6 +164,18 @@ http {{
     include {site};
 }}
 """
+
+
+def start_nginx(nginx_path: str, tmp: Path, site: str, env: dict) -> subprocess.Popen:
+    """nginx in the foreground with this site, its files in tmp; checked with -t first."""
+    (tmp / "site.conf").write_text(site)
+    nginx_conf = tmp / "nginx.conf"
+    nginx_conf.write_text(main_config(tmp, tmp / "site.conf"))
+    check = subprocess.run(
+        [nginx_path, "-t", "-c", str(nginx_conf), "-p", str(tmp)], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr
+    return subprocess.Popen([nginx_path, "-c", str(nginx_conf), "-p", str(tmp)], env=env)
 
 
 @dataclass
@@ -182,20 +227,11 @@ def deployment(nginx_path, tmp_path_factory):
         "TRADINGMONITOR_RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",
         "TRADINGMONITOR_RATELIMIT_KEY_PREFIX": "tm-deploy-" + secrets.token_hex(6),
     }
-    site = tmp / "site.conf"
-    site.write_text(render_site(app_port, web_port, "127.0.0.1"))
-    nginx_conf = tmp / "nginx.conf"
-    nginx_conf.write_text(main_config(tmp, site))
-
     deployment = Deployment(f"http://127.0.0.1:{web_port}", env, tmp, database)
     deployment.flask("db", "upgrade")
-    check = subprocess.run(
-        [nginx_path, "-t", "-c", str(nginx_conf), "-p", str(tmp)], capture_output=True, text=True
-    )
-    assert check.returncode == 0, check.stderr
 
     gunicorn = start_gunicorn(env)
-    nginx = subprocess.Popen([nginx_path, "-c", str(nginx_conf), "-p", str(tmp)], env=env)
+    nginx = start_nginx(nginx_path, tmp, render_site(app_port, web_port, "127.0.0.1"), env)
     # The alert worker, as its systemd unit runs it.
     worker = subprocess.Popen(
         [*FLASK, "alerts", "run", "--interval", "1"], cwd=PROJECT_ROOT, env=env

@@ -1,7 +1,6 @@
 """API rate limits under gunicorn's 4 workers: shared through Redis, or a loud warning."""
 
 import json
-import os
 import re
 import secrets
 import subprocess
@@ -9,8 +8,6 @@ import sys
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-
-import pytest
 
 from tests.deploy.conftest import (
     DEPLOY,
@@ -22,23 +19,7 @@ from tests.deploy.conftest import (
     wait_for_port,
 )
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 LIMIT = 20
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    """A reachable Redis, or skip (fail when REQUIRE_REDIS=1)."""
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        message = f"shared rate-limit tests need Redis at {REDIS_URL} ({exc})"
-        if os.environ.get("REQUIRE_REDIS") == "1":
-            pytest.fail(f"REQUIRE_REDIS=1 but {message}")
-        pytest.skip(message)
-    return REDIS_URL
 
 
 def flask(env: dict, *args: str, stdin: str | None = None) -> str:
