@@ -54,6 +54,7 @@ import http.client
 import itertools
 import json
 import os
+import resource
 import secrets
 import shutil
 import sys
@@ -81,8 +82,16 @@ from _common import (
     postgres_urls,
     remove_workdir,
 )
-from _processes import Processes, busy_cpus, free_port, gunicorn_args, wait_ready
-from pages import PASSWORD, USERNAME, check_page, log_in, measure
+from _processes import (
+    Processes,
+    busy_cpus,
+    free_port,
+    gunicorn_args,
+    machine_busy,
+    process_group_cpu,
+    wait_ready,
+)
+from pages import PASSWORD, USERNAME, check_page, log_in, run_python, run_wrk
 
 # The desk of bench/pages.py: 10 assets x 2 accounts.
 ACCOUNTS = ("main", "hedge")
@@ -677,6 +686,80 @@ class Endpoint:
     mark: str = ""
 
 
+def backend_cpu(database: str) -> float:
+    """CPU seconds so far of the PostgreSQL backends connected to `database` (Linux).
+
+    Only ours: other people's backends on the same server come and go, and counting
+    every postgres process would add their work, or subtract it when they exit.
+    """
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                title = f.read()
+            with open(f"/proc/{entry}/stat") as f:
+                comm, rest = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        # A backend's title: "postgres: 15/main: <user> <database> <client> <state>".
+        if comm.endswith("(postgres") and f" {database} ".encode() in title:
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU per request of the server and its database's backends, and what other
+    processes kept busy meanwhile."""
+
+    def __init__(self, server, database: str):
+        self.server = server
+        self.database = database
+
+    def _sample(self):
+        # The client: wrk is a reaped child, the downloads and batches are this process.
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (
+            process_group_cpu(self.server.pid),
+            backend_cpu(self.database),
+            own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime,
+            machine_busy(),
+            time.monotonic(),
+        )
+
+    def __enter__(self):
+        self.before = self._sample()
+        return self
+
+    def __exit__(self, *exc):
+        self.after = self._sample()
+
+    def apply(self, figure: "Figure", requests: int) -> "Figure":
+        if any(x is None for x in (*self.before, *self.after)):
+            return figure
+        deltas = (b - a for a, b in zip(self.before, self.after, strict=True))
+        server, db, own, busy, elapsed = deltas
+        figure.cpu_ms = (server + db) / max(requests, 1) * 1000
+        figure.other_cpus = max(0.0, busy - server - db - own) / max(elapsed, 1e-9)
+        return figure
+
+
+def load_endpoint(e, db: Database, server, port, cookie, args, workdir, servers) -> "Figure":
+    """As bench/pages.py loads a page: a warm-up, then one measured run."""
+    run = run_wrk if args.generator == "wrk" else run_python
+    if args.warmup > 0:
+        run(e.name, port, e.path, cookie, args.warmup, args, workdir, servers)
+    with CpuMeter(server, db.name) as cpu:
+        r = run(e.name, port, e.path, cookie, args.duration, args, workdir, servers)
+    if r.not_ok or r.errors:
+        raise BenchError(f"{e.name}: {r.not_ok} answers not 200, {r.errors} socket errors")
+    print(f"  {e.name:<22} {r.requests:>8,} requests in {r.seconds:.1f} s", flush=True)
+    return cpu.apply(Figure(r.p50_ms, r.p99_ms, r.rps), r.requests)
+
+
 def deep_cursor(db: Database) -> str:
     """The keyset cursor of the history page half way back in time."""
     from app.positions.queries import Cursor
@@ -735,7 +818,7 @@ def download(port: int, path: str, cookie: str) -> tuple[int, float]:
         conn.close()
 
 
-def export_series(db: Database, span: timedelta, port: int, cookie: str) -> Figure:
+def export_series(db: Database, span: timedelta, server, port: int, cookie: str) -> Figure:
     """Download one series' CSV over the `span` up to the newest minute, EXPORT_DOWNLOADS
     times in turn; p50/p99 per download, rows/s of the median one."""
     end = db.shape.end
@@ -746,17 +829,19 @@ def export_series(db: Database, span: timedelta, port: int, cookie: str) -> Figu
     )
     expected = int(span / timedelta(minutes=1)) + 1
     timings = []
-    for _ in range(EXPORT_DOWNLOADS):
-        rows, seconds = download(port, path, cookie)
-        if rows != expected:
-            raise BenchError(f"the export gave {rows:,} rows, not {expected:,}")
-        timings.append(seconds)
+    with CpuMeter(server, db.name) as cpu:
+        for _ in range(EXPORT_DOWNLOADS):
+            rows, seconds = download(port, path, cookie)
+            if rows != expected:
+                raise BenchError(f"the export gave {rows:,} rows, not {expected:,}")
+            timings.append(seconds)
     median = sorted(timings)[len(timings) // 2]
     print(
         f"  {'export':<22} {EXPORT_DOWNLOADS} downloads of {rows:,} rows, median {median:.2f} s",
         flush=True,
     )
-    return Figure(percentile_ms(timings, 0.5), percentile_ms(timings, 0.99), rows / median)
+    figure = Figure(percentile_ms(timings, 0.5), percentile_ms(timings, 0.99), rows / median)
+    return cpu.apply(figure, len(timings))
 
 
 def ingest_bodies(start: datetime, batches: int) -> list[bytes]:
@@ -803,21 +888,23 @@ def post_ingest(port: int, token: str, bodies: list[bytes]) -> list[float]:
     return timings
 
 
-def ingest(db: Database, port: int, args) -> Figure:
+def ingest(db: Database, server, port: int, args) -> Figure:
     with connect(db.conninfo) as conn:
         start = conn.execute("SELECT max(timestamp) FROM latest_position").fetchone()[0]
     bodies = ingest_bodies(start, args.ingest_warmup + args.ingest_batches)
     post_ingest(port, db.token, bodies[: args.ingest_warmup])
-    timings = post_ingest(port, db.token, bodies[args.ingest_warmup :])
+    with CpuMeter(server, db.name) as cpu:
+        timings = post_ingest(port, db.token, bodies[args.ingest_warmup :])
     print(
         f"  {'ingest':<22} {len(timings)} batches of {INGEST_BATCH:,} in {sum(timings):.1f} s",
         flush=True,
     )
-    return Figure(
+    figure = Figure(
         percentile_ms(timings, 0.5),
         percentile_ms(timings, 0.99),
         INGEST_BATCH * len(timings) / sum(timings),
     )
+    return cpu.apply(figure, len(timings))
 
 
 def measure_database(
@@ -844,19 +931,14 @@ def measure_database(
             flush=True,
         )
         for e in found:
-            r = measure(e.name, proc, port, e.path, cookie, args, workdir, servers)
-            if r.not_ok or r.errors:
-                raise BenchError(f"{e.name}: {r.not_ok} answers not 200, {r.errors} errors")
-            cpu = None
-            if r.server_cpu_ms is not None and r.db_cpu_ms is not None:
-                cpu = r.server_cpu_ms + r.db_cpu_ms
-            figures[e.name] = (e.kind, Figure(r.p50_ms, r.p99_ms, r.rps, cpu, r.other_cores))
+            figure = load_endpoint(e, db, proc, port, cookie, args, workdir, servers)
+            figures[e.name] = (e.kind, figure)
         # Still signed in, or we measured redirects to /login.
         for e in found:
             check_page(port, e.path, cookie, e.mark)
         export = f"export {export_span // timedelta(hours=1):,} h of one series"
-        figures[export] = ("export", export_series(db, export_span, port, cookie))
-        figures["ingest 1,000-row batch"] = ("ingest", ingest(db, port, args))
+        figures[export] = ("export", export_series(db, export_span, proc, port, cookie))
+        figures["ingest 1,000-row batch"] = ("ingest", ingest(db, proc, port, args))
     finally:
         servers.stop(proc)
     return figures
@@ -889,7 +971,8 @@ def report(small: Database, big: Database, measured: dict[str, dict]) -> bool:
     print(f"\n== results: {big.shape.rows:,} snapshots (big) against {small.shape.rows:,} (small)")
     header = (
         f"{'measure':<30} {'small p50':>9} {'p99':>7} {'big p50':>9} {'p99':>7} {'p99 x':>6}"
-        f" {'small rate':>14} {'big rate':>14} {'CPU ms s/b':>11} {'other CPU':>9}  result"
+        f" {'small rate':>14} {'big rate':>14} {'CPU ms s/b':>11} {'CPU x':>6} {'other CPU':>9}"
+        "  result"
     )
     print(header)
     print("-" * len(header))
@@ -901,7 +984,9 @@ def report(small: Database, big: Database, measured: dict[str, dict]) -> bool:
         checks = verdict(kind, s, b)
         passed = all(p for _, p in checks)
         ok = ok and passed
-        cpu = "n/a" if s.cpu_ms is None or b.cpu_ms is None else f"{s.cpu_ms:.1f}/{b.cpu_ms:.1f}"
+        cpu = cpu_growth = "n/a"
+        if s.cpu_ms and b.cpu_ms:
+            cpu, cpu_growth = f"{s.cpu_ms:.1f}/{b.cpu_ms:.1f}", f"{b.cpu_ms / s.cpu_ms:.2f}"
         others = [x for x in (s.other_cpus, b.other_cpus) if x is not None]
         other = f"{max(others):.2f}" if others else "n/a"
         if others and max(others) > OTHER_LOAD_WARNING:
@@ -910,14 +995,15 @@ def report(small: Database, big: Database, measured: dict[str, dict]) -> bool:
         print(
             f"{name:<30} {s.p50_ms:>9.1f} {s.p99_ms:>7.1f} {b.p50_ms:>9.1f} {b.p99_ms:>7.1f}"
             f" {growth:>6.2f} {f'{s.rate:,.0f} {unit}':>14} {f'{b.rate:,.0f} {unit}':>14}"
-            f" {cpu:>11} {other:>9}  {'PASS' if passed else 'FAIL'}"
+            f" {cpu:>11} {cpu_growth:>6} {other:>9}  {'PASS' if passed else 'FAIL'}"
         )
     print(
-        "\np50/p99 in ms; p99 x: big p99 / small p99; rate: req/s under load for pages (wrk), "
-        f"rows/s for the export (median of {EXPORT_DOWNLOADS} downloads) and ingest (one "
-        "client, batch after batch); CPU ms s/b: gunicorn + PostgreSQL CPU per request, "
-        "small/big; other CPU: cores kept busy by other processes meanwhile (the larger "
-        "of the two runs)"
+        "\np50/p99 in ms; p99 x: big p99 / small p99. rate: req/s under load for pages"
+        f" (wrk), rows/s for the export (median of {EXPORT_DOWNLOADS} downloads) and for"
+        " ingest (one client, batch after batch). CPU ms s/b: gunicorn + PostgreSQL CPU per"
+        " request (per download, per batch), small/big; CPU x: big / small, steadier than"
+        " latency on a shared machine. other CPU: cores that other"
+        " processes kept busy meanwhile (the larger of the two runs)."
     )
     if noisy:
         print(
