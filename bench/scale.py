@@ -827,7 +827,12 @@ def export_series(db: Database, span: timedelta, server, port: int, cookie: str)
         f"/positions.csv?asset={HISTORY_ASSET}&account={EXPORT_ACCOUNT}"
         f"&from={iso_z(end - span)}&to={iso_z(end + timedelta(minutes=1))}"
     )
-    expected = int(span / timedelta(minutes=1)) + 1
+    with connect(db.conninfo) as conn:
+        expected = conn.execute(
+            "SELECT count(*) FROM position WHERE asset = %s AND account = %s"
+            " AND timestamp >= %s AND timestamp < %s",
+            (HISTORY_ASSET, EXPORT_ACCOUNT, end - span, end + timedelta(minutes=1)),
+        ).fetchone()[0]
     timings = []
     with CpuMeter(server, db.name) as cpu:
         for _ in range(EXPORT_DOWNLOADS):
@@ -1057,11 +1062,16 @@ def reused_database(label: str, name: str, args) -> Database:
     db = Database(label, name, url, conninfo, shape, args.secret_key)
     # The ingest token's secret is shown once: a reused database gets a new one.
     from app import create_app
+    from app.auth.models import User
+    from app.auth.passwords import hash_password
     from app.extensions import db as sa
 
     app = create_app(bench_settings(url, args.secret_key))
     with app.app_context():
         db.token = add_ingest_user(f"bench-ingest-{secrets.token_hex(3)}", "bench ingest")
+        # The viewer's password is this run's: each run draws its own.
+        viewer = sa.session.execute(sa.select(User).filter_by(username=USERNAME)).scalar_one()
+        viewer.password_hash = hash_password(PASSWORD)
         sa.session.commit()
         sa.session.remove()
         sa.engine.dispose()
