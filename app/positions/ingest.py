@@ -145,7 +145,7 @@ def record(snapshots: Iterable[Snapshot]) -> IngestResult:
     elif _dialect() == "postgresql":
         skipped = store_batch(rows, utcnow())
         inserted = [s for index, s in enumerate(rows) if index not in skipped]
-        for index, same in skipped.items():
+        for index, same in sorted(skipped.items()):  # conflicts in the batch's order
             if same:
                 result.duplicates += 1
             else:

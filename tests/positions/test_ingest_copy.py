@@ -40,7 +40,7 @@ def rows(app):
 
 
 def outcome(result):
-    return (result.inserted, result.duplicates, sorted(result.conflicts))
+    return (result.inserted, result.duplicates, result.conflicts)
 
 
 def staged_rows() -> int:
@@ -68,22 +68,21 @@ def test_new_rows_duplicates_and_conflicts_are_told_apart(any_app):
             snap(minutes=3),  # new, repeated in the batch
             snap(minutes=4, amount="4"),  # new ...
             snap(minutes=4, amount="5"),  # ... and a different amount in the same batch
-            snap(minutes=1, price="100"),  # stored without a price: a conflict
-            snap(minutes=2, price=None),  # stored with a price: a conflict
-            snap(minutes=2, amount="2", price="7"),  # amount differs: a conflict
+            snap(minutes=1, price="100"),  # a price where the batch had none: a conflict
+            snap(minutes=2, price=None),  # no price where one is stored: a conflict
+            snap(minutes=2, amount="2", price="7"),  # differs from the row above: a conflict
         ],
     )
+    # In the batch's order: those within the batch first, then those against stored rows.
     assert outcome(result) == (
         2,
         3,
-        sorted(
-            [
-                ("main", "BTC", T0 + timedelta(minutes=4)),
-                ("main", "BTC", T0 + timedelta(minutes=1)),
-                ("main", "BTC", T0 + timedelta(minutes=2)),
-                ("main", "BTC", T0 + timedelta(minutes=2)),
-            ]
-        ),
+        [
+            ("main", "BTC", T0 + timedelta(minutes=4)),
+            ("main", "BTC", T0 + timedelta(minutes=1)),
+            ("main", "BTC", T0 + timedelta(minutes=2)),
+            ("main", "BTC", T0 + timedelta(minutes=2)),
+        ],
     )
     assert result.changed_series == {("main", "BTC")}
     assert rows(any_app) == [
@@ -294,7 +293,11 @@ def test_a_value_the_table_refuses_is_a_database_error_and_nothing_is_stored(any
         with pytest.raises(exc.DataError):
             record([snap(), Snapshot("a" * 65, "BTC", T0, Decimal("1"))])
         db.session.rollback()
-    assert rows(any_app) == []
+        assert rows(any_app) == []
+        # The rollback took the new temporary table with it; the next batch makes another.
+        assert record([snap()]).inserted == 1
+        db.session.commit()
+    assert len(rows(any_app)) == 1
 
 
 def test_a_connection_lost_during_copy_is_an_operational_error_and_leaves_the_pool(any_app):
