@@ -20,3 +20,18 @@ def test_pages_and_health_checks_are_never_rate_limited_while_the_api_is(app):
     assert pages == [200] * 9
     assert checks == [200] * 6
     assert calls == [200, 200, 429]
+
+
+def test_a_token_counts_against_one_limit_however_the_header_spells_it(app):
+    app.config["API_RATE_LIMIT"] = "2/minute"
+    secret = Tokens(app).create("read")
+    api = app.test_client()
+
+    # bearer_secret() accepts each of these as the same token.
+    spellings = [f"Bearer {secret}", f"bearer {secret}", f"BEARER  {secret}"]
+    calls = [
+        api.get("/api/v1/assets", headers={"Authorization": header}).status_code
+        for header in spellings
+    ]
+
+    assert calls == [200, 200, 429]

@@ -1,7 +1,5 @@
 """The JSON API: parse, call the positions room, serialise."""
 
-import hashlib
-
 from flask import Blueprint, current_app, g, jsonify, request
 
 from app.api.errors import ApiError
@@ -18,6 +16,7 @@ from app.api.schemas import (
 )
 from app.auth.access import requires_token
 from app.auth.models import Scope
+from app.auth.tokens import TokenError, bearer_secret, hash_secret
 from app.db_types import format_decimal, utcnow
 from app.extensions import db, limiter
 from app.ops.metrics import count_ingest
@@ -34,11 +33,13 @@ def _rate_limit() -> str:
 
 
 def _rate_limit_key() -> str:
-    """Count per token (by a hash of the header), or per address without one."""
-    header = request.headers.get("Authorization", "")
-    if header:
-        return "token:" + hashlib.sha256(header.encode()).hexdigest()[:32]
-    return f"address:{request.remote_addr}"
+    """Count per token (by a hash of its secret), or per address without one."""
+    # The secret as authentication reads it: the same token spelt another way in the
+    # header (`bearer`, two spaces) is the same count, not a fresh one.
+    try:
+        return "token:" + hash_secret(bearer_secret())[:32]
+    except TokenError:
+        return f"address:{request.remote_addr}"
 
 
 bp.register_error_handler(ApiError, lambda exc: exc.response())
