@@ -35,3 +35,33 @@ def test_a_token_counts_against_one_limit_however_the_header_spells_it(app):
     ]
 
     assert calls == [200, 200, 429]
+
+
+def test_made_up_tokens_count_against_the_address_not_a_fresh_limit_each(app):
+    app.config["API_RATE_LIMIT"] = "2/minute"
+    api = app.test_client()
+
+    calls = [
+        api.get("/api/v1/assets", headers={"Authorization": f"Bearer made-up-{n}"}).status_code
+        for n in range(3)
+    ]
+
+    assert calls == [401, 401, 429]
+
+
+def test_a_real_token_keeps_its_own_count_beside_made_up_ones_from_the_same_address(app):
+    app.config["API_RATE_LIMIT"] = "2/minute"
+    secret = Tokens(app).create("read")
+    api = app.test_client()
+
+    made_up = [
+        api.get("/api/v1/assets", headers={"Authorization": f"Bearer x{n}"}).status_code
+        for n in range(3)
+    ]
+    real = [
+        api.get("/api/v1/assets", headers={"Authorization": f"Bearer {secret}"}).status_code
+        for _ in range(3)
+    ]
+
+    assert made_up == [401, 401, 429]
+    assert real == [200, 200, 429]

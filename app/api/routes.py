@@ -15,7 +15,7 @@ from app.api.schemas import (
     iso_utc,
 )
 from app.auth.access import requires_token
-from app.auth.models import Scope
+from app.auth.models import ApiToken, Scope
 from app.auth.tokens import TokenError, bearer_secret, hash_secret
 from app.db_types import format_decimal, utcnow
 from app.extensions import db, limiter
@@ -33,13 +33,19 @@ def _rate_limit() -> str:
 
 
 def _rate_limit_key() -> str:
-    """Count per token (by a hash of its secret), or per address without one."""
+    """Count per stored token, or per address for a request without one."""
     # The secret as authentication reads it: the same token spelt another way in the
-    # header (`bearer`, two spaces) is the same count, not a fresh one.
+    # header (`bearer`, two spaces) is the same count, not a fresh one. A made-up
+    # secret counts against the address: a fresh one per request must not be a fresh
+    # limit per request.
     try:
-        return "token:" + hash_secret(bearer_secret())[:32]
+        digest = hash_secret(bearer_secret())
     except TokenError:
         return f"address:{request.remote_addr}"
+    known = db.session.execute(
+        db.select(ApiToken.id).where(ApiToken.token_hash == digest)
+    ).scalar_one_or_none()
+    return f"address:{request.remote_addr}" if known is None else f"token:{known}"
 
 
 bp.register_error_handler(ApiError, lambda exc: exc.response())
