@@ -7,6 +7,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect
 
 from app.extensions import db
+from app.positions.partitions import skip_partitions
 from tests.conftest import (
     build_app,
     create_scratch_database,
@@ -28,7 +29,8 @@ def empty_database_url(request, tmp_path):
 
 def differences(app) -> list:
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        opts = {"compare_type": True, "include_name": skip_partitions(conn)}
+        context = MigrationContext.configure(conn, opts=opts)
         return compare_metadata(context, db.metadata)
 
 

@@ -14,7 +14,13 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
 class Position(db.Model):
-    """What the trading system reported holding at one moment."""
+    """What the trading system reported holding at one moment.
+
+    On PostgreSQL the migrations (not create_all) partition this table by range of
+    `timestamp` (app.positions.partitions) and make its primary key (id, timestamp),
+    since a partitioned table's keys must hold the partition key. The model keeps `id`
+    alone: SQLite auto-increments only an INTEGER PRIMARY KEY on its own.
+    """
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     account: Mapped[str] = mapped_column(String(64))
