@@ -137,6 +137,12 @@ class Config:
     QUOTE_CURRENCY = "USD"
     QUOTE_PRECISION = 2
 
+    # PostgreSQL keeps the snapshot history in one partition per UTC "month" or ISO
+    # "week"; the worker and `flask positions partitions` create the current period's
+    # and this many after it. SQLite keeps one table.
+    POSITION_PARTITION_INTERVAL = "month"
+    POSITION_PARTITIONS_AHEAD = 3
+
     STALE_AFTER_SECONDS = 5 * 60
     # How far ahead of our clock a snapshot's time may be (the sender's clock may run
     # ahead); later ones are refused. TRADINGMONITOR_CLOCK_SKEW_SECONDS overrides it.

@@ -24,6 +24,7 @@ from app.alerts.wakeup import wait_readable
 from app.db_types import utcnow
 from app.extensions import db
 from app.ops.errors import is_database_unavailable
+from app.positions.partitions import keep_ahead as keep_partitions_ahead
 from app.positions.rollup import catch_up
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ def run_pass(worker: str, *, interval: float, started_at, passes: int) -> PassRe
     send_due_digests(utcnow())
     # Keeps the chart's hourly rollups current; bounded so a backlog spreads over passes.
     catch_up(max_rows=ROLLUP_ROWS_PER_PASS)
+    # PostgreSQL: the history's partitions for the periods ahead (looked at hourly).
+    keep_partitions_ahead(utcnow())
     beat(worker, interval=interval, started_at=started_at, passes=passes)
     db.session.commit()
     return PassResult(len(transitions), sent, failed)

@@ -76,6 +76,8 @@ def downsampled_rows(asset, accounts: list[str], plan: Downsampling) -> list:
         "buckets": plan.buckets,
         "start_us": plan.start_us,
         "span_us": plan.span_us,
+        "first_at": EPOCH + plan.start_us * MICROSECOND,
+        "last_at": EPOCH + (plan.start_us + plan.span_us) * MICROSECOND,
     }
     return read_points(statement, parameters)
 
@@ -129,9 +131,15 @@ def _downsampling_statement(dialect: str):
     )
     ids = union(*(select(column) for column in picks.c))
     q = Position
+    # The extent bounds the time too: PostgreSQL then looks the ids up in the
+    # partitions of the range only, not in every one.
     return (
         select(*point_columns(q.id, q.account, q.timestamp, q.amount, q.price))
-        .where(q.id.in_(select(ids.subquery())))
+        .where(
+            q.id.in_(select(ids.subquery())),
+            q.timestamp >= bindparam("first_at"),
+            q.timestamp <= bindparam("last_at"),
+        )
         .order_by(q.timestamp, q.account)
     )
 

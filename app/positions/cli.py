@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy.exc import OperationalError
 
 from app.admin.audit import CLI_ACTOR, Action, record_event, user_target
 from app.alerts.demo import add_demo_rules
@@ -14,7 +16,7 @@ from app.alerts.engine import evaluate_all, evaluate_series
 from app.auth.models import Role, User
 from app.auth.passwords import hash_password
 from app.extensions import db
-from app.positions import csv_io, queries
+from app.positions import csv_io, partitions, queries
 from app.positions.cli_support import (
     BATCH_SIZE,
     AwareDateTime,
@@ -187,6 +189,36 @@ def rollup_positions():
     """Fold every snapshot not yet in the hourly rollups (the alert worker keeps them current)."""
     folded = bring_rollups_current()
     click.echo(f"Folded {folded} snapshots into the hourly rollups.")
+
+
+@positions_cli.command("partitions")
+@click.option(
+    "--ahead",
+    type=click.IntRange(0, 120),
+    help="Periods to create after the current one [POSITION_PARTITIONS_AHEAD].",
+)
+def position_partitions(ahead):
+    """Create the history's partitions ahead (PostgreSQL) and list them with their sizes."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        click.echo("SQLite keeps the history in one table: there are no partitions.")
+        return
+    if not partitions.is_partitioned():
+        raise click.ClickException("position is not partitioned: run `flask db upgrade` first.")
+    config = current_app.config
+    try:
+        created = partitions.create_ahead(
+            datetime.now(UTC),
+            ahead=config["POSITION_PARTITIONS_AHEAD"] if ahead is None else ahead,
+            interval=config["POSITION_PARTITION_INTERVAL"],
+        )
+    except OperationalError as exc:
+        if not partitions.is_lock_timeout(exc):
+            raise
+        raise click.ClickException("position stayed locked (a long query?); try again.") from None
+    db.session.commit()
+    for partition in partitions.list_partitions():
+        click.echo(partition.describe())
+    click.echo(f"Created {', '.join(created)}." if created else "Created none: all there.")
 
 
 @positions_cli.command("prune")

@@ -7,6 +7,7 @@ from sqlalchemy import delete, func, or_, select
 
 from app.db_types import utcnow
 from app.extensions import db
+from app.positions import partitions
 from app.positions.models import LatestPosition, Position
 from app.positions.rollup import drop_hours_before, hour_floor, refold_hours
 
@@ -33,11 +34,22 @@ def prune_before(before: datetime, *, batch_size: int = PRUNE_BATCH_SIZE) -> int
     history was pruned, with the time of its last snapshot. The hourly rollups follow:
     hours that ended by `before` go, the hour it cuts through is folded again from
     the snapshots left in it.
+
+    On PostgreSQL the partitions wholly older than `before` are detached and dropped
+    instead: only the partition `before` cuts through (and `position_before`) lose
+    rows one by one.
     """
     deleted = 0
+    detached = partitions.detach_before(before)
+    db.session.commit()
+    for name in detached:
+        deleted += partitions.drop_detached(name)
+        db.session.commit()
     while True:
-        ids = select(Position.id).where(Position.timestamp < before).limit(batch_size)
-        result = db.session.execute(delete(Position).where(Position.id.in_(ids.scalar_subquery())))
+        older = Position.timestamp < before
+        ids = select(Position.id).where(older).limit(batch_size).scalar_subquery()
+        # `older` again on the DELETE: PostgreSQL then visits the old partitions only.
+        result = db.session.execute(delete(Position).where(older, Position.id.in_(ids)))
         db.session.commit()
         deleted += result.rowcount
         if result.rowcount < batch_size:

@@ -428,6 +428,7 @@ UNAUDITED_COMMANDS = {
     "tokens list",
     "positions export",
     "positions rollup",
+    "positions partitions",
     "auth oidc-check",
     "recon list",
     "recon status",
