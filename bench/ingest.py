@@ -1,9 +1,10 @@
-"""Ingest benchmark: POST /api/v1/positions against a plain executemany of the same rows.
+"""Ingest benchmark: POST /api/v1/positions against a plain executemany and a raw COPY.
 
     .venv/bin/python bench/ingest.py                                  # SQLite only
     .venv/bin/python bench/ingest.py --postgres-url \\
         postgresql+psycopg://postgres@127.0.0.1:5432/test             # SQLite and PostgreSQL
     .venv/bin/python bench/ingest.py --batches 20 --batch-size 500    # a quick one
+    .venv/bin/python bench/ingest.py --postgres-url ... --sustain 600 # 10 minutes, 2 apps
 
 For each backend (SQLite always; PostgreSQL when --postgres-url or BENCH_POSTGRES_URL
 is set), it:
@@ -22,10 +23,18 @@ is set), it:
 5. inserts the same rows into the reference database with the driver's executemany
    (sqlite3 / psycopg 3, which pipelines executemany), one transaction per batch, the
    values as the app stores them, with the app's SQLite settings (WAL,
-   synchronous=NORMAL); --raw-runs times, each into its own fresh database, and the
-   fastest run counts (it takes a second or two, so one hiccup would swing it);
+   synchronous=NORMAL); on PostgreSQL also with a plain COPY FROM STDIN into the
+   table; --raw-runs times each, each into its own fresh database, and the fastest
+   run counts (it takes a second or two, so one hiccup would swing it);
 6. checks every database now holds exactly the same rows, then prints rows/s, the
-   ratio app/raw, per-batch latency and PASS/FAIL against the target (ratio >= 25%).
+   ratios app/raw and app/COPY, per-batch latency and PASS/FAIL against the target
+   (SQLite: app >= 25% of executemany; PostgreSQL: app >= 50% of COPY).
+
+With --sustain SECONDS (PostgreSQL only) it runs instead two app servers on two
+ports, as on two hosts, and the alert worker as deploy/ ships it, with ten value
+rules; client threads spread over both servers post new batches for SECONDS; it
+prints snapshots/s over the window and per whole minute, PASS when both are at
+least 20,000/s, and checks every acknowledged snapshot was stored.
 
 A few warm-up batches (another account, same size) go to both databases untimed, so
 the first requests' imports and statement compilation are not measured.

@@ -63,7 +63,8 @@ SELECT b.ord, (SELECT p.amount = b.amount AND p.price IS NOT DISTINCT FROM b.pri
                FROM position AS p
                WHERE p.account = b.account AND p.asset = b.asset AND p.timestamp = b.timestamp)
 FROM pg_temp.ingest_batch AS b
-WHERE NOT EXISTS (
+WHERE (SELECT count(*) FROM inserted) < %(rows)s  -- else every row was new: no search
+AND NOT EXISTS (
     SELECT FROM inserted AS i
     WHERE i.account = b.account AND i.asset = b.asset AND i.timestamp = b.timestamp
 )
@@ -96,7 +97,7 @@ def store_batch(rows: list, now: datetime) -> dict[int, bool]:
     ):
         for index, s in enumerate(rows):
             copy.write_row((index, s.account, s.asset, s.timestamp, s.amount, s.price))
-    answer = connection.exec_driver_sql(STORE_BATCH, {"now": now})
+    answer = connection.exec_driver_sql(STORE_BATCH, {"now": now, "rows": len(rows)})
     skipped = {index: same for index, same in answer}
     unseen = [index for index, same in skipped.items() if same is None]
     if unseen:
