@@ -53,9 +53,13 @@ def sparklines(now: datetime) -> list[dict]:
         .scalar_subquery()
     )
     picks = select(last_in_bucket.label("id")).select_from(bucket).subquery()
+    # The window bounds the time too: PostgreSQL then looks the ids up in the last
+    # day's partitions only, not in every one.
+    start = window_start(now)
+    in_window = (Position.timestamp >= start, Position.timestamp < start + WINDOW)
     rows = db.session.execute(
         select(Position.account, Position.asset, Position.timestamp, Position.amount)
-        .where(Position.id.in_(select(picks.c.id)))
+        .where(Position.id.in_(select(picks.c.id)), *in_window)
         .order_by(Position.asset, Position.account, Position.timestamp)
     )
     by_series: dict[tuple[str, str], list] = {}

@@ -15,7 +15,7 @@ from sqlalchemy import event, func, select, text
 from app.alerts.worker import run_pass
 from app.db_types import utcnow
 from app.extensions import db
-from app.positions import csv_io, partitions, queries, retention, series
+from app.positions import csv_io, partitions, queries, retention, series, sparklines
 from app.positions.ingest import record
 from app.positions.models import Position
 from app.positions.rollup import catch_up
@@ -475,6 +475,17 @@ def test_chart_series_reads_only_the_months_of_its_range(
     for statement, parameters in reads:
         _planned, executed = partitions_read(history, statement, parameters)
         assert executed and executed <= months, statement
+
+
+def test_overview_sparklines_read_only_the_last_days_month(history):
+    def overview():
+        with history.app_context():
+            sparklines.sparklines(datetime(2026, 9, 20, 12, tzinfo=UTC))
+
+    [(statement, parameters)] = statements_during(history, overview)
+    _planned, executed = partitions_read(history, statement, parameters)
+
+    assert executed == {"position_p2026_09"}
 
 
 def test_export_of_a_range_reads_only_its_months(history):
