@@ -59,9 +59,9 @@ class Partition:
 
     def describe(self) -> str:
         """name, from, to, row estimate and size, tab-separated."""
-        rows = "?" if self.rows is None else f"{self.rows:,}"
+        rows = "? rows" if self.rows is None else f"~{self.rows:,} rows"
         lower, upper = _text(self.lower, "-infinity"), _text(self.upper, "infinity")
-        return "\t".join((self.name, lower, upper, f"~{rows} rows", self.size))
+        return "\t".join((self.name, lower, upper, rows, self.size))
 
 
 def _text(moment: datetime | None, unbounded: str) -> str:
