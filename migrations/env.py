@@ -92,9 +92,9 @@ def run_migrations_online():
 
     with connectable.connect() as connection:
         # The history's partitions (PostgreSQL) are tables the models do not name:
-        # autogenerate would otherwise drop them.
-        conf_args.setdefault("include_name", skip_partitions(connection))
-        context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
+        # autogenerate would otherwise drop them. Per connection: conf_args outlives it.
+        args = {"include_name": skip_partitions(connection), **conf_args}
+        context.configure(connection=connection, target_metadata=get_metadata(), **args)
 
         with context.begin_transaction():
             context.run_migrations()
