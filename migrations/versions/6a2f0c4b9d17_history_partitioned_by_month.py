@@ -12,7 +12,8 @@ primary key becomes (id, timestamp), as a partitioned table's keys must hold the
 partition key; ids and the id sequence are kept. SQLite keeps one table: nothing here.
 
 The upgrade copies every snapshot in one transaction, then builds the keys and
-indexes, holding `position` locked meanwhile: stop ingest (or expect its 503s) for
+indexes, holding `position` locked meanwhile: every read and write of the history
+waits (past gunicorn's timeout on a big table), so stop ingest and the workers for
 about 3 s per million snapshots. Measured on 2 shared cores, PostgreSQL 15 with its
 default settings: 1 million snapshots (0.3 GB) in 4.6 s, 5 million (1.4 GB) in
 14.3 s, each the wall time of `flask db upgrade` from the revision before, with
