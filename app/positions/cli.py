@@ -241,7 +241,13 @@ def prune_positions(before: datetime, dry_run: bool, yes: bool):
         return
     if not yes:
         click.confirm(f"Delete {total} snapshots?", abort=True)
-    deleted = prune_before(before)
+    try:
+        deleted = prune_before(before)
+    except OperationalError as exc:
+        if not partitions.is_lock_timeout(exc):
+            raise
+        db.session.rollback()
+        raise click.ClickException("position stayed locked (a long query?); try again.") from None
     record_event(
         Action.POSITIONS_PRUNE,
         target="positions:*",

@@ -272,10 +272,12 @@ def detach_before(before: datetime) -> list[str]:
     if not is_partitioned():
         return []
     with _changing_partitions():
+        # A prune stopped between its detach and its drop left these behind.
+        leftovers = _detached_leftovers()
         partitions = list_partitions(sizes=False)
         old = [p for p in partitions if p.lower is not None and p.upper and p.upper <= before]
         if not old:
-            return []
+            return leftovers
         for partition in old:
             _execute(f'ALTER TABLE "{PARENT}" DETACH PARTITION "{partition.name}"')
         end = max(p.upper for p in old)
@@ -285,7 +287,20 @@ def detach_before(before: datetime) -> list[str]:
             _execute(f'ALTER TABLE "{PARENT}" ATTACH PARTITION "{first.name}" {_range(None, end)}')
         else:
             _execute(f'CREATE TABLE "{BEFORE}" PARTITION OF "{PARENT}" {_range(None, end)}')
-    return [p.name for p in old]
+    return leftovers + [p.name for p in old]
+
+
+def _detached_leftovers() -> list[str]:
+    """Tables named as our periods that are no partition of the history any more."""
+    rows = db.session.execute(
+        text(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition"
+            " AND c.relname ~ :pattern ORDER BY c.relname"
+        ),
+        {"pattern": rf"^{PARENT}_p\d{{4}}_\d{{2}}(_\d{{2}})?$"},
+    )
+    return [name for (name,) in rows]
 
 
 def drop_detached(name: str) -> int:

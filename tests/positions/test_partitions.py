@@ -206,6 +206,22 @@ def test_worker_gives_up_on_a_locked_history_and_its_pass_goes_on(scratch_url, c
     assert any("the table stayed locked" in r.getMessage() for r in caplog.records)
 
 
+def test_prune_on_a_locked_history_says_so_and_deletes_nothing(history):
+    with history.app_context(), db.engine.connect() as reader:
+        before = db.session.scalar(select(func.count()).select_from(Position))
+        db.session.commit()
+        reader.execute(text("SELECT count(*) FROM position"))
+        result = history.test_cli_runner().invoke(
+            args=["positions", "prune", "--before", "2026-08-10T00:00:00Z", "--yes"]
+        )
+        reader.rollback()
+        after = db.session.scalar(select(func.count()).select_from(Position))
+    assert result.exit_code == 1
+    assert "position stayed locked" in result.output
+    assert "Traceback" not in result.output
+    assert after == before
+
+
 def test_weekly_periods_continue_after_the_months(scratch_url):
     app = migrated(scratch_url)
     with app.app_context():
@@ -361,6 +377,24 @@ def test_prune_drops_whole_partitions_and_deletes_only_the_cut_ones_rows(history
         # An old snapshot still finds a partition after the prune.
         assert record([snap(at=datetime(2026, 7, 2, tzinfo=UTC))]).inserted == 1
         db.session.commit()
+
+
+def test_a_prune_stopped_after_its_detach_has_its_leftover_dropped_by_the_next(history):
+    with history.app_context():
+        cut = datetime(2026, 7, 1, tzinfo=UTC)
+        june = datetime(2026, 6, 1, tzinfo=UTC)
+        june_rows = sum(count for _, _, count in retention.count_before(cut)) - sum(
+            count for _, _, count in retention.count_before(june)
+        )
+        # What a prune stopped between its commit and its drop leaves: June detached.
+        assert partitions.detach_before(cut) == ["position_p2026_06"]
+        db.session.commit()
+        later = datetime(2026, 7, 2, tzinfo=UTC)
+        pruned = retention.prune_before(later, batch_size=500)
+        tables = set(db.session.scalars(text("SELECT relname FROM pg_class")))
+    assert "position_p2026_06" not in tables
+    # June's rows, dropped with their table, and the first day of July, row by row.
+    assert pruned == june_rows + 24 * 4
 
 
 def _count_deleted(found):
