@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 
 import pytest
+from flask_migrate import upgrade
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
@@ -52,12 +53,16 @@ def drop_scratch_database(admin_url: str, url: str) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    """One scratch PostgreSQL database for the session, schema created once."""
+    """One scratch PostgreSQL database for the session, its schema from the migrations.
+
+    As in production: the snapshot history partitioned by month, which db.create_all()
+    would not give.
+    """
     admin_url = postgres_admin_url()
     url = create_scratch_database(admin_url)
     app = create_app({**_testing(url)})
     with app.app_context():
-        db.create_all()
+        upgrade()
         db.engine.dispose()
     yield url
     drop_scratch_database(admin_url, url)
