@@ -912,6 +912,35 @@ def ingest(db: Database, server, port: int, args) -> Figure:
     return cpu.apply(figure, len(timings))
 
 
+def restore_loaded(db: Database) -> None:
+    """Take the ingested batches out again, so that a kept database holds what was loaded.
+
+    Else they would be the newest rows of the next run's pages and short ranges. The
+    rollups of their hours are rebuilt by the app's own refold, after a catch-up.
+    """
+    from app import create_app
+    from app.extensions import db as sa
+    from app.positions.rollup import HOUR, catch_up, hour_floor, refold_hours
+
+    end = db.shape.end
+    with connect(db.conninfo) as conn:
+        conn.execute("DELETE FROM position WHERE timestamp > %s", (end,))
+        conn.execute(
+            "UPDATE latest_position AS l SET timestamp = p.timestamp, amount = p.amount,"
+            " price = p.price FROM position AS p WHERE p.account = l.account"
+            " AND p.asset = l.asset AND p.timestamp = %s",
+            (end,),
+        )
+        conn.commit()
+    app = create_app(bench_settings(db.url, db.secret_key))
+    with app.app_context():
+        catch_up()
+        refold_hours(hour_floor(end), hour_floor(end) + HOUR)
+        sa.session.commit()
+        sa.session.remove()
+        sa.engine.dispose()
+
+
 def measure_database(
     db: Database, export_span: timedelta, args, workdir: Path, servers: Processes
 ) -> dict:
@@ -946,6 +975,7 @@ def measure_database(
         figures["ingest 1,000-row batch"] = ("ingest", ingest(db, proc, port, args))
     finally:
         servers.stop(proc)
+    restore_loaded(db)
     return figures
 
 
@@ -1065,7 +1095,6 @@ def reused_database(label: str, name: str, args) -> Database:
     from app.auth.models import User
     from app.auth.passwords import hash_password
     from app.extensions import db as sa
-    from app.positions.rollup import catch_up
 
     app = create_app(bench_settings(url, args.secret_key))
     with app.app_context():
@@ -1074,11 +1103,9 @@ def reused_database(label: str, name: str, args) -> Database:
         viewer = sa.session.execute(sa.select(User).filter_by(username=USERNAME)).scalar_one()
         viewer.password_hash = hash_password(PASSWORD)
         sa.session.commit()
-        # The last run's ingested batches, folded as the worker would have: else the
-        # charts of long ranges fall back to reading the snapshots.
-        catch_up()
         sa.session.remove()
         sa.engine.dispose()
+    restore_loaded(db)
     db.sizes = table_sizes(conninfo)
     print(f"{label}: reusing {name}, {shape.rows:,} snapshots up to {shape.end:%Y-%m-%d %H:%M}")
     return db
