@@ -54,7 +54,9 @@ class Partition:
     name: str
     lower: datetime | None
     upper: datetime | None
-    rows: int | None = None  # the planner's estimate; None before the first ANALYZE
+    # An estimate without a scan: the larger of the statistics' live rows, counted at
+    # commits but reported a few seconds late, and the last ANALYZE's count.
+    rows: int | None = None
     size: str = ""  # table, indexes and TOAST, human readable
 
     def describe(self) -> str:
@@ -145,17 +147,18 @@ def list_partitions(*, sizes: bool = True) -> list[Partition]:
     size = "pg_size_pretty(pg_total_relation_size(c.oid))" if sizes else "''"
     rows = db.session.execute(
         text(
-            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), c.reltuples, "  # noqa: S608
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid),"  # noqa: S608
+            " GREATEST(s.n_live_tup, c.reltuples::bigint), "
             f"{size} FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid"
             " WHERE i.inhparent = to_regclass(:name)"
         ),
         {"name": PARENT},
     )
     found = []
-    for name, bound, tuples, pretty in rows:
+    for name, bound, live, pretty in rows:
         lower, upper = BOUND.search(bound).groups()
-        estimate = None if tuples < 0 else int(tuples)
-        found.append(Partition(name, _bound(lower), _bound(upper), estimate, pretty))
+        found.append(Partition(name, _bound(lower), _bound(upper), live, pretty))
     oldest = datetime.min.replace(tzinfo=UTC)
     return sorted(found, key=lambda p: (p.lower is not None, p.lower or oldest))
 
