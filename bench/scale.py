@@ -21,7 +21,8 @@ What it does:
 1. creates two scratch databases (bench_<random>_small / _big, dropped at the end
    unless --keep) with the real migrations (`flask db upgrade`); a partitioned
    snapshot table gets the partitions the migration makes for history this old (one
-   a month from the oldest snapshot's on), named and bounded by app.positions.partitions;
+   a month from the oldest snapshot's on), named and bounded by
+   app.positions.partitions;
 2. loads each with the snapshots as exact NUMERIC: the table's indexes and
    constraints are taken off, the rows inserted with `INSERT ... SELECT FROM
    generate_series` in chunks on --load-jobs connections, the indexes and
@@ -40,11 +41,14 @@ What it does:
    chart offers (1h, 24h, 7d, 30d, all); then downloads the CSV export of one series
    over the last 30 days (the same 43,201 rows from both; less if the small database
    holds less) 10 times in turn, and posts --ingest-batches batches of 1,000
-   snapshots to /api/v1/positions, one after the other (p50/p99, rows/s);
+   snapshots to /api/v1/positions, one after the other (p50/p99, rows/s), and takes
+   them out again (so a database kept with --keep is measured as loaded by --reuse);
 5. prints each figure for both databases and the ratio big/small, the sizes of the
    tables and indexes per million snapshots and the load rates (for extrapolating),
-   and PASS/FAIL: pages (overview, history, chart) p99 < 50 ms and big p99 <= 2x
-   small p99; export and ingest: big p99 <= 2x small p99 and big rows/s >= half.
+   the CPU per request of gunicorn and of the database's own backends (steadier than
+   latency on a shared machine), and PASS/FAIL: pages (overview, history, chart)
+   p99 < 50 ms and big p99 <= 2x small p99; export and ingest: big p99 <= 2x small
+   p99 and big rows/s >= half.
 
 The exit status is 0 when every target passes, 1 when one fails, 2 on error.
 """
