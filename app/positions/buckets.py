@@ -112,6 +112,10 @@ def _downsampling_statement(dialect: str):
                 p.account == held.c.account,
                 p.timestamp >= held.c.lo,
                 p.timestamp < held.c.hi,
+                # The bucket's bounds are computed, known only while executing; these
+                # plain ones let PostgreSQL plan the range's partitions alone, not all.
+                p.timestamp >= bindparam("first_at"),
+                p.timestamp <= bindparam("last_at"),
             )
             .order_by(*order)
             .limit(1)
