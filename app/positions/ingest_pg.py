@@ -38,12 +38,15 @@ COPY_BATCH = "COPY pg_temp.ingest_batch (ord, account, asset, timestamp, amount,
 # stored one is not visible yet). Rows inserted are not listed, so a batch of new
 # snapshots gets an empty answer. The stored row is read by a subquery per skipped row,
 # always an index lookup: as a join, the plan psycopg prepares after a few batches
-# scanned the whole table, each batch slower than the one before.
+# scanned the whole table, each batch slower than the one before. The rows go in by
+# key: two batches holding the same keys in different orders would otherwise each
+# wait for a key the other inserted, a deadlock that PostgreSQL ends by failing one.
 STORE_BATCH = """
 WITH inserted AS (
     INSERT INTO position (account, asset, timestamp, amount, price, received_at)
     SELECT account, asset, timestamp, amount, price, %(now)s
     FROM pg_temp.ingest_batch
+    ORDER BY account, asset, timestamp  -- every batch takes its keys in one order
     ON CONFLICT (account, asset, timestamp) DO NOTHING
     RETURNING account, asset, timestamp, amount, price
 ), moved AS (

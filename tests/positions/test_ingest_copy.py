@@ -259,6 +259,34 @@ def test_two_concurrent_batches_of_the_same_keys_store_one_row_each(any_app):
     assert len(rows(any_app)) == 600
 
 
+def test_two_concurrent_batches_listing_the_same_keys_in_opposite_orders_do_not_deadlock(
+    any_app,
+):
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+    keys = [(a, m) for a in ("BTC", "ETH") for m in range(500)]
+
+    def post(order):
+        with any_app.app_context():
+            batch = [snap(asset=a, minutes=m) for a, m in order]
+            barrier.wait(10)
+            try:
+                results.append(record(batch))
+                db.session.commit()
+            except Exception as error:  # a deadlock: PostgreSQL aborts one of them
+                errors.append(error)
+                db.session.rollback()
+
+    threads = [threading.Thread(target=post, args=(order,)) for order in (keys, keys[::-1])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert sorted(r.inserted for r in results) == [0, 1000]
+    assert len(rows(any_app)) == 1000
+
+
 def test_alerts_fire_in_the_ingest_request(any_app):
     with any_app.app_context():
         db.session.add(
