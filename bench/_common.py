@@ -23,6 +23,20 @@ SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # CPUs kept busy by other processes during a run above which a report warns.
 OTHER_LOAD_WARNING = 0.15
+# The benchmarks' assets: starting price, and the decimals each is quoted with (every
+# value is sent as an exact string).
+ASSET_PRICES = {
+    "BTC": (62_000, 2),
+    "ETH": (3_100, 2),
+    "SOL": (150, 3),
+    "ADA": (0.45, 5),
+    "AVAX": (35, 3),
+    "DOGE": (0.12, 6),
+    "DOT": (7, 4),
+    "LINK": (14, 4),
+    "LTC": (80, 3),
+    "XRP": (0.55, 5),
+}
 
 
 class BenchError(RuntimeError):

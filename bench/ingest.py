@@ -61,6 +61,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from _common import (
+    ASSET_PRICES,
     OTHER_LOAD_WARNING,
     ROOT,
     SQLITE_DATETIME,
@@ -88,19 +89,7 @@ from _processes import (
 ASSETS = ("BTC", "ETH", "SOL", "ADA", "AVAX", "DOGE", "DOT", "LINK", "LTC", "XRP")
 ACCOUNTS = ("main", "hedge")
 WARMUP_ACCOUNT = "warmup"
-# Price, the decimals it is quoted with: every value is sent as an exact string.
-PRICES = {
-    "BTC": (62_000, 2),
-    "ETH": (3_100, 2),
-    "SOL": (150, 3),
-    "ADA": (0.45, 5),
-    "AVAX": (35, 3),
-    "DOGE": (0.12, 6),
-    "DOT": (7, 4),
-    "LINK": (14, 4),
-    "LTC": (80, 3),
-    "XRP": (0.55, 5),
-}
+PRICES = ASSET_PRICES
 START = datetime(2026, 1, 1, tzinfo=UTC)
 INSERT_SQLITE = (
     "INSERT INTO position (account, asset, timestamp, amount, price, received_at) "

@@ -71,6 +71,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from _common import (
+    ASSET_PRICES,
     OTHER_LOAD_WARNING,
     BenchError,
     ScratchDatabases,
@@ -99,19 +100,7 @@ from pages import PASSWORD, USERNAME, check_page, log_in, run_python, run_wrk
 
 # The desk of bench/pages.py: 10 assets x 2 accounts.
 ACCOUNTS = ("main", "hedge")
-# Asset: (starting price, decimals it is quoted with).
-ASSETS = {
-    "BTC": (62_000, 2),
-    "ETH": (3_100, 2),
-    "SOL": (150, 3),
-    "ADA": (0.45, 5),
-    "AVAX": (35, 3),
-    "DOGE": (0.12, 6),
-    "DOT": (7, 4),
-    "LINK": (14, 4),
-    "LTC": (80, 3),
-    "XRP": (0.55, 5),
-}
+ASSETS = ASSET_PRICES
 SERIES = len(ACCOUNTS) * len(ASSETS)
 HISTORY_ASSET = "BTC"
 EXPORT_ACCOUNT = "main"
