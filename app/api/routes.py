@@ -1,6 +1,7 @@
 """The JSON API: parse, call the positions room, serialise."""
 
 from flask import Blueprint, current_app, g, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.errors import ApiError
 from app.api.openapi import openapi_document
@@ -19,6 +20,7 @@ from app.auth.models import ApiToken, Scope
 from app.auth.tokens import TokenError, bearer_secret, hash_secret
 from app.db_types import format_decimal, utcnow
 from app.extensions import db, limiter
+from app.ops.errors import is_database_unavailable
 from app.ops.metrics import count_ingest
 from app.positions import queries
 from app.positions.ingest import Snapshot, record
@@ -42,9 +44,18 @@ def _rate_limit_key() -> str:
         digest = hash_secret(bearer_secret())
     except TokenError:
         return f"address:{request.remote_addr}"
-    known = db.session.execute(
-        db.select(ApiToken.id).where(ApiToken.token_hash == digest)
-    ).scalar_one_or_none()
+    try:
+        known = db.session.execute(
+            db.select(ApiToken.id).where(ApiToken.token_hash == digest)
+        ).scalar_one_or_none()
+    except SQLAlchemyError as error:
+        if not is_database_unavailable(error):
+            raise
+        # Flask-Limiter would take a raising key for a dead counter store and count in
+        # memory from then on. Count this one by address; the token check that follows
+        # meets the same fault and answers 503.
+        db.session.rollback()
+        known = None
     return f"address:{request.remote_addr}" if known is None else f"token:{known}"
 
 
