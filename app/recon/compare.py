@@ -26,7 +26,9 @@ any difference is a break.
 Unknown: a side with no snapshot, or whose latest snapshot is older than its max age
 at evaluation time. A silent feed never reads as matched.
 
-Decimals stay Decimal from the stored text to the difference (app.db_types.EXACT).
+Decimals stay Decimal from the stored text to the difference (app.db_types.EXACT);
+magnitudes are taken with copy_abs(), since abs() rounds to the default context's
+28 digits and amounts arrive with up to 40.
 """
 
 from collections.abc import Iterable
@@ -100,7 +102,7 @@ def allowance(
     if abs_tolerance is not None:
         allowed = max(allowed, abs_tolerance)
     if rel_tolerance_percent is not None:
-        relative = EXACT.divide(EXACT.multiply(abs(left), rel_tolerance_percent), 100)
+        relative = EXACT.divide(EXACT.multiply(left.copy_abs(), rel_tolerance_percent), 100)
         allowed = max(allowed, relative)
     return allowed
 
@@ -114,7 +116,7 @@ def excess_of(terms: Terms, left: Decimal, right: Decimal) -> Decimal:
     """How far the difference goes beyond the allowance (zero or less: within)."""
     difference = difference_of(terms, left, right)
     allowed = allowance(left, terms.abs_tolerance, terms.rel_tolerance_percent)
-    return EXACT.subtract(abs(difference), allowed)
+    return EXACT.subtract(difference.copy_abs(), allowed)
 
 
 def latest_rows(series: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Row]:
@@ -204,7 +206,7 @@ def _at(terms: Terms, moment, left: Row, right: Row, left_amount, right_amount) 
         right_amount=right_amount,
         right_at=right.timestamp,
         difference=difference,
-        excess=EXACT.subtract(abs(difference), allowed),
+        excess=EXACT.subtract(difference.copy_abs(), allowed),
     )
 
 

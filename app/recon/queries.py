@@ -56,7 +56,7 @@ def difference_percent(difference: Decimal | None, left: Decimal | None) -> Deci
     """The difference in percent of the left amount; None without both, or from zero."""
     if difference is None or left is None or left == 0:
         return None
-    return EXACT.multiply(EXACT.divide(difference, abs(left)), 100).quantize(PERCENT_PLACES)
+    return EXACT.multiply(EXACT.divide(difference, left.copy_abs()), 100).quantize(PERCENT_PLACES)
 
 
 def _state_rank():

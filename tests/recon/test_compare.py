@@ -56,6 +56,16 @@ def test_without_tolerance_any_difference_is_a_break():
     assert excess_of(terms(), D("5"), D("5.00000000000000000001")) > 0
 
 
+def test_tolerances_hold_exactly_past_28_significant_digits():
+    # 1.0000000000000000000000000015 is inside 1.00000000000000000000000000151, though
+    # rounded to 28 digits it would be 1.000000000000000000000000002, outside.
+    wide = terms(abs_tolerance="1.00000000000000000000000000151")
+    assert excess_of(wide, D("0"), D("1.0000000000000000000000000015")) < 0
+    # 1 % of |-100.00000000000000000000000000049| is 1.0000000000000000000000000000049,
+    # short of the difference 1.00000000000000000000000000049; both equal once rounded.
+    assert excess_of(terms(rel="1"), D("-100.00000000000000000000000000049"), D("-99")) > 0
+
+
 def test_multiplier_scales_the_right_side_exactly():
     contracts = terms(multiplier="0.0001")
     assert difference_of(contracts, D("1.2345"), D("12345")) == 0
