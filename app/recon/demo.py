@@ -19,9 +19,10 @@ from app.extensions import db
 from app.positions.ingest import Snapshot, record
 from app.positions.models import Position
 from app.recon.define import AssetSpec, ReconSpec, save_reconciliation
-from app.recon.evaluate import Target, evaluate_reconciliation, record_state
+from app.recon.evaluate import evaluate_reconciliation, record_state
 from app.recon.preview import preview_reconciliation
 from app.recon.queries import reconciliation_by_name, terms_of
+from app.recon.targets import Target
 
 NAME = "main vs Binance"
 BOOK, VENUE, ASSET = "main", "main@binance", "BTC"

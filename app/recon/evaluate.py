@@ -13,189 +13,27 @@ Beside the alert, each asset keeps its reconciliation state (matched, pending, b
 unknown) and a history of its changes with both sides' values.
 """
 
-import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
-from sqlalchemy import Integer, String, and_, any_, bindparam, or_, select, type_coerce
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import aliased
+from sqlalchemy import or_, select
 
 from app.alerts.models import AlertRule, AlertState
 from app.alerts.state import Transition, apply, breaches
 from app.alerts.values import Series, active_alerts
-from app.db_types import driver_utc
 from app.extensions import db
-from app.positions.models import LatestPosition
-from app.recon.compare import Comparison, Terms, compare_all
+from app.recon.compare import Comparison, compare_all
 from app.recon.models import ReconAsset, Reconciliation, ReconState, ReconTransition
-
-
-@dataclass(slots=True)
-class Target:
-    """One reconciled asset to evaluate: its terms, its rule and its stored state."""
-
-    terms: Terms
-    rule_id: int
-    stored_state: str
-
-    @property
-    def series(self) -> Series:
-        return self.terms.left
-
-
-@dataclass(slots=True)
-class Side:
-    """A side's latest snapshot, as compare.compare_all reads it."""
-
-    account: str
-    asset: str
-    timestamp: datetime
-    amount: Decimal
-
-
-@dataclass(slots=True)
-class Settings:
-    """What a reconciliation gives each of its assets: read once, not once an asset."""
-
-    rule_id: int
-    left_account: str
-    right_account: str
-    abs_tolerance: Decimal | None
-    rel_tolerance_percent: Decimal | None
-    left_max_age_seconds: int
-    right_max_age_seconds: int
-
-
-def _settings(*where) -> dict[int, Settings]:
-    """The enabled reconciliations with a rule (and `where`), by id."""
-    query = select(
-        Reconciliation.id,
-        Reconciliation.rule_id,
-        Reconciliation.left_account,
-        Reconciliation.right_account,
-        Reconciliation.abs_tolerance,
-        Reconciliation.rel_tolerance_percent,
-        Reconciliation.left_max_age_seconds,
-        Reconciliation.right_max_age_seconds,
-    ).where(Reconciliation.enabled.is_(True), Reconciliation.rule_id.is_not(None), *where)
-    return {id_: Settings(*rest) for id_, *rest in db.session.execute(query)}
-
-
-@functools.cache
-def _targets_select():
-    """The assets joined with both sides' latest positions, built once per process
-    (building it cost more than running it for a batch of a few hundred assets).
-
-    Columns in the order _targets unpacks them: a plain tuple per row, read by
-    position, is a third of what reading twenty attributes by name cost per row."""
-    left = aliased(LatestPosition)
-    right = aliased(LatestPosition)
-    query = (
-        select(
-            ReconAsset.id,
-            ReconAsset.reconciliation_id,
-            ReconAsset.state,
-            ReconAsset.left_asset,
-            ReconAsset.right_asset,
-            ReconAsset.multiplier,
-            ReconAsset.abs_tolerance,
-            ReconAsset.rel_tolerance_percent,
-            # As the driver gives them, converted below: SQLAlchemy's SQLite DATETIME
-            # parsing was most of this query's time in bench/recon.py.
-            type_coerce(left.timestamp, String).label("left_at"),
-            left.amount.label("left_amount"),
-            type_coerce(right.timestamp, String).label("right_at"),
-            right.amount.label("right_amount"),
-        )
-        .join(Reconciliation, ReconAsset.reconciliation_id == Reconciliation.id)
-        .outerjoin(
-            left,
-            and_(left.account == Reconciliation.left_account, left.asset == ReconAsset.left_asset),
-        )
-        .outerjoin(
-            right,
-            and_(
-                right.account == Reconciliation.right_account,
-                right.asset == ReconAsset.right_asset,
-            ),
-        )
-        .where(Reconciliation.enabled.is_(True), Reconciliation.rule_id.is_not(None))
-    )
-    return query
-
-
-@functools.cache
-def _changed_select(dialect: str):
-    """_targets_select for some reconciliations' assets named on either side.
-
-    On PostgreSQL the names travel as one array parameter (`= ANY(:assets)`): as an
-    IN list a batch's thousand placeholders cost psycopg more to prepare than the
-    query costs PostgreSQL to run (bench/README.md, recon.py). SQLite has no arrays.
-    """
-    if dialect == "postgresql":
-        names = bindparam("assets", type_=postgresql.ARRAY(String))
-        reconciliations = bindparam("reconciliations", type_=postgresql.ARRAY(Integer))
-        return _targets_select().where(
-            ReconAsset.reconciliation_id == any_(reconciliations),
-            or_(ReconAsset.left_asset == any_(names), ReconAsset.right_asset == any_(names)),
-        )
-    names = bindparam("assets", expanding=True)
-    return _targets_select().where(
-        ReconAsset.reconciliation_id.in_(bindparam("reconciliations", expanding=True)),
-        or_(ReconAsset.left_asset.in_(names), ReconAsset.right_asset.in_(names)),
-    )
-
-
-def _targets(
-    query, params: dict | None = None, settings: dict[int, Settings] | None = None
-) -> tuple[list[Target], dict[Series, Side]]:
-    """The enabled reconciled assets the query selects, and both sides' latest rows."""
-    if settings is None:
-        settings = _settings()
-    targets, latest = [], {}
-    for (
-        asset_id,
-        reconciliation_id,
-        state,
-        left_asset,
-        right_asset,
-        multiplier,
-        abs_tolerance,
-        rel_tolerance_percent,
-        left_at,
-        left_amount,
-        right_at,
-        right_amount,
-    ) in db.session.execute(query, params or {}):
-        recon = settings.get(reconciliation_id)
-        if recon is None:  # enabled or given its rule since the settings were read
-            continue
-        terms = Terms(
-            asset_id=asset_id,
-            left_account=recon.left_account,
-            left_asset=left_asset,
-            right_account=recon.right_account,
-            right_asset=right_asset,
-            multiplier=multiplier,
-            abs_tolerance=recon.abs_tolerance if abs_tolerance is None else abs_tolerance,
-            rel_tolerance_percent=(
-                recon.rel_tolerance_percent
-                if rel_tolerance_percent is None
-                else rel_tolerance_percent
-            ),
-            left_max_age_seconds=recon.left_max_age_seconds,
-            right_max_age_seconds=recon.right_max_age_seconds,
-        )
-        targets.append(Target(terms, recon.rule_id, state))
-        if left_at is not None:
-            latest[terms.left] = Side(*terms.left, driver_utc(left_at), left_amount)
-        if right_at is not None:
-            latest[terms.right] = Side(*terms.right, driver_utc(right_at), right_amount)
-    return targets, latest
+from app.recon.targets import (
+    Side,
+    Target,
+    anything_to_evaluate,
+    changed_select,
+    read_targets,
+    settings,
+    targets_select,
+)
 
 
 def evaluate_changed(changed: set[Series], now: datetime) -> list[Transition]:
@@ -204,21 +42,27 @@ def evaluate_changed(changed: set[Series], now: datetime) -> list[Transition]:
     assets = sorted({asset for _, asset in changed})
     # The few reconciliations on these accounts first: a batch of accounts nobody
     # reconciles costs this one small query, and the assets are then found by index.
-    touched = _settings(
+    touched = settings(
         or_(Reconciliation.left_account.in_(accounts), Reconciliation.right_account.in_(accounts))
     )
     if not touched:
         return []
-    query = _changed_select(db.session.get_bind().dialect.name)
+    dialect = db.session.get_bind().dialect.name
     params = {"reconciliations": sorted(touched), "assets": assets}
-    targets, latest = _targets(query, params, touched)
+    # The common batch, where every asset it touched was matched and still is, writes
+    # nothing. On PostgreSQL the database tells it apart (exactly: NUMERIC), so such a
+    # batch does not carry every asset's terms and both sides into Python to learn it
+    # (bench/README.md, recon.py).
+    if dialect == "postgresql" and not anything_to_evaluate(changed, params, now):
+        return []
+    targets, latest = read_targets(changed_select(dialect), params, touched)
     targets = [t for t in targets if t.terms.left in changed or t.terms.right in changed]
     return _evaluate(targets, latest, now, refresh=True)
 
 
 def evaluate_reconciliation(reconciliation_id: int, now: datetime) -> list[Transition]:
     """Evaluate every asset of one reconciliation (after it was defined or changed)."""
-    targets, latest = _targets(_targets_select().where(Reconciliation.id == reconciliation_id))
+    targets, latest = read_targets(targets_select().where(Reconciliation.id == reconciliation_id))
     return _evaluate(targets, latest, now, refresh=True)
 
 
@@ -235,7 +79,8 @@ def plan(
     rules = {rule.id: rule for rule in rules}
     if not rules:
         return {}
-    targets, latest = _targets(_targets_select().where(Reconciliation.rule_id.in_(sorted(rules))))
+    query = targets_select().where(Reconciliation.rule_id.in_(sorted(rules)))
+    targets, latest = read_targets(query)
     comparisons = compare_all([t.terms for t in targets], now, latest)
     found: dict[int, set[Series]] = defaultdict(set)
     for target in targets:
@@ -250,7 +95,7 @@ def plan(
 
 def evaluate_pairs(rule: AlertRule, now: datetime, pairs: set[Series]) -> list[Transition]:
     """For the worker's pass, under its lock: evaluate these series of one recon rule."""
-    targets, latest = _targets(_targets_select().where(Reconciliation.rule_id == rule.id))
+    targets, latest = read_targets(targets_select().where(Reconciliation.rule_id == rule.id))
     targets = [t for t in targets if t.series in pairs]
     return _evaluate(targets, latest, now, refresh=False)
 

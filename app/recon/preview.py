@@ -24,9 +24,10 @@ from app.extensions import db
 from app.positions.models import Position
 from app.recon.compare import Comparison, Terms, compare_all
 from app.recon.define import ReconSpec
-from app.recon.evaluate import Side, recon_state
+from app.recon.evaluate import recon_state
 from app.recon.models import Reconciliation, ReconState
 from app.recon.queries import terms_of
+from app.recon.targets import Side
 
 # A side is stale strictly after its max age (compare._stale_side): replayed just past it.
 JUST_AFTER = timedelta(microseconds=1)

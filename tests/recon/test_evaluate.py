@@ -15,6 +15,13 @@ from tests.recon.helpers import at, book, define, ingest, state, venue
 pytestmark = pytest.mark.usefixtures("frozen_clock")
 
 
+@pytest.fixture
+def app(any_app):
+    """Every test here on SQLite and on PostgreSQL, where the database itself tells at
+    ingest whether a batch has anything to evaluate (app.recon.targets)."""
+    return any_app
+
+
 def alert_state(app, asset="XBT"):
     with app.app_context():
         return db.session.execute(
