@@ -1,6 +1,8 @@
-"""Hour-aligned buckets for long ranges: whole hours from the rollups, the rest raw."""
+"""Buckets aligned on UTC hours or days for long ranges: whole periods from the rollups,
+the edges from the next finer level, the rest raw."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 
 from sqlalchemy import BigInteger, and_, bindparam, literal_column, select, union_all
@@ -8,43 +10,52 @@ from sqlalchemy.orm import aliased
 
 from app.extensions import db
 from app.positions.buckets import MICROSECOND, Downsampling, bucket_accounts
-from app.positions.models import Position, PositionRollup
+from app.positions.models import Position
 from app.positions.points import Point, point_columns, read_points
-from app.positions.rollup import HOUR, ROLES, hour_floor
+from app.positions.rollup import DAILY, HOURLY, ROLES, Level
 
 HOUR_US = 3_600_000_000
+DAY_US = 24 * HOUR_US
 
 
 @dataclass
-class HourlyDownsampling:
+class AlignedDownsampling:
     buckets: int
-    start_us: int  # the hour the selection's first timestamp falls in
-    width_us: int  # a whole number of hours
+    start_us: int  # the period the selection's first timestamp falls in
+    width_us: int  # a whole number of the level's periods
+    level: Level = HOURLY
 
 
-def plan_hourly(plan: Downsampling) -> HourlyDownsampling | None:
-    """The plan's buckets widened to whole UTC hours, if they span an hour or more.
+def plan_aligned(plan: Downsampling, level: Level) -> AlignedDownsampling | None:
+    """The plan's buckets widened to whole UTC periods of `level`, if they span one or more.
 
-    No more buckets than the plan: the width grows until the hours from the first
+    No more buckets than the plan: the width grows until the periods from the first
     row's to the last row's fit.
     """
-    if plan.span_us < plan.buckets * HOUR_US:
+    unit = level.width // MICROSECOND
+    if plan.span_us < plan.buckets * unit:
         return None
-    start = plan.start_us - plan.start_us % HOUR_US
-    hours = (plan.start_us + plan.span_us) // HOUR_US - start // HOUR_US
-    width = max(-(-plan.span_us // (plan.buckets * HOUR_US)), hours // plan.buckets + 1)
-    return HourlyDownsampling(hours // width + 1, start, width * HOUR_US)
+    start = plan.start_us - plan.start_us % unit
+    periods = (plan.start_us + plan.span_us) // unit - start // unit
+    width = max(-(-plan.span_us // (plan.buckets * unit)), periods // plan.buckets + 1)
+    return AlignedDownsampling(periods // width + 1, start, width * unit, level)
+
+
+def plan_rollups(plan: Downsampling) -> AlignedDownsampling | None:
+    """Day buckets when each bucket spans a day or more, else hour buckets, else None."""
+    return plan_aligned(plan, DAILY) or plan_aligned(plan, HOURLY)
 
 
 @cache
-def _rollup_picks(dialect: str, from_lo: bool, to_hi: bool):
-    """The first, last, lowest and highest snapshot of each bucket's whole hours.
+def _rollup_picks(level_start: str, dialect: str, from_lo: bool, to_hi: bool):
+    """The first, last, lowest and highest snapshot of each bucket's whole periods.
 
     The rollup rows hold a copy of each pick, so no snapshot is read: per bucket, four
-    index ranges find the hours holding the picks, four key lookups read them (on
-    SQLite by rowid, which the covering index hands over with each hour). Built once
-    per dialect and shape, with every value a parameter (see `hourly_rows`).
+    index ranges find the periods holding the picks, four key lookups read them (on
+    SQLite by rowid, which the covering index hands over with each period). Built once
+    per level, dialect and shape, with every value a parameter (see `aligned_rows`).
     """
+    level = DAILY if level_start == DAILY.start else HOURLY
     start_us = bindparam("start_us", type_=BigInteger)
     width_us = bindparam("width_us", type_=BigInteger)
     held = bucket_accounts(
@@ -53,78 +64,90 @@ def _rollup_picks(dialect: str, from_lo: bool, to_hi: bool):
         bindparam("buckets", type_=BigInteger),
         lambda i: (start_us + i * width_us, start_us + (i + 1) * width_us),
     )
-    r = PositionRollup
-    where = [
-        r.asset == bindparam("asset"),
-        r.account == held.c.account,
-        r.hour_start >= held.c.lo,
-        r.hour_start < held.c.hi,
-    ]
+    r = level.model
+    period = level.start_column()
+    where = [r.asset == bindparam("asset"), r.account == held.c.account]
+    where += [period >= held.c.lo, period < held.c.hi]
     if from_lo:
-        where.append(r.hour_start >= bindparam("full_lo"))
+        where.append(period >= bindparam("full_lo"))
     if to_hi:
-        where.append(r.hour_start < bindparam("full_hi"))
+        where.append(period < bindparam("full_hi"))
     sqlite = dialect == "sqlite"
     low, high = (r.low_rank, r.high_rank) if sqlite else (r.low_amount, r.high_amount)
-    # The key each pick is read back by: a rowid (valid for this statement) or the hour.
-    key = literal_column(f"{r.__tablename__}.rowid") if sqlite else r.hour_start
+    # The key each pick is read back by: a rowid (valid for this statement) or the period.
+    key = literal_column(f"{r.__tablename__}.rowid") if sqlite else period
 
-    def hour_of(*order):
+    def period_of(*order):
         query = select(key).where(*where).order_by(*order).limit(1)
         return query.correlate(held).scalar_subquery()
 
     picks = (
         select(
             held.c.account,
-            hour_of(r.hour_start).label("first"),
-            hour_of(r.hour_start.desc()).label("last"),
-            hour_of(low, r.low_at).label("low"),
-            hour_of(high.desc(), r.high_at).label("high"),
+            period_of(period).label("first"),
+            period_of(period.desc()).label("last"),
+            period_of(low, r.low_at).label("low"),
+            period_of(high.desc(), r.high_at).label("high"),
         )
         .select_from(held)
         .cte("pick")
     )
     parts = []
     for role in ROLES:
-        hour = aliased(PositionRollup, name=f"{role}_pick")
-        columns = point_columns(
-            getattr(hour, f"{role}_id"),
-            hour.account,
-            getattr(hour, f"{role}_at"),
-            getattr(hour, f"{role}_amount"),
-            getattr(hour, f"{role}_price"),
-        )
+        row = aliased(r, name=f"{role}_pick")
         parts.append(
-            select(*columns).join_from(
+            select(*_role_columns(row, role)).join_from(
                 picks,
-                hour,
+                row,
                 literal_column(f"{role}_pick.rowid") == picks.c[role]
                 if sqlite
                 else and_(
-                    hour.asset == bindparam("asset"),
-                    hour.account == picks.c.account,
-                    hour.hour_start == picks.c[role],
+                    row.asset == bindparam("asset"),
+                    row.account == picks.c.account,
+                    level.start_column(row) == picks.c[role],
                 ),
             )
         )
     return union_all(*parts)
 
 
-def hourly_rows(
-    asset, accounts: list[str], plan: HourlyDownsampling, start, end, watermark: int
-) -> list[Point]:
-    """First, last, lowest and highest snapshot per (account, hour-aligned bucket).
+def _role_columns(row, role: str) -> tuple:
+    return point_columns(
+        getattr(row, f"{role}_id"),
+        row.account,
+        getattr(row, f"{role}_at"),
+        getattr(row, f"{role}_amount"),
+        getattr(row, f"{role}_price"),
+    )
 
-    The hours wholly inside [start, end) come from the rollups; the two partial edge
-    hours and the snapshots not folded yet (ids above `watermark`, the caller's
-    `rollup.folded_id()`) from the snapshots themselves. Candidates are compared
-    exactly here, so the answer is the one the snapshots alone would give. (One
-    caveat on SQLite, shared with `downsampled_rows`: across hours the extremes are
-    ranked by their REAL value, so amounts that differ only past double precision
-    count as a tie there.)
+
+def _every_pick(level: Level, asset, accounts, lo: datetime, hi: datetime) -> list[Point]:
+    """Every pick of the periods in [lo, hi): the less-than-a-period edge of a coarser one."""
+    r, period = level.model, level.start_column()
+    where = (r.asset == asset, r.account.in_(accounts), period >= lo, period < hi)
+    return read_points(
+        union_all(*(select(*_role_columns(r, role)).where(*where) for role in ROLES))
+    )
+
+
+def _ceil(moment: datetime, level: Level) -> datetime:
+    return level.floor(moment - MICROSECOND) + level.width
+
+
+def aligned_rows(
+    asset, accounts: list[str], plan: AlignedDownsampling, start, end, watermark: int
+) -> list[Point]:
+    """First, last, lowest and highest snapshot per (account, aligned bucket).
+
+    The periods of the plan's level wholly inside [start, end) come from its rollups;
+    with days, the whole hours of the two partial edge days from the hourly ones; the
+    partial edge hours and the snapshots not folded yet (ids above `watermark`, the
+    caller's `rollup.folded_id()`) from the snapshots themselves. Candidates are
+    compared exactly here, so the answer is the one the snapshots alone would give.
+    (One caveat on SQLite, shared with `downsampled_rows`: across periods the
+    extremes are ranked by their REAL value, so amounts that differ only past double
+    precision count as a tie there.)
     """
-    full_lo = None if start is None else hour_floor(start - MICROSECOND) + HOUR
-    full_hi = None if end is None else hour_floor(end)
     found: dict[int, Point] = {}
     p = Position
 
@@ -140,31 +163,52 @@ def hourly_rows(
 
     in_range = [] if start is None else [p.timestamp >= start]
     in_range += [] if end is None else [p.timestamp < end]
-    if full_lo is not None and full_hi is not None and full_lo >= full_hi:
-        collect(*in_range)
-    else:
-        dialect = db.session.get_bind().dialect.name
-        statement = _rollup_picks(dialect, full_lo is not None, full_hi is not None)
-        parameters = {
-            "asset": asset,
-            "accounts": accounts,
-            "buckets": plan.buckets,
-            "start_us": plan.start_us,
-            "width_us": plan.width_us,
-        }
-        if full_lo is not None:
-            parameters["full_lo"] = full_lo
-        if full_hi is not None:
-            parameters["full_hi"] = full_hi
-        for point in read_points(statement, parameters):
-            found[point.id] = point
-        if full_lo is not None and start < full_lo:
-            collect(p.timestamp >= start, p.timestamp < full_lo)
-        if full_hi is not None and full_hi < end:
-            collect(p.timestamp >= full_hi, p.timestamp < end)
-        collect(p.id > watermark, *in_range, by_id=True)
+    # Parts of the range not covered yet, each narrowed level by level.
+    parts = [(start, end)]
+    for level in (DAILY, HOURLY) if plan.level is DAILY else (HOURLY,):
+        left = []
+        for lo, hi in parts:
+            whole_lo = None if lo is None else _ceil(lo, level)
+            whole_hi = None if hi is None else level.floor(hi)
+            if whole_lo is not None and whole_hi is not None and whole_lo >= whole_hi:
+                left.append((lo, hi))
+                continue
+            if level is plan.level and (lo, hi) == (start, end):
+                points = _bucket_picks(asset, accounts, plan, whole_lo, whole_hi)
+            else:
+                points = _every_pick(level, asset, accounts, whole_lo, whole_hi)
+            found.update((point.id, point) for point in points)
+            if lo is not None and lo < whole_lo:
+                left.append((lo, whole_lo))
+            if hi is not None and whole_hi < hi:
+                left.append((whole_hi, hi))
+        parts = left
+    for lo, hi in parts:
+        collect(p.timestamp >= lo, p.timestamp < hi)
+    collect(p.id > watermark, *in_range, by_id=True)
+    return _pick_per_bucket(found.values(), plan)
+
+
+def _bucket_picks(asset, accounts, plan: AlignedDownsampling, full_lo, full_hi) -> list[Point]:
+    dialect = db.session.get_bind().dialect.name
+    statement = _rollup_picks(plan.level.start, dialect, full_lo is not None, full_hi is not None)
+    parameters = {
+        "asset": asset,
+        "accounts": accounts,
+        "buckets": plan.buckets,
+        "start_us": plan.start_us,
+        "width_us": plan.width_us,
+    }
+    if full_lo is not None:
+        parameters["full_lo"] = full_lo
+    if full_hi is not None:
+        parameters["full_hi"] = full_hi
+    return read_points(statement, parameters)
+
+
+def _pick_per_bucket(points, plan: AlignedDownsampling) -> list[Point]:
     picked: dict[tuple[str, int], list[Point]] = {}
-    ordered = sorted(found.values(), key=lambda point: (point.at_us, point.account))
+    ordered = sorted(points, key=lambda point: (point.at_us, point.account))
     for point in ordered:
         index = (point.at_us - plan.start_us) // plan.width_us
         # A snapshot newer than the planned extent would need one bucket too many.

@@ -31,9 +31,9 @@ def prune_before(before: datetime, *, batch_size: int = PRUNE_BATCH_SIZE) -> int
     """Delete snapshots older than `before`, committing batch by batch; return how many.
 
     The latest-position rows are kept: the overview still shows a position whose
-    history was pruned, with the time of its last snapshot. The hourly rollups follow:
-    hours that ended by `before` go, the hour it cuts through is folded again from
-    the snapshots left in it.
+    history was pruned, with the time of its last snapshot. The rollups follow: hours
+    and days that ended by `before` go, the hour it cuts through is folded again from
+    the snapshots left in it, the day it cuts through from the hours left in it.
 
     On PostgreSQL the partitions wholly older than `before` are detached and dropped
     instead: only the partition `before` cuts through (and `position_before`) lose
@@ -117,7 +117,8 @@ def _newest(account: str, asset: str, *also):
 
 def delete_series_range(found: SeriesSelection) -> int:
     """Delete the selected snapshots, then put the latest row and the rollups of the hours
-    they were in back in line with what is left; the caller commits. Returns how many."""
+    and days they were in back in line with what is left; the caller commits. Returns how
+    many."""
     account, asset, start, end = found.account, found.asset, found.start, found.end
     where = (*_in_selection(account, asset, start, end), Position.received_at <= found.selected_at)
     first, last = db.session.execute(

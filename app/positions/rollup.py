@@ -1,26 +1,30 @@
-"""Hourly rollups: each hour's first, last, lowest and highest snapshot, folded in the background.
+"""Rollups: each hour's and each day's first, last, lowest and highest snapshot, folded in
+the background.
 
 Snapshots are folded in id order up to a watermark. Ids grow with insertion, so the
 rows above the watermark are exactly the ones not folded yet, whatever their
 timestamps: late and backfilled snapshots are folded like any other. Ingest is left
-alone; `flask alerts run` folds a bounded chunk each pass.
+alone; `flask alerts run` folds a bounded chunk each pass, into the hours and the
+days in the same transaction, so one watermark holds for both levels.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
-from app.positions.models import Position, PositionRollup, RollupWatermark
+from app.positions.models import Position, PositionDailyRollup, PositionRollup
 from app.positions.queries import SNAPSHOT_COLUMNS
+from app.positions.watermark import folded_id, is_sqlite, lock_watermark, safe_bound
 
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 # Snapshots per transaction: SQLite has one writer, so ingest waits for one chunk at most.
 CHUNK_ROWS = 5_000
-WATERMARK_ID = 1
 # Past this backlog (no worker running?) charts read the snapshots directly: fetching
 # that many unfolded rows would cost more than the raw downsampling query.
 FAR_BEHIND_ROWS = 20_000
@@ -31,6 +35,28 @@ def hour_floor(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+def day_floor(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class Level:
+    """One width of rollup: its table, the column holding a period's start, its width."""
+
+    model: type
+    start: str
+    floor: Callable[[datetime], datetime]
+    width: timedelta
+
+    def start_column(self, model=None):
+        return getattr(model or self.model, self.start)
+
+
+HOURLY = Level(PositionRollup, "hour_start", hour_floor, HOUR)
+DAILY = Level(PositionDailyRollup, "day_start", day_floor, DAY)
+LEVELS = (HOURLY, DAILY)
+
+
 @dataclass
 class Pick:
     id: int
@@ -39,8 +65,8 @@ class Pick:
     price: Decimal | None
 
 
-class Hour:
-    """The rollup of one (account, asset, hour) while it is being folded."""
+class Period:
+    """The rollup of one (account, asset, hour or day) while it is being folded."""
 
     __slots__ = ("first", "high", "last", "low", "rows")
 
@@ -49,19 +75,19 @@ class Hour:
         self.first = self.last = self.low = self.high = pick
 
     @classmethod
-    def from_row(cls, row) -> "Hour":
-        hour = cls(Pick(row.first_id, row.first_at, row.first_amount, row.first_price), row.rows)
-        hour.last = Pick(row.last_id, row.last_at, row.last_amount, row.last_price)
-        hour.low = Pick(row.low_id, row.low_at, row.low_amount, row.low_price)
-        hour.high = Pick(row.high_id, row.high_at, row.high_amount, row.high_price)
-        return hour
+    def from_row(cls, row) -> "Period":
+        period = cls(Pick(row.first_id, row.first_at, row.first_amount, row.first_price), row.rows)
+        period.last = Pick(row.last_id, row.last_at, row.last_amount, row.last_price)
+        period.low = Pick(row.low_id, row.low_at, row.low_amount, row.low_price)
+        period.high = Pick(row.high_id, row.high_at, row.high_amount, row.high_price)
+        return period
 
     def add(self, pick: Pick) -> None:
         """Fold one more snapshot; ties on the amount go to the earliest, as in buckets.py."""
         self.rows += 1
         self.take(pick, pick, pick, pick)
 
-    def merge(self, other: "Hour") -> None:
+    def merge(self, other: "Period") -> None:
         self.rows += other.rows
         self.take(other.first, other.last, other.low, other.high)
 
@@ -75,9 +101,9 @@ class Hour:
         if (-high.amount, high.at) < (-self.high.amount, self.high.at):
             self.high = high
 
-    def values(self, key) -> dict:
-        account, asset, hour_start = key
-        row = {"asset": asset, "account": account, "hour_start": hour_start, "rows": self.rows}
+    def values(self, key, start: str) -> dict:
+        account, asset, period_start = key
+        row = {"asset": asset, "account": account, start: period_start, "rows": self.rows}
         for role in ROLES:
             pick = getattr(self, role)
             row.update(
@@ -92,101 +118,35 @@ class Hour:
         return row
 
 
-def _is_sqlite() -> bool:
-    return db.session.get_bind().dialect.name == "sqlite"
-
-
-def folded_id() -> int:
-    """The watermark: every snapshot with an id up to it is in the rollups."""
-    mark = db.session.get(RollupWatermark, WATERMARK_ID)
-    return 0 if mark is None else mark.folded_id
-
-
-def _lock_watermark() -> RollupWatermark:
-    """Start the write transaction by taking the watermark row.
-
-    A write first: SQLite then holds its write lock for the whole fold (a read that
-    later upgrades could fail on a stale snapshot), and two folders take turns.
-    """
-    table = RollupWatermark.__table__
-    values = {"id": WATERMARK_ID, "folded_id": 0}
-    insert = (sqlite if _is_sqlite() else postgresql).insert(table).values(values)
-    db.session.execute(insert.on_conflict_do_nothing(index_elements=["id"]))
-    db.session.execute(
-        update(RollupWatermark)
-        .where(RollupWatermark.id == WATERMARK_ID)
-        .values(folded_id=RollupWatermark.folded_id)
-    )
-    mark = db.session.get(RollupWatermark, WATERMARK_ID, populate_existing=True)
-    assert mark is not None
-    return mark
-
-
-# Transactions (virtual ids) holding a write lock on the snapshot table, ours aside.
-WRITERS = text(
-    "SELECT coalesce(string_agg(DISTINCT virtualtransaction, ','), '') FROM pg_locks"
-    " WHERE relation = 'position'::regclass AND mode = 'RowExclusiveLock'"
-    " AND pid <> pg_backend_pid()"
-)
-STILL_RUNNING = text(
-    "SELECT count(*) FROM pg_locks WHERE virtualtransaction = ANY(string_to_array(:ids, ','))"
-)
-
-
-def _safe_bound(mark: RollupWatermark) -> int:
-    """The highest id whose snapshot, and every one below it, is committed or never will be.
-
-    SQLite commits one writer at a time, so ids commit in order. PostgreSQL may commit
-    id 101 before id 100. A transaction takes its write lock on the table before it
-    draws an id, so any id below the newest one seen now belongs to a transaction
-    holding that lock now: the newest id is folded once those transactions have ended.
-    """
-    if _is_sqlite():
-        return db.session.execute(select(func.max(Position.id))).scalar() or 0
-    bound = mark.folded_id
-    if mark.pending_id is not None:
-        writers = mark.pending_writers or ""
-        if not writers or not db.session.execute(STILL_RUNNING, {"ids": writers}).scalar():
-            bound = max(bound, mark.pending_id)
-            mark.pending_writers = ""
-    # A new candidate once the last one is folded through. The newest id first, then
-    # the writers: whoever drew an id below it still holds the lock when they are read.
-    if mark.pending_id is None or mark.folded_id >= mark.pending_id:
-        newest = db.session.execute(select(func.max(Position.id))).scalar() or 0
-        if newest > mark.folded_id:
-            mark.pending_id = newest
-            mark.pending_writers = db.session.execute(WRITERS).scalar()
-            if not mark.pending_writers:
-                bound = newest  # nobody is writing: nothing below it can still appear
-    return bound
-
-
-def _upsert(hours: dict) -> None:
-    if not hours:
+def _upsert(level: Level, periods: dict) -> None:
+    if not periods:
         return
-    table = PositionRollup.__table__
-    insert = (sqlite if _is_sqlite() else postgresql).insert(table)
+    table = level.model.__table__
+    insert = (sqlite if is_sqlite() else postgresql).insert(table)
     keys = [c.name for c in table.primary_key.columns]
     insert = insert.on_conflict_do_update(
         index_elements=keys,
         set_={c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys},
     )
-    db.session.execute(insert, [hour.values(key) for key, hour in hours.items()])
+    db.session.execute(
+        insert, [period.values(key, level.start) for key, period in periods.items()]
+    )
 
 
-def _stored_hours(keys) -> dict:
-    """The rollup rows already stored for these (account, asset, hour) keys, in one query."""
+def _stored(level: Level, keys) -> dict:
+    """The rollup rows already stored for these (account, asset, start) keys, in one query."""
     if not keys:
         return {}
     spans: dict[tuple[str, str], list[datetime]] = {}
-    for account, asset, hour_start in keys:
-        span = spans.setdefault((account, asset), [hour_start, hour_start])
-        span[0], span[1] = min(span[0], hour_start), max(span[1], hour_start)
-    r = PositionRollup.__table__.c
-    query = select(PositionRollup.__table__).where(
+    for account, asset, start in keys:
+        span = spans.setdefault((account, asset), [start, start])
+        span[0], span[1] = min(span[0], start), max(span[1], start)
+    table = level.model.__table__
+    r = table.c
+    query = select(table).where(
         or_(
             *(
-                and_(r.asset == asset, r.account == account, r.hour_start.between(lo, hi))
+                and_(r.asset == asset, r.account == account, r[level.start].between(lo, hi))
                 for (account, asset), (lo, hi) in spans.items()
             )
         )
@@ -194,40 +154,42 @@ def _stored_hours(keys) -> dict:
     wanted = set(keys)
     stored = {}
     for row in db.session.execute(query):
-        key = (row.account, row.asset, row.hour_start)
+        key = (row.account, row.asset, getattr(row, level.start))
         if key in wanted:
-            stored[key] = Hour.from_row(row)
+            stored[key] = Period.from_row(row)
     return stored
 
 
-def fold(rows) -> dict:
-    """Rollups of snapshot rows (id, account, asset, timestamp, amount, price) by hour."""
-    hours: dict[tuple, Hour] = {}
+def fold(rows, floor: Callable[[datetime], datetime] = hour_floor) -> dict:
+    """Rollups of snapshot rows (id, account, asset, timestamp, amount, price) by hour
+    (or by the period `floor` gives)."""
+    periods: dict[tuple, Period] = {}
     for id_, account, asset, at, amount, price in rows:
-        key = (account, asset, hour_floor(at))
+        key = (account, asset, floor(at))
         pick = Pick(id_, at, amount, price)
-        hour = hours.get(key)
-        if hour is None:
-            hours[key] = Hour(pick)
+        period = periods.get(key)
+        if period is None:
+            periods[key] = Period(pick)
         else:
-            hour.add(pick)
-    return hours
+            period.add(pick)
+    return periods
 
 
 def _fold_chunk(chunk_rows: int) -> int:
     """Fold the next chunk above the watermark in one transaction; return its size."""
-    mark = _lock_watermark()
-    bound = _safe_bound(mark)
+    mark = lock_watermark()
+    bound = safe_bound(mark)
     rows = db.session.execute(
         select(*SNAPSHOT_COLUMNS)
         .where(Position.id > mark.folded_id, Position.id <= bound)
         .order_by(Position.id)
         .limit(chunk_rows)
     ).all()
-    hours = fold(rows)
-    for key, stored in _stored_hours(hours).items():
-        hours[key].merge(stored)
-    _upsert(hours)
+    for level in LEVELS:
+        periods = fold(rows, level.floor)
+        for key, stored in _stored(level, periods).items():
+            periods[key].merge(stored)
+        _upsert(level, periods)
     # Below the bound, ids missing from a short chunk never committed.
     reached = rows[-1].id if len(rows) == chunk_rows else bound
     mark.folded_id = max(mark.folded_id, reached)
@@ -249,7 +211,7 @@ def catch_up(max_rows: int | None = None, *, chunk_rows: int = CHUNK_ROWS) -> in
         if done < size:
             # PostgreSQL sees new ids one transaction before it may fold them: stop
             # after a chunk that folded nothing following one that was short.
-            if _is_sqlite() or (done == 0 and retried):
+            if is_sqlite() or (done == 0 and retried):
                 return folded
             retried = done == 0
     return folded
@@ -272,8 +234,9 @@ def far_behind(watermark: int) -> bool:
 
 def refold_hours(first: datetime, last: datetime, *, series: tuple[str, str] | None = None):
     """Rebuild the rollups of the hours `first` to `last` from the snapshots left in them,
-    of one (account, asset) `series` or of all; the caller commits."""
-    mark = _lock_watermark()
+    and of the days holding them from their hours, of one (account, asset) `series` or of
+    all; the caller commits."""
+    mark = lock_watermark()
     r, p = PositionRollup, Position
     in_hours = [r.hour_start >= first, r.hour_start <= last]
     if series is not None:
@@ -282,6 +245,7 @@ def refold_hours(first: datetime, last: datetime, *, series: tuple[str, str] | N
     assets = list(db.session.scalars(select(r.asset).where(*in_hours).distinct()))
     db.session.execute(delete(PositionRollup).where(*in_hours))
     if not assets:
+        _refold_days(day_floor(first), day_floor(last), series)
         return
     # The end of the last hour, written so that it never overflows.
     end = last.replace(minute=59, second=59, microsecond=999_999)
@@ -290,10 +254,35 @@ def refold_hours(first: datetime, last: datetime, *, series: tuple[str, str] | N
     )
     if series is not None:
         rows = rows.where(p.account == series[0])
-    _upsert(fold(db.session.execute(rows).all()))
+    _upsert(HOURLY, fold(db.session.execute(rows).all()))
+    _refold_days(day_floor(first), day_floor(last), series)
+
+
+def _refold_days(first: datetime, last: datetime, series: tuple[str, str] | None = None):
+    """Rebuild the days `first` to `last` from their hours: a day is the fold of its hours."""
+    d, r = PositionDailyRollup, PositionRollup
+    in_days = [d.day_start >= first, d.day_start <= last]
+    in_hours = [r.hour_start >= first, r.hour_start < last + DAY]
+    if series is not None:
+        in_days += [d.account == series[0], d.asset == series[1]]
+        in_hours += [r.account == series[0], r.asset == series[1]]
+    db.session.execute(delete(PositionDailyRollup).where(*in_days))
+    days: dict[tuple, Period] = {}
+    for row in db.session.execute(select(r.__table__).where(*in_hours)):
+        key = (row.account, row.asset, day_floor(row.hour_start))
+        if key in days:
+            days[key].merge(Period.from_row(row))
+        else:
+            days[key] = Period.from_row(row)
+    _upsert(DAILY, days)
 
 
 def drop_hours_before(moment: datetime) -> None:
-    """Delete the rollups of hours that ended at or before `moment`."""
+    """Delete the rollups of hours and days that ended at or before `moment`; the day it
+    cuts through is folded again from its hours left."""
     db.session.execute(delete(PositionRollup).where(PositionRollup.hour_start <= moment - HOUR))
+    d = PositionDailyRollup
+    db.session.execute(delete(d).where(d.day_start <= moment - DAY))
+    if day_floor(moment) != moment:
+        _refold_days(day_floor(moment), day_floor(moment))
     db.session.commit()

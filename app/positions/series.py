@@ -14,7 +14,7 @@ from app.positions.buckets import (
     epoch_seconds,
     plan_downsampling,
 )
-from app.positions.hourly import hourly_rows, plan_hourly
+from app.positions.hourly import aligned_rows, plan_rollups
 from app.positions.models import LatestPosition, Position
 from app.positions.overlay import firing_spans, limit_lines
 from app.positions.points import Point, point_columns, read_points
@@ -127,17 +127,18 @@ def asset_series(asset, *, account=None, start=None, end=None, max_points=MAX_PO
         accounts = _accounts_with_rows(asset, account, start, end)
         first, last = _time_extent(asset, account, start, end)
         plan = plan_downsampling(len(accounts), first, last, max_points)
-        # Buckets of an hour or more: whole UTC hours, mostly read from the rollups.
-        hourly = plan_hourly(plan)
+        # Buckets of an hour or more: whole UTC hours (or days, from a day on), mostly
+        # read from the rollups.
+        aligned = plan_rollups(plan)
         watermark = folded_id()
-        if hourly is not None and far_behind(watermark):
-            hourly = None
-        if hourly is None:
+        if aligned is not None and far_behind(watermark):
+            aligned = None
+        if aligned is None:
             bucket_seconds = plan.span_us / plan.buckets / 1e6
             rows = downsampled_rows(asset, accounts, plan)
         else:
-            bucket_seconds = hourly.width_us / 1e6
-            rows = hourly_rows(asset, accounts, hourly, start, end, watermark)
+            bucket_seconds = aligned.width_us / 1e6
+            rows = aligned_rows(asset, accounts, aligned, start, end, watermark)
     by_account: dict[str, list] = {}
     for point in rows:
         by_account.setdefault(point.account, []).append(point.chart_point())

@@ -16,6 +16,7 @@ from app.positions import buckets, retention, rollup, series
 from app.positions.models import (
     LatestPosition,
     Position,
+    PositionDailyRollup,
     PositionRollup,
     RollupWatermark,
     notional,
@@ -25,12 +26,13 @@ from tests.positions.helpers import T0, snap, store
 HOUR = timedelta(hours=1)
 
 
-def rollups(app) -> dict:
-    """(account, asset, hour) -> (rows, first, last, low, high), each (timestamp, amount)."""
+def rollups(app, level=rollup.HOURLY) -> dict:
+    """(account, asset, hour) -> (rows, first, last, low, high), each (timestamp, amount);
+    of the days with `level` DAILY."""
     with app.app_context():
         found = {}
-        for r in db.session.scalars(select(PositionRollup)):
-            found[r.account, r.asset, r.hour_start] = (
+        for r in db.session.scalars(select(level.model)):
+            found[r.account, r.asset, getattr(r, level.start)] = (
                 r.rows,
                 *(
                     (getattr(r, f"{role}_at"), format_decimal(getattr(r, f"{role}_amount")))
@@ -40,7 +42,7 @@ def rollups(app) -> dict:
         return found
 
 
-def expected_rollups(app) -> dict:
+def expected_rollups(app, floor=rollup.hour_floor) -> dict:
     """The same, computed the plain way from every stored snapshot."""
     with app.app_context():
         rows = db.session.execute(
@@ -48,7 +50,7 @@ def expected_rollups(app) -> dict:
         ).all()
     groups = defaultdict(list)
     for account, asset, at, amount in rows:
-        groups[account, asset, rollup.hour_floor(at)].append((at, amount))
+        groups[account, asset, floor(at)].append((at, amount))
     expected = {}
     for key, members in groups.items():
         picks = (
@@ -169,8 +171,7 @@ def series_points(app, **options):
     return got, points
 
 
-def hour_aligned_m4(app, width_seconds, start=None, end=None):
-    """(account, epoch micros, amount, notional) of the M4 of raw snapshots in hour buckets."""
+def raw_rows(app, start=None, end=None) -> list:
     with app.app_context():
         query = select(
             Position.account, Position.timestamp, Position.amount, Position.price
@@ -179,8 +180,25 @@ def hour_aligned_m4(app, width_seconds, start=None, end=None):
             query = query.where(Position.timestamp >= start)
         if end is not None:
             query = query.where(Position.timestamp < end)
-        rows = db.session.execute(query).all()
-    origin = buckets.to_micros(rollup.hour_floor(min(row.timestamp for row in rows)))
+        return db.session.execute(query).all()
+
+
+def bucket_floor(app, max_points, start=None, end=None):
+    """Day buckets when each of the cap's buckets spans a day or more, else hour buckets."""
+    rows = raw_rows(app, start, end)
+    accounts = len({row.account for row in rows})
+    bucket_count = max(1, max_points // (4 * accounts))
+    moments = [row.timestamp for row in rows]
+    if max(moments) - min(moments) >= bucket_count * timedelta(days=1):
+        return rollup.day_floor
+    return rollup.hour_floor
+
+
+def hour_aligned_m4(app, width_seconds, start=None, end=None, floor=rollup.hour_floor):
+    """(account, epoch micros, amount, notional) of the M4 of raw snapshots in buckets
+    starting on the hour (or on the period `floor` gives) of the first one."""
+    rows = raw_rows(app, start, end)
+    origin = buckets.to_micros(floor(min(row.timestamp for row in rows)))
     groups = defaultdict(list)
     for account, at, amount, price in rows:
         micros = buckets.to_micros(at)
@@ -201,7 +219,13 @@ def hour_aligned_m4(app, width_seconds, start=None, end=None):
 
 def clear(app):
     with app.app_context():
-        for model in (Position, LatestPosition, PositionRollup, RollupWatermark):
+        for model in (
+            Position,
+            LatestPosition,
+            PositionRollup,
+            PositionDailyRollup,
+            RollupWatermark,
+        ):
             db.session.execute(db.delete(model))
         db.session.commit()
 
@@ -255,7 +279,9 @@ def test_series_from_rollups_and_raw_rows_equals_m4_over_raw_rows(
     assert got["point_count"] == len(points) <= max_points
     if got["downsampled"] and got["bucket_seconds"] >= 3600:
         assert got["bucket_seconds"] % 3600 == 0
-        assert points == hour_aligned_m4(any_app, int(got["bucket_seconds"]), start, end)
+        floor = bucket_floor(any_app, max_points, start, end)
+        width = int(got["bucket_seconds"])
+        assert points == hour_aligned_m4(any_app, width, start, end, floor)
 
 
 def test_long_range_is_downsampled_in_whole_hours_within_the_cap(any_app):
