@@ -85,15 +85,14 @@ def settings(*where) -> dict[int, Settings]:
     return {id_: Settings(*rest) for id_, *rest in db.session.execute(query)}
 
 
-@functools.cache
 def _sides():
     """The two sides' latest rows: latest_position twice, under names of their own."""
     return aliased(LatestPosition, name="left_side"), aliased(LatestPosition, name="right_side")
 
 
-def _assets_with_sides(*columns):
-    """select(columns) over the enabled reconciliations' assets joined with both sides."""
-    left, right = _sides()
+def _assets_with_sides(left, right, *columns):
+    """select(columns) over the enabled reconciliations' assets joined with both sides'
+    latest rows, `left` and `right` (from _sides)."""
     return (
         select(*columns)
         .join(Reconciliation, ReconAsset.reconciliation_id == Reconciliation.id)
@@ -121,6 +120,8 @@ def targets_select():
     position, is a third of what reading twenty attributes by name cost per row."""
     left, right = _sides()
     return _assets_with_sides(
+        left,
+        right,
         ReconAsset.id,
         ReconAsset.reconciliation_id,
         ReconAsset.state,
@@ -192,6 +193,8 @@ def _unsettled_select():
         <= func.greatest(0, abs_tolerance * hundred, func.abs(left.amount) * percent),
     )
     return _assets_with_sides(
+        left,
+        right,
         Reconciliation.left_account,
         ReconAsset.left_asset,
         Reconciliation.right_account,
@@ -207,7 +210,7 @@ def anything_to_evaluate(changed: set[Series], params: dict, now: datetime) -> b
     """On PostgreSQL: whether any asset of `changed` (among those `params` select for
     changed_select) is not plainly matched. False: evaluating them would write nothing.
     """
-    found = db.session.execute(_unsettled_select(), {**params, "now": now})
+    found = db.session.execute(_unsettled_select(), {**params, "now": now}).all()
     return any(
         (left_account, left_asset) in changed or (right_account, right_asset) in changed
         for left_account, left_asset, right_account, right_asset in found
