@@ -28,12 +28,14 @@ What it does:
    generate_series` in chunks on --load-jobs connections, the indexes and
    constraints put back exactly as the migrations made them, then VACUUM ANALYZE;
    the hourly rollups are built by one `INSERT ... SELECT ... GROUP BY` per range of
-   whole hours, the watermark set past them; the newest snapshot of every series then
+   whole hours, the daily ones from them by one per range of whole days, the
+   watermark set past them; the newest snapshot of every series then
    goes through `ingest.record` (so the latest-position rows are the app's own) and
    the app's `rollup.catch_up` folds it in;
 3. on the small database, checks the SQL-built rollups against the app's own fold:
-   the rollups are emptied, `catch_up` folds every snapshot again, and the two tables
-   must be equal as text (every digit and scale); prints how fast each was;
+   the hourly and daily rollups are emptied, `catch_up` folds every snapshot again, and
+   the tables must be equal as before, as text (every digit and scale); prints how fast
+   each was;
 4. serves the app on each database (`wsgi:app`, production config, gunicorn
    --workers sync workers), logs in through the real form and loads, with wrk as
    bench/pages.py does: the overview `/`, the history page of BTC (first page, and a
@@ -204,6 +206,40 @@ FROM (
         WHERE id >= %(lo)s AND id < %(hi)s
           AND timestamp >= %(t_lo)s AND timestamp < %(t_hi)s
     ) AS p
+    GROUP BY 1, 2, 3
+) AS g
+"""
+
+
+# Each day's picks among its hours' picks, the same way (the hours' are exact copies).
+INSERT_DAYS = """
+INSERT INTO position_daily_rollup (
+    asset, account, day_start, rows,
+    first_id, first_at, first_amount, first_price,
+    last_id, last_at, last_amount, last_price,
+    low_id, low_at, low_amount, low_price, low_rank,
+    high_id, high_at, high_amount, high_price, high_rank)
+SELECT asset, account, day_start, n,
+       f[2]::bigint, timestamptz 'epoch' + f[1]::bigint * interval '1 microsecond', f[3], f[4],
+       l[2]::bigint, timestamptz 'epoch' + l[1]::bigint * interval '1 microsecond', l[3], l[4],
+       lo[3]::bigint, timestamptz 'epoch' + lo[2]::bigint * interval '1 microsecond', lo[1],
+       lo[4], lo[1]::float8,
+       hi[3]::bigint, timestamptz 'epoch' - hi[2]::bigint * interval '1 microsecond', hi[1],
+       hi[4], hi[1]::float8
+FROM (
+    SELECT asset, account, date_trunc('day', hour_start) AS day_start, sum(rows) AS n,
+           min(ARRAY[first_us, first_id, first_amount, first_price]) AS f,
+           max(ARRAY[last_us, last_id, last_amount, last_price]) AS l,
+           min(ARRAY[low_amount, low_us, low_id, low_price]) AS lo,
+           max(ARRAY[high_amount, -high_us, high_id, high_price]) AS hi
+    FROM (
+        SELECT r.*, (extract(epoch FROM first_at) * 1000000)::numeric AS first_us,
+               (extract(epoch FROM last_at) * 1000000)::numeric AS last_us,
+               (extract(epoch FROM low_at) * 1000000)::numeric AS low_us,
+               (extract(epoch FROM high_at) * 1000000)::numeric AS high_us
+        FROM position_rollup AS r
+        WHERE hour_start >= %(t_lo)s AND hour_start < %(t_hi)s
+    ) AS r
     GROUP BY 1, 2, 3
 ) AS g
 """
@@ -414,6 +450,13 @@ def hour_chunks(shape: Shape) -> list[tuple[int, int]]:
     return list(itertools.pairwise(edges))
 
 
+def day_chunks(shape: Shape) -> list[tuple[datetime, datetime]]:
+    """Time ranges [lo, hi) of whole UTC days, about a year each, covering every bulk row."""
+    first = shape.first.replace(hour=0, minute=0, second=0, microsecond=0)
+    edges = [first + timedelta(days=d) for d in range(0, (shape.end - first).days + 2, 365)]
+    return list(itertools.pairwise([*edges, shape.end + timedelta(days=1)]))
+
+
 def build_rollups(conninfo: str, shape: Shape, jobs: int, load: Load) -> None:
     """The rollups of every bulk row by SQL, and the watermark just past them."""
 
@@ -429,8 +472,14 @@ def build_rollups(conninfo: str, shape: Shape, jobs: int, load: Load) -> None:
             },
         )
 
+    def insert_days(conn, span):
+        conn.execute(INSERT_DAYS, {"t_lo": span[0], "t_hi": span[1]})
+
     began = time.perf_counter()
     in_parallel(conninfo, jobs, hour_chunks(shape), insert, "rollup chunks")
+    with connect(conninfo, autocommit=True) as conn:
+        conn.execute("ANALYZE position_rollup")
+    in_parallel(conninfo, jobs, day_chunks(shape), insert_days, "daily rollup chunks")
     with connect(conninfo, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO rollup_watermark (id, folded_id) VALUES (1, %s)"
@@ -439,6 +488,7 @@ def build_rollups(conninfo: str, shape: Shape, jobs: int, load: Load) -> None:
             (shape.bulk_rows,),
         )
         conn.execute("VACUUM ANALYZE position_rollup")
+        conn.execute("VACUUM ANALYZE position_daily_rollup")
     load.step(
         f"rollups by SQL ({shape.bulk_rows / max(time.perf_counter() - began, 1e-9):,.0f} "
         "snapshots/s)",
@@ -576,7 +626,9 @@ def verify_rollups(db: Database, app) -> None:
 
     with connect(db.conninfo, autocommit=True) as conn:
         conn.execute("CREATE TABLE bench_rollup_sql AS SELECT * FROM position_rollup")
+        conn.execute("CREATE TABLE bench_daily_sql AS SELECT * FROM position_daily_rollup")
         conn.execute("DELETE FROM position_rollup")
+        conn.execute("DELETE FROM position_daily_rollup")
         conn.execute(
             "UPDATE rollup_watermark SET folded_id = 0, pending_id = NULL, pending_writers = NULL"
         )
@@ -588,9 +640,14 @@ def verify_rollups(db: Database, app) -> None:
     seconds = time.perf_counter() - began
     with connect(db.conninfo, autocommit=True) as conn:
         differences = conn.execute(ROLLUP_DIFFERENCE).fetchall()
+        daily = ROLLUP_DIFFERENCE.replace("bench_rollup_sql", "bench_daily_sql")
+        differences += conn.execute(daily.replace("position_rollup", "position_daily_rollup"))
         hours = conn.execute("SELECT count(*) FROM position_rollup").fetchone()[0]
+        days = conn.execute("SELECT count(*) FROM position_daily_rollup").fetchone()[0]
         conn.execute("DROP TABLE bench_rollup_sql")
+        conn.execute("DROP TABLE bench_daily_sql")
         conn.execute("VACUUM ANALYZE position_rollup")
+        conn.execute("VACUUM ANALYZE position_daily_rollup")
     if folded != db.shape.rows or differences:
         shown = "\n".join(f"    {side}: {row}" for side, row in differences[:6])
         raise BenchError(
@@ -599,7 +656,8 @@ def verify_rollups(db: Database, app) -> None:
         )
     print(
         f"  rollups checked: the app's own fold (rollup.catch_up) of all {folded:,} snapshots "
-        f"gives the same {hours:,} hours, every column equal as text; it took {seconds:.1f} s "
+        f"gives the same {hours:,} hours and {days:,} days, every column equal as text; it "
+        f"took {seconds:.1f} s "
         f"({folded / seconds:,.0f} snapshots/s) against the SQL build's "
         f"{db.load.seconds('rollups'):.1f} s",
         flush=True,
@@ -624,9 +682,10 @@ def table_sizes(conninfo: str) -> dict:
             " WHERE i.indrelid = 'position'::regclass ORDER BY c.relname"
         ).fetchall():
             sizes[f"  {name}"] = leaves(name)
-        sizes["position_rollup (table + indexes)"] = conn.execute(
-            "SELECT pg_total_relation_size('position_rollup')"
-        ).fetchone()[0]
+        for table in ("position_rollup", "position_daily_rollup"):
+            sizes[f"{table} (table + indexes)"] = conn.execute(
+                "SELECT pg_total_relation_size(%s::regclass)", (table,)
+            ).fetchone()[0]
         sizes["database"] = conn.execute("SELECT pg_database_size(current_database())").fetchone()[
             0
         ]
