@@ -73,9 +73,8 @@ def post_positions():
     """Store a batch of snapshots, all or nothing."""
     batch = validate(PositionBatch, json_body())
     token = g.api_token
-    forbidden = sorted(
-        {row.account for row in batch.positions if not token.may_write(row.account)}
-    )
+    accounts = {row.account for row in batch.positions}
+    forbidden = sorted(account for account in accounts if not token.may_write(account))
     if forbidden:
         raise ApiError(
             403, "forbidden", f"This token may not write account(s): {', '.join(forbidden)}."

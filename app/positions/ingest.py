@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 
 from flask import current_app
 from sqlalchemy import tuple_
@@ -162,12 +163,17 @@ def record(snapshots: Iterable[Snapshot]) -> IngestResult:
 
 def _store_sqlite(rows: list[Snapshot], result: IngestResult) -> list[Snapshot]:
     """Insert the new snapshots chunk by chunk, classify the rest; return those inserted."""
-    inserted: list[Snapshot] = []
-    for start in range(0, len(rows), CHUNK_SIZE):
-        chunk = rows[start : start + CHUNK_SIZE]
-        inserted_keys = _insert_new(chunk)
-        inserted.extend(s for s in chunk if s.key in inserted_keys)
-        _classify_existing([s for s in chunk if s.key not in inserted_keys], result)
+    # By key, as on PostgreSQL: ids follow the insert, so the snapshots of one moment
+    # list by account and asset in pages and exports on both backends.
+    by_key = sorted(rows, key=attrgetter("account", "asset", "timestamp"))
+    inserted_keys: set[Key] = set()
+    for start in range(0, len(by_key), CHUNK_SIZE):
+        inserted_keys |= _insert_new(by_key[start : start + CHUNK_SIZE])
+    # Conflicts are reported in the batch's order.
+    skipped = [s for s in rows if s.key not in inserted_keys]
+    for start in range(0, len(skipped), CHUNK_SIZE):
+        _classify_existing(skipped[start : start + CHUNK_SIZE], result)
+    inserted = [s for s in by_key if s.key in inserted_keys]
     _update_latest(inserted)
     return inserted
 

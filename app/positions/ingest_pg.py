@@ -41,17 +41,15 @@ COPY_BATCH = "COPY pg_temp.ingest_batch (ord, account, asset, timestamp, amount,
 # scanned the whole table, each batch slower than the one before. The rows go in by
 # key: two batches holding the same keys in different orders would otherwise each
 # wait for a key the other inserted, a deadlock that PostgreSQL ends by failing one.
-# Their ids are drawn first, in the batch's order, so snapshots of one moment keep
-# the order they were sent in (as on SQLite), for pages and exports alike.
+# Their ids are drawn in that order too (the column default, after the sort), so the
+# snapshots of one moment list by account and asset, as on SQLite; COLLATE "C" sorts
+# by code point, as Python does there, whatever the database's collation.
 STORE_BATCH = """
-WITH numbered AS (
-    SELECT nextval('position_id_seq') AS id, b.*
-    FROM (SELECT * FROM pg_temp.ingest_batch ORDER BY ord) AS b
-), inserted AS (
-    INSERT INTO position (id, account, asset, timestamp, amount, price, received_at)
-    SELECT id, account, asset, timestamp, amount, price, %(now)s
-    FROM numbered
-    ORDER BY account, asset, timestamp  -- every batch takes its keys in one order
+WITH inserted AS (
+    INSERT INTO position (account, asset, timestamp, amount, price, received_at)
+    SELECT account, asset, timestamp, amount, price, %(now)s
+    FROM pg_temp.ingest_batch
+    ORDER BY account COLLATE "C", asset COLLATE "C", timestamp
     ON CONFLICT (account, asset, timestamp) DO NOTHING
     RETURNING account, asset, timestamp, amount, price
 ), moved AS (

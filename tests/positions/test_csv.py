@@ -247,8 +247,9 @@ def test_export_then_import_round_trips_exactly(any_app, tmp_path):
     exported = run_export(any_app)
     rows = parse(exported)
     assert rows[0] == ["account", "asset", "timestamp", "amount", "price"]
-    assert rows[1] == ["main", "BTC", "2026-03-01T12:00:00Z", "0.1", "0.2"]
-    assert rows[2] == ["hedge", "BTC", "2026-03-01T12:00:00Z", "0.1", "0.2"]
+    # One moment's snapshots of a batch are stored by account, whatever order they came in.
+    assert rows[1] == ["hedge", "BTC", "2026-03-01T12:00:00Z", "0.1", "0.2"]
+    assert rows[2] == ["main", "BTC", "2026-03-01T12:00:00Z", "0.1", "0.2"]
     assert [r[3:] for r in rows[1:-1:2]] == [[a, p or ""] for a, p in ROUND_TRIP_VALUES]
     assert rows[-1] == ["main", "ETH", "2026-03-01T12:00:00.000007Z", "-0.5", ""]
     assert exported.endswith("\r\n") and len(rows) == 14
@@ -484,7 +485,10 @@ def text(value: Decimal | None) -> str | None:
 
 
 def expected_csv(snapshots: list[Snapshot]) -> str:
-    """The export, written out independently: by asset, then time, then insertion order."""
+    """The export, written out independently: by asset, then time, then account.
+
+    One batch stores one moment's snapshots by account, whatever order they came in.
+    """
 
     def moment(t: datetime) -> str:
         text = t.strftime("%Y-%m-%dT%H:%M:%S")
@@ -493,7 +497,7 @@ def expected_csv(snapshots: list[Snapshot]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["account", "asset", "timestamp", "amount", "price"])
-    for s in sorted(snapshots, key=lambda s: (s.asset, s.timestamp)):
+    for s in sorted(snapshots, key=lambda s: (s.asset, s.timestamp, s.account)):
         price = "" if s.price is None else format(s.price, "f")
         writer.writerow([s.account, s.asset, moment(s.timestamp), format(s.amount, "f"), price])
     return out.getvalue()

@@ -73,6 +73,38 @@ def test_conflict_inside_one_batch_keeps_the_first(any_app):
     assert stored(any_app)[0].amount == Decimal("1")
 
 
+def test_ids_follow_the_key_order_whatever_order_the_batch_was_sent_in(any_app):
+    # Upper case sorts before lower case by code point, not in every collation: the
+    # order must be the same on both backends, whatever PostgreSQL's collation.
+    sent = [
+        ("main", "ETH", 1),
+        ("hedge", "BTC", 0),
+        ("main", "BTC", 0),
+        ("Main", "BTC", 0),
+        ("hedge", "ETH", 1),
+        ("main", "BTC", -1),
+    ]
+    store(any_app, [snap(account=a, asset=x, minutes=m) for a, x, m in sent])
+    with any_app.app_context():
+        by_id = db.session.execute(
+            db.select(Position.account, Position.asset, Position.timestamp).order_by(Position.id)
+        ).all()
+    assert [(a, x, int((t - T0).total_seconds() // 60)) for a, x, t in by_id] == [
+        ("Main", "BTC", 0),
+        ("hedge", "BTC", 0),
+        ("hedge", "ETH", 1),
+        ("main", "BTC", -1),
+        ("main", "BTC", 0),
+        ("main", "ETH", 1),
+    ]
+
+
+def test_conflicts_are_reported_in_the_batch_order(any_app):
+    store(any_app, [snap(asset=x, amount="1") for x in ("ADA", "BTC", "ETH")])
+    result = store(any_app, [snap(asset=x, amount="2") for x in ("ETH", "ADA", "BTC")])
+    assert result.conflicts == [("main", x, T0) for x in ("ETH", "ADA", "BTC")]
+
+
 def test_latest_position_follows_newest_snapshot_and_never_goes_back(any_app):
     store(any_app, [snap(minutes=5, amount="5"), snap(minutes=1, amount="1")])
     assert latest(any_app).amount == Decimal("5")

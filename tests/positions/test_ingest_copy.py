@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import create_engine, event, exc, select, text
+from sqlalchemy import create_engine, event, exc, text
 
 from app.alerts.models import Alert, AlertRule, AlertState, RuleKind
 from app.db_types import utcnow
@@ -285,17 +285,6 @@ def test_two_concurrent_batches_listing_the_same_keys_in_opposite_orders_do_not_
     assert errors == []
     assert sorted(r.inserted for r in results) == [0, 1000]
     assert len(rows(any_app)) == 1000
-
-
-def test_ids_follow_the_order_the_batch_was_sent_in(any_app):
-    sent = [("main", "ETH", 1), ("hedge", "BTC", 0), ("main", "BTC", 0), ("hedge", "ETH", 1)]
-    with any_app.app_context():
-        record([snap(account=a, asset=x, minutes=m) for a, x, m in sent])
-        db.session.commit()
-        stored = db.session.execute(
-            select(Position.account, Position.asset).order_by(Position.id)
-        ).all()
-    assert [tuple(row) for row in stored] == [(a, x) for a, x, _ in sent]
 
 
 def test_alerts_fire_in_the_ingest_request(any_app):
