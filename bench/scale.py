@@ -968,7 +968,8 @@ def restore_loaded(db: Database) -> None:
     """Take the ingested batches out again, so that a kept database holds what was loaded.
 
     Else they would be the newest rows of the next run's pages and short ranges. The
-    rollups of their hours are rebuilt by the app's own refold, after a catch-up.
+    rollups of their hours and days are rebuilt by the app's own refold, after a
+    catch-up, and the id sequence goes back to the loaded rows' newest id.
     """
     from app import create_app
     from app.extensions import db as sa
@@ -977,6 +978,10 @@ def restore_loaded(db: Database) -> None:
     end = db.shape.end
     with connect(db.conninfo) as conn:
         conn.execute("DELETE FROM position WHERE timestamp > %s", (end,))
+        # And their ids: the chart then knows that none waits above the watermark.
+        conn.execute(
+            "SELECT setval(pg_get_serial_sequence('position', 'id'), max(id)) FROM position"
+        )
         conn.execute(
             "UPDATE latest_position AS l SET timestamp = p.timestamp, amount = p.amount,"
             " price = p.price FROM position AS p WHERE p.account = l.account"

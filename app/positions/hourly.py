@@ -135,14 +135,14 @@ def _ceil(moment: datetime, level: Level) -> datetime:
 
 
 def aligned_rows(
-    asset, accounts: list[str], plan: AlignedDownsampling, start, end, watermark: int
+    asset, accounts: list[str], plan: AlignedDownsampling, start, end, watermark: int | None
 ) -> list[Point]:
     """First, last, lowest and highest snapshot per (account, aligned bucket).
 
     The periods of the plan's level wholly inside [start, end) come from its rollups;
     with days, the whole hours of the two partial edge days from the hourly ones; the
     partial edge hours and the snapshots not folded yet (ids above `watermark`, the
-    caller's `rollup.folded_id()`) from the snapshots themselves. Candidates are
+    caller's `rollup.folded_id()`, None when none is) from the snapshots themselves. Candidates are
     compared exactly here, so the answer is the one the snapshots alone would give.
     (One caveat on SQLite, shared with `downsampled_rows`: across periods the
     extremes are ranked by their REAL value, so amounts that differ only past double
@@ -185,7 +185,8 @@ def aligned_rows(
         parts = left
     for lo, hi in parts:
         collect(p.timestamp >= lo, p.timestamp < hi)
-    collect(p.id > watermark, *in_range, by_id=True)
+    if watermark is not None:
+        collect(p.id > watermark, *in_range, by_id=True)
     return _pick_per_bucket(found.values(), plan)
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from app.alerts.models import Alert, AlertRule, AlertTransition
 from app.db_types import format_decimal
 from app.extensions import db
+from app.positions import daily
 from app.positions.buckets import (
     EPOCH,
     downsampled_rows,
@@ -19,6 +20,7 @@ from app.positions.models import LatestPosition, Position
 from app.positions.overlay import firing_spans, limit_lines
 from app.positions.points import Point, point_columns, read_points
 from app.positions.rollup import far_behind, folded_id
+from app.positions.watermark import newest_drawn_id
 from app.user_input import parse_moment as read_moment
 
 MAX_POINTS = 2000
@@ -120,18 +122,33 @@ def _time_extent(asset, account, start, end) -> tuple[datetime, datetime]:
 def asset_series(asset, *, account=None, start=None, end=None, max_points=MAX_POINTS) -> dict:
     """The series part of the chart document: raw rows up to the cap, else downsampled."""
     bucket_seconds = rows = None
-    if _count_up_to(asset, account, start, end, max_points + 1) <= max_points:
+    watermark = folded_id()
+    # None: no snapshot waits above the watermark, so none is looked for by id (on
+    # PostgreSQL a read of every partition).
+    if newest_drawn_id() <= watermark:
+        watermark = None
+    # The whole history with every snapshot folded: its size, accounts and extent come
+    # from the daily rollups, not from every month of the history.
+    whole = start is None and end is None and watermark is None
+    if whole:
+        count = daily.count_up_to(asset, account, max_points + 1)
+    else:
+        count = _count_up_to(asset, account, start, end, max_points + 1)
+    if count <= max_points:
         rows = _raw_points(asset, account, start, end, max_points + 1)
     # Snapshots may land between the count and the read (PostgreSQL reads committed).
     if rows is None or len(rows) > max_points:
-        accounts = _accounts_with_rows(asset, account, start, end)
-        first, last = _time_extent(asset, account, start, end)
+        if whole:
+            accounts = daily.accounts_with_rows(asset, account)
+            first, last = daily.time_extent(asset, accounts)
+        else:
+            accounts = _accounts_with_rows(asset, account, start, end)
+            first, last = _time_extent(asset, account, start, end)
         plan = plan_downsampling(len(accounts), first, last, max_points)
         # Buckets of an hour or more: whole UTC hours (or days, from a day on), mostly
         # read from the rollups.
         aligned = plan_rollups(plan)
-        watermark = folded_id()
-        if aligned is not None and far_behind(watermark):
+        if aligned is not None and watermark is not None and far_behind(watermark):
             aligned = None
         if aligned is None:
             bucket_seconds = plan.span_us / plan.buckets / 1e6

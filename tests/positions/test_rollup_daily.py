@@ -1,6 +1,7 @@
 """Daily rollups: folded beside the hours, read by the chart when its buckets span days."""
 
 import random
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -8,10 +9,10 @@ import pytest
 from flask_migrate import downgrade, upgrade
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.extensions import db
-from app.positions import retention, rollup
+from app.positions import retention, rollup, series
 from app.positions.models import PositionDailyRollup
 from tests.conftest import build_app, create_scratch_database, drop_scratch_database
 from tests.conftest import postgres_admin_url as admin_url
@@ -250,3 +251,76 @@ def test_migration_builds_the_days_of_a_database_with_hours_only(scratch_app):
     with scratch_app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+def statements_during(app, action) -> list[str]:
+    found = []
+
+    def listener(conn, cursor, statement, parameters, context, executemany):
+        found.append(statement)
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            action()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+    return found
+
+
+def test_chart_looks_for_unfolded_snapshots_only_while_some_wait(any_app):
+    store(any_app, [snap(minutes=m, amount=str(m % 9)) for m in range(0, 10 * 24 * 60, 30)])
+    catch_up(any_app)
+
+    def by_id_reads() -> int:
+        def chart():
+            series.asset_series("BTC", max_points=40)
+
+        return sum("position.id >" in statement for statement in statements_during(any_app, chart))
+
+    assert by_id_reads() == 0
+    store(any_app, [snap(minutes=-7, amount="-4")])
+    # Two: the lag check and the read of what waits.
+    assert by_id_reads() == 2
+    got, points = series_points(any_app, max_points=40)
+    assert points == hour_aligned_m4(
+        any_app, int(got["bucket_seconds"]), floor=bucket_floor(any_app, 40)
+    )
+    assert (T0 - timedelta(minutes=7)).timestamp() in {
+        point[0] for entry in got["series"] for point in entry["points"]
+    }
+    catch_up(any_app)
+    assert by_id_reads() == 0
+
+
+def test_whole_history_chart_with_every_snapshot_folded_reads_no_snapshot(any_app):
+    store(
+        any_app,
+        [
+            snap(account=account, minutes=m, amount=str((m * 7) % 13 - 6))
+            for account in ("main", "hedge")
+            for m in range(0, 30 * 24 * 60, 53)
+        ],
+    )
+    catch_up(any_app)
+
+    def chart():
+        series.asset_series("BTC", max_points=40)
+
+    # (On SQLite, max(id) tells whether one waits: a seek, not a read of the history.)
+    history = re.compile(r"\bposition\.(asset|timestamp)\b")
+    reads = [s for s in statements_during(any_app, chart) if history.search(s)]
+    assert reads == []
+    got, points = series_points(any_app, max_points=40)
+    assert got["bucket_seconds"] % 86400 == 0
+    assert points == hour_aligned_m4(
+        any_app, int(got["bucket_seconds"]), floor=bucket_floor(any_app, 40)
+    )
+    # One snapshot waiting: the snapshots are asked again.
+    store(any_app, [snap(account="hedge", minutes=-1, amount="99")])
+    reads = [s for s in statements_during(any_app, chart) if history.search(s)]
+    assert reads
+    got, points = series_points(any_app, max_points=40)
+    assert points == hour_aligned_m4(
+        any_app, int(got["bucket_seconds"]), floor=bucket_floor(any_app, 40)
+    )
