@@ -173,8 +173,9 @@ def _unsettled_select():
 
     Plainly matched: stored as matched, both sides reported within their max age
     (at :now), and the latest amounts within tolerance. compare.py reads such an asset
-    as matched without looking back in history, and _evaluate then writes nothing for
-    it. The tolerance is compare.allowance times 100, so that no division rounds:
+    as matched without looking back in history, and a batch of only such assets
+    _evaluate ends without writing anything. The tolerance is compare.allowance times
+    100, so that no division rounds:
     |right * multiplier - left| * 100 <= max(0, abs tolerance * 100, |left| * percent).
     NUMERIC is exact on PostgreSQL; SQLite would compare floats, so there Python does.
     """
@@ -201,7 +202,7 @@ def _unsettled_select():
         ReconAsset.right_asset,
     ).where(
         *_touching("postgresql"),
-        # NULL (a side missing, a tolerance unset) is "not plainly matched" too.
+        # A side missing makes it NULL: not plainly matched either.
         plainly_matched.is_not(true()),
     )
 
