@@ -115,3 +115,19 @@ def test_a_batch_is_skipped_only_where_every_asset_reads_matched(pg_app, case):
         assert by_python is expected
         assert anything_to_evaluate(changed, params, now) is expected
         db.session.rollback()
+
+
+def test_a_break_on_an_asset_the_batch_did_not_touch_does_not_count(pg_app):
+    with pg_app.app_context():
+        record([book("XBT", "5"), venue("BTC", "5"), book("ETH", "1"), venue("ETH", "2")])
+        db.session.commit()
+    recon_id = define(pg_app, AssetSpec("XBT", "BTC"), AssetSpec("ETH", "ETH"))
+    with pg_app.app_context():
+        states = dict(db.session.execute(db.select(ReconAsset.left_asset, ReconAsset.state)).all())
+        assert states == {"XBT": ReconState.MATCHED, "ETH": ReconState.BREAK}
+        # ETH is named in the batch, but on an account of no side of it.
+        changed = {("main", "XBT"), ("main@binance", "BTC"), ("other", "ETH")}
+        params = {"reconciliations": [recon_id], "assets": ["BTC", "ETH", "XBT"]}
+        assert anything_to_evaluate(changed, params, at()) is False
+        changed.add(("main@binance", "ETH"))
+        assert anything_to_evaluate(changed, params, at()) is True
