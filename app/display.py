@@ -115,7 +115,7 @@ def grouped(value: Decimal, places: int | None) -> str:
     if places is not None:
         rounded = value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN, EXACT)
     # The sign is the stored value's: a short rounded to zero stays a short, -0 is flat.
-    text = format(abs(rounded), ",f")
+    text = format(rounded.copy_abs(), ",f")
     return MINUS + text if value < 0 else text
 
 

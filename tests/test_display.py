@@ -6,7 +6,7 @@ import pytest
 from flask import render_template_string
 
 from app import create_app
-from app.display import money, percent, price, quantity, significant_decimals
+from app.display import grouped, money, percent, price, quantity, significant_decimals
 from tests.conftest import _testing, build_app
 from tests.positions.helpers import snap, store
 
@@ -216,3 +216,10 @@ def test_templates_read_the_precision_once_a_request_too(app):
         assert "1.0 SOL" in render_template_string(template, v=Decimal("1"))
     with app.test_request_context():
         assert "1.000 SOL" in render_template_string(template, v=Decimal("1"))
+
+
+def test_every_digit_of_a_long_short_is_shown():
+    # 38 significant digits, as stored: none rounded away on the page.
+    value = Decimal("-1234567890123456789012345678.9012345678")
+    assert grouped(value, 10) == "\u22121,234,567,890,123,456,789,012,345,678.9012345678"
+    assert grouped(value, None) == grouped(value, 10)

@@ -37,7 +37,7 @@ def is_breached(rule: AlertRule, value: Decimal, active: bool) -> bool:
     if rule.kind in RuleKind.BELOW:
         return value < limit
     if rule.kind == RuleKind.CHANGE_OVER_WINDOW:
-        return abs(value) > limit
+        return value.copy_abs() > limit
     return value > limit
 
 

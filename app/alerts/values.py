@@ -202,7 +202,7 @@ def notional_size(amount: Decimal, price: Decimal | None) -> Decimal | None:
     """The size of a position's notional value, long or short (None without a price):
     what notional and gross-exposure rules compare."""
     value = notional(amount, price)
-    return None if value is None else abs(value)
+    return None if value is None else value.copy_abs()
 
 
 def window_change(rule: AlertRule, amount: Decimal, before: Decimal) -> Decimal | None:
@@ -212,7 +212,8 @@ def window_change(rule: AlertRule, amount: Decimal, before: Decimal) -> Decimal 
         return change
     if before == 0:
         return None
-    return EXACT.multiply(EXACT.divide(change, abs(before)), 100).quantize(PERCENT_PLACES)
+    percent = EXACT.multiply(EXACT.divide(change, before.copy_abs()), 100)
+    return percent.quantize(PERCENT_PLACES, context=EXACT)
 
 
 def active_alerts(rule_ids: Iterable[int] | None = None) -> dict[int, dict[Series, Row]]:

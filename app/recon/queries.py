@@ -56,7 +56,8 @@ def difference_percent(difference: Decimal | None, left: Decimal | None) -> Deci
     """The difference in percent of the left amount; None without both, or from zero."""
     if difference is None or left is None or left == 0:
         return None
-    return EXACT.multiply(EXACT.divide(difference, left.copy_abs()), 100).quantize(PERCENT_PLACES)
+    percent = EXACT.multiply(EXACT.divide(difference, left.copy_abs()), 100)
+    return percent.quantize(PERCENT_PLACES, context=EXACT)
 
 
 def _state_rank():

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from app.alerts import values
 from app.alerts.models import ANY, AlertRule, RuleKind
+from app.alerts.state import is_breached
 from app.extensions import db
 from app.positions.models import Position
 from tests.positions.helpers import T0, snap, store
@@ -82,3 +83,35 @@ def test_rule_values_read_once_serve_every_rule(any_app):
         {("a", ANY): Decimal(240)},  # gross exposure spans every asset; b has no price
         {("a", "X"): Decimal(3)},
     ]
+
+
+# Amounts arrive with up to 40 significant digits; Python's abs() and quantize() round
+# to the default context's 28, which can move a value across its limit.
+LONG = "1234567890123456789012345678.9012345678"
+
+
+def test_a_fall_is_compared_with_its_limit_at_every_stored_digit():
+    rule = AlertRule(
+        kind=RuleKind.CHANGE_OVER_WINDOW, threshold=Decimal(LONG[:-1] + "9"), window_seconds=60
+    )
+    fall = Decimal("-" + LONG)  # just inside the limit; abs() would round it to ...679, beyond
+
+    assert not is_breached(rule, fall, active=False)
+    assert is_breached(rule, Decimal("-" + LONG[:-1] + "91"), active=False)
+
+
+def test_notional_size_keeps_every_digit_of_a_short():
+    assert values.notional_size(Decimal("-" + LONG), Decimal(1)) == Decimal(LONG)
+
+
+def test_a_change_in_percent_of_a_tiny_amount_is_exact_however_large():
+    rule = AlertRule(
+        kind=RuleKind.CHANGE_OVER_WINDOW,
+        threshold=Decimal(1),
+        window_seconds=60,
+        change_percent=True,
+    )
+    change = values.window_change(rule, Decimal("1E+30"), Decimal("-1E-30"))
+
+    # (1E+30 + 1E-30) / 1E-30 * 100: 1E+62 + 100, written out.
+    assert change == Decimal("1" + "0" * 59 + "100")

@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 
 from app.recon.compare import Terms, allowance, difference_of, excess_of
+from app.recon.queries import PERCENT_PLACES, difference_percent
 
 D = Decimal
 
@@ -78,3 +79,11 @@ def test_decimals_are_exact_far_beyond_float():
     right = D("123456789.123456789123456790")
     assert difference_of(exact, left, right) == D("1E-18")
     assert isinstance(difference_of(exact, left, right), Decimal)
+
+
+def test_a_difference_in_percent_of_a_tiny_amount_is_exact_however_large():
+    # 1E+30 against 1E-30: 1E+62 % written out, past the default context's 28 digits.
+    percent = difference_percent(Decimal("1E+30"), Decimal("-1E-30"))
+
+    assert percent == Decimal("1E+62")
+    assert percent.as_tuple().exponent == PERCENT_PLACES.as_tuple().exponent
