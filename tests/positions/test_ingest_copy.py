@@ -348,15 +348,25 @@ def test_a_value_the_table_refuses_is_a_database_error_and_nothing_is_stored(any
     assert len(rows(any_app)) == 1
 
 
-def test_a_connection_lost_during_copy_is_an_operational_error_and_leaves_the_pool(any_app):
+@pytest.mark.parametrize(
+    ("stored", "before"),
+    [
+        ([], "SAVEPOINT"),  # a batch of new keys: the COPY into the history
+        ([snap()], "CREATE TEMP TABLE"),  # a key stored: the COPY into the staging table
+    ],
+)
+def test_a_connection_lost_during_copy_is_an_operational_error_and_leaves_the_pool(
+    any_app, stored, before
+):
     """What the app answers with a 503: the server goes away between the statements."""
     url = any_app.config["SQLALCHEMY_DATABASE_URI"]
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    store(any_app, stored)
     with any_app.app_context():
         engine = db.engine
 
         def terminate(conn, cursor, statement, *args):
-            if statement.startswith("SAVEPOINT"):  # just before the COPY
+            if statement.lstrip().startswith(before):
                 pid = conn.connection.driver_connection.info.backend_pid
                 with admin.connect() as other:
                     other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
@@ -370,9 +380,9 @@ def test_a_connection_lost_during_copy_is_an_operational_error_and_leaves_the_po
             admin.dispose()
         assert raised.value.connection_invalidated
         db.session.rollback()
-        assert record([snap()]).inserted == 1  # a fresh connection
+        assert record([snap(minutes=1)]).inserted == 1  # a fresh connection
         db.session.commit()
-    assert len(rows(any_app)) == 1
+    assert len(rows(any_app)) == len(stored) + 1
 
 
 def test_latest_rows_of_many_series_in_one_batch(any_app):
