@@ -9,12 +9,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import reduce
 
 from sqlalchemy import select
 
 from app.alerts.models import ANY, AlertRule, AlertState, RuleKind
 from app.alerts.state import next_state
 from app.alerts.values import notional_size, window_change
+from app.db_types import EXACT
 from app.extensions import db
 from app.positions.models import Position
 
@@ -83,7 +85,11 @@ def preview_rule(rule: AlertRule, days: int, now: datetime) -> Preview:
                 exposure[account][asset] = size
             else:
                 exposure[account].pop(asset, None)
-            series, value = (account, ANY), sum(exposure[account].values(), Decimal(0))
+            # Summed exactly, as the engine does: sum() would round to 28 digits.
+            series, value = (
+                (account, ANY),
+                reduce(EXACT.add, exposure[account].values(), Decimal(0)),
+            )
         else:
             series = (account, asset)
             value = _value(rule, amount, price, at, history[series])

@@ -306,3 +306,27 @@ def test_rule_form_preview_draws_its_chart_from_the_overlay(app):
     assert [(s["from"], s["to"]) for s in spans] == [(iso(10), iso(30)), (iso(40), None)]
     # The list stays beside the chart.
     assert html.count("firing</span>") == 2
+
+
+def test_preview_sums_gross_exposure_at_every_stored_digit(any_app):
+    # 1E+27 + 0.5 plus 1E-10: beyond the limit only with every digit kept.
+    with any_app.app_context():
+        rule = AlertRule(
+            name="gross-long",
+            kind=RuleKind.GROSS_EXPOSURE_ABOVE,
+            threshold=Decimal("1000000000000000000000000000.5"),
+        )
+        db.session.add(rule)
+        record(
+            [
+                snap(asset="BTC", amount="1000000000000000000000000000.5", price="1", at=START),
+                snap(asset="ETH", amount="-0.0000000001", price="1", at=START),
+            ]
+        )
+        db.session.commit()
+
+        preview = preview_rule(rule, days=1, now=utcnow())
+
+    assert [(t.to_state, t.value) for t in preview.transitions] == [
+        ("firing", Decimal("1000000000000000000000000000.5000000001"))
+    ]
