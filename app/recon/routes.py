@@ -22,7 +22,7 @@ from markupsafe import Markup
 
 from app.auth.access import requires_role
 from app.auth.models import Role
-from app.db_types import format_decimal, utcnow
+from app.db_types import EXACT, format_decimal, utcnow
 from app.display import (
     MAX_DEFAULT_PRECISION,
     asset_precision,
@@ -234,7 +234,9 @@ def history_csv(recon_id: int, asset: str):
             ]
         )
         for t in transitions:
-            compared = None if t.right_amount is None else t.right_amount * row.multiplier
+            compared = (
+                None if t.right_amount is None else EXACT.multiply(t.right_amount, row.multiplier)
+            )
             writer.writerow(
                 [
                     utc_iso(t.at),
