@@ -73,42 +73,41 @@ COLUMNS = ("id", "at", "amount", "price")
 
 
 def backfill_days(dialect: str) -> str:
-    """One day row per (asset, account, UTC day) of the hourly rollups, with each role's
-    pick taken from the hour that holds it (ties to the earliest, as the fold does)."""
+    """One day row per (asset, account, UTC day) of the hourly rollups, each role's pick
+    taken from the hour that holds it (ties to the earliest, as the fold does).
+
+    Window functions only, one sort per role: no join, so it stays linear in the hours.
+    """
     sqlite = dialect == "sqlite"
     day = (
         "substr(hour_start, 1, 10) || ' 00:00:00.000000'"
         if sqlite
         else "date_trunc('day', hour_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
     )
-    series = f"PARTITION BY asset, account, {day}"
-    ranks = ",\n".join(
-        f"  row_number() OVER ({series} ORDER BY {order[sqlite]}) AS {role}_pick"
-        for role, order in PICKS.items()
+    columns = [f"{role}_{column}" for role in PICKS for column in COLUMNS]
+    columns.insert(columns.index("low_price") + 1, "low_rank")
+    columns.append("high_rank")
+    picks = ",\n".join(
+        f"    first_value({column}) OVER by_{column.split('_')[0]} AS day_{column}"
+        for column in columns
     )
-    picks = [f"{role}_hour.{role}_{column}" for role in PICKS for column in COLUMNS]
-    picks.insert(picks.index("low_hour.low_price") + 1, "low_hour.low_rank")
-    picks.append("high_hour.high_rank")
-    joins = "\n".join(
-        f"JOIN hour AS {role}_hour ON {role}_hour.asset = first_hour.asset"
-        f" AND {role}_hour.account = first_hour.account"
-        f" AND {role}_hour.day_start = first_hour.day_start AND {role}_hour.{role}_pick = 1"
-        for role in ("last", "low", "high")
+    windows = ",\n".join(
+        f"  by_{role} AS (day ORDER BY {order[sqlite]})" for role, order in PICKS.items()
     )
-    targets = [p.split(".")[1] for p in picks]
+    # Named apart from the hours' columns, which the windows order by.
+    listed, picked = ", ".join(columns), ", ".join(f"day_{column}" for column in columns)
     return (
-        "INSERT INTO position_daily_rollup (asset, account, day_start, rows, "
-        + ", ".join(targets)
-        + ")\n"
-        + f"WITH hour AS (SELECT r.*, {day} AS day_start,\n"
-        + f"  sum(rows) OVER ({series}) AS day_rows,\n"
-        + ranks
-        + "\n  FROM position_rollup AS r)\n"
-        + "SELECT first_hour.asset, first_hour.account, first_hour.day_start, first_hour.day_rows, "
-        + ", ".join(picks)
-        + "\nFROM hour AS first_hour\n"
-        + joins
-        + "\nWHERE first_hour.first_pick = 1"
+        f"INSERT INTO position_daily_rollup (asset, account, day_start, rows, {listed})\n"
+        f"SELECT asset, account, day_start, day_rows, {picked}\n"
+        "FROM (\n"
+        "  SELECT asset, account, day_start, sum(rows) OVER day AS day_rows,\n"
+        "    row_number() OVER by_first AS n,\n"
+        f"{picks}\n"
+        f"  FROM (SELECT r.*, {day} AS day_start FROM position_rollup AS r) AS r\n"
+        "  WINDOW day AS (PARTITION BY asset, account, day_start),\n"
+        f"{windows}\n"
+        ") AS d\n"
+        "WHERE n = 1"
     )
 
 
