@@ -176,9 +176,9 @@ def export_positions(asset, account, start, end):
 
 @positions_cli.command("rollup")
 def rollup_positions():
-    """Fold every snapshot not yet in the hourly rollups (the alert worker keeps them current)."""
+    """Fold every snapshot not yet in the hourly and daily rollups (the worker keeps them so)."""
     folded = bring_rollups_current()
-    click.echo(f"Folded {folded} snapshots into the hourly rollups.")
+    click.echo(f"Folded {folded} snapshots into the hourly and daily rollups.")
 
 
 for _command in HISTORY_UPKEEP:

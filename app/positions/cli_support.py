@@ -72,9 +72,9 @@ def seed_demo_data(*, assets, accounts, days, interval, seed) -> IngestResult:
 
 
 def bring_rollups_current() -> int:
-    """Fold every snapshot not yet in the hourly rollups, chunk by chunk, with a progress bar."""
+    """Fold every snapshot not yet in the rollups, chunk by chunk, with a progress bar."""
     folded = 0
-    with click.progressbar(length=unfolded_count(), label="Folding hourly rollups") as bar:
+    with click.progressbar(length=unfolded_count(), label="Folding rollups") as bar:
         while done := catch_up(max_rows=BATCH_SIZE):
             folded += done
             bar.update(done)
