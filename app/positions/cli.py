@@ -176,7 +176,7 @@ def export_positions(asset, account, start, end):
 
 @positions_cli.command("rollup")
 def rollup_positions():
-    """Fold every snapshot not yet in the hourly and daily rollups (the worker keeps them so)."""
+    """Fold every snapshot not yet in the hourly and daily rollups, as the worker does."""
     folded = bring_rollups_current()
     click.echo(f"Folded {folded} snapshots into the hourly and daily rollups.")
 
