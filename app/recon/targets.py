@@ -166,7 +166,6 @@ def changed_select(dialect: str):
     return targets_select().where(*_touching(dialect))
 
 
-@functools.cache
 def _unsettled_select():
     """On PostgreSQL: of some reconciliations' assets named on either side, those that
     are not plainly matched, by both sides' series.
