@@ -145,8 +145,8 @@ def asset_series(asset, *, account=None, start=None, end=None, max_points=MAX_PO
             accounts = _accounts_with_rows(asset, account, start, end)
             first, last = _time_extent(asset, account, start, end)
         plan = plan_downsampling(len(accounts), first, last, max_points)
-        # Buckets of an hour or more: whole UTC hours (or days, from a day on), mostly
-        # read from the rollups.
+        # Buckets of half an hour or more: whole UTC hours (or days, from half a day on),
+        # mostly read from the rollups.
         aligned = plan_rollups(plan)
         if aligned is not None and watermark is not None and far_behind(watermark):
             aligned = None

@@ -57,7 +57,7 @@ def expected_rollups(app, floor=rollup.hour_floor) -> dict:
             min(members),
             max(members),
             min(members, key=lambda m: (m[1], m[0])),
-            min(members, key=lambda m: (-m[1], m[0])),
+            min(members, key=lambda m: (m[1].copy_negate(), m[0])),
         )
         expected[key] = (len(members), *((at, format_decimal(x)) for at, x in picks))
     return expected
@@ -184,12 +184,12 @@ def raw_rows(app, start=None, end=None) -> list:
 
 
 def bucket_floor(app, max_points, start=None, end=None):
-    """Day buckets when each of the cap's buckets spans a day or more, else hour buckets."""
+    """Day buckets when each of the cap's buckets spans half a day or more, else hours."""
     rows = raw_rows(app, start, end)
     accounts = len({row.account for row in rows})
     bucket_count = max(1, max_points // (4 * accounts))
     moments = [row.timestamp for row in rows]
-    if max(moments) - min(moments) >= bucket_count * timedelta(days=1):
+    if 2 * (max(moments) - min(moments)) >= bucket_count * timedelta(days=1):
         return rollup.day_floor
     return rollup.hour_floor
 
@@ -210,7 +210,7 @@ def hour_aligned_m4(app, width_seconds, start=None, end=None, floor=rollup.hour_
             min(members),
             max(members),
             min(members, key=lambda m: (m[1], m[0])),
-            min(members, key=lambda m: (-m[1], m[0])),
+            min(members, key=lambda m: (m[1].copy_negate(), m[0])),
         ):
             text = None if value is None else format_decimal(value)
             keep.add((account, t, format_decimal(amount), text))
@@ -299,6 +299,63 @@ def test_long_range_is_downsampled_in_whole_hours_within_the_cap(any_app):
     assert got["downsampled"] is True and got["bucket_seconds"] == 12 * 3600
     assert points == hour_aligned_m4(any_app, 12 * 3600)
     assert got["point_count"] <= 40
+
+
+@pytest.mark.parametrize(
+    ("minutes", "bucket_seconds"),
+    [
+        # 2 accounts, 40 points: 5 buckets. 200 minutes: 40-minute buckets become the
+        # 4 whole hours the rows touch, each read from its hourly rollup.
+        (200, 3600),
+        # 145 minutes: 29-minute buckets, under half an hour, stay as planned.
+        (145, 145 * 60 / 5),
+    ],
+)
+def test_buckets_of_half_an_hour_or_more_are_whole_hours(any_app, minutes, bucket_seconds):
+    store(
+        any_app,
+        [
+            snap(account=account, minutes=m, amount=str((m * 37) % 101 - 50))
+            for account in ("main", "hedge")
+            for m in range(0, minutes + 1)
+        ],
+    )
+    catch_up(any_app)
+    got, points = series_points(any_app, max_points=40)
+    assert got["downsampled"] is True
+    assert got["bucket_seconds"] == pytest.approx(bucket_seconds)
+    assert got["point_count"] <= 40
+    if bucket_seconds == 3600:
+        assert points == hour_aligned_m4(any_app, 3600)
+
+
+def test_hour_buckets_rank_amounts_exactly_past_double_precision_and_scale(any_app):
+    with any_app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            pytest.skip("SQLite ranks extremes across hours by their REAL value (aligned_rows)")
+    one, two = "1.000000000000000000000000000000000001", "1.000000000000000000000000000000000002"
+    # Two a hour for ten hours; 2 accounts, 16 points: 2 buckets of 5 hours. As doubles
+    # `one` and `two` are both 1.0; exactly, the lowest of the first bucket is the
+    # earlier `one` (hour 1), the highest of the second the earlier `-one` (hour 6), and
+    # an equal amount of another scale loses to the earlier one.
+    amounts = [two, "1.5", one, "1.50", "3", one + "0", "3.0", two, one, "1.5"]
+    amounts += ["-" + two, "-1.5", "-" + one, "-1.50", "-3", "-" + one + "0", "-3.0"]
+    amounts += ["-" + one, "-" + two, "-2"]
+    store(
+        any_app,
+        [
+            snap(account=account, minutes=30 * i, amount=amount, price="2.000000000000000000001")
+            for account in ("main", "hedge")
+            for i, amount in enumerate(amounts)
+        ],
+    )
+    catch_up(any_app)
+    got, points = series_points(any_app, max_points=16)
+    assert got["bucket_seconds"] == 5 * 3600
+    assert points == hour_aligned_m4(any_app, 5 * 3600)
+    main = {(t, amount) for account, t, amount, _ in points if account == "main"}
+    assert (buckets.to_micros(T0 + timedelta(minutes=60)), one) in main
+    assert (buckets.to_micros(T0 + timedelta(minutes=360)), "-" + one) in main
 
 
 def test_long_range_far_behind_the_rollups_is_downsampled_from_snapshots(any_app, monkeypatch):

@@ -97,7 +97,7 @@ def brute_force(rows, max_points):
         keep.add((account, min(members)[0]))
         keep.add((account, max(members)[0]))
         keep.add((account, min(members, key=lambda m: (m[1], m[0]))[0]))
-        keep.add((account, min(members, key=lambda m: (-m[1], m[0]))[0]))
+        keep.add((account, min(members, key=lambda m: (m[1].copy_negate(), m[0]))[0]))
     return sorted(keep)
 
 
