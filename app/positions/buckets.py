@@ -11,17 +11,23 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    func,
     literal,
     literal_column,
     select,
     true,
+    type_coerce,
     union,
 )
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import aliased
+from sqlalchemy.types import NullType
 
+from app.db_types import format_decimal
 from app.extensions import db
 from app.positions.models import LatestPosition, Position
-from app.positions.points import EPOCH, MICROSECOND, point_columns, read_points
+from app.positions.points import EPOCH, MICROSECOND, Point, point_columns, read_points
+from app.positions.rollup import ROLES
 
 # A bucket keeps its first, last, lowest and highest snapshot.
 ROLES_PER_BUCKET = 4
@@ -65,11 +71,33 @@ def plan_downsampling(accounts: int, first: datetime, last: datetime, max_points
 def downsampled_rows(asset, accounts: list[str], plan: Downsampling) -> list:
     """First, last, lowest and highest snapshot per (account, bucket), found by the database.
 
-    One index range per bucket and account: the first and last rows are seeks, the
-    lowest and highest a scan of that bucket only; a row playing several roles is
-    returned once (UNION). Ties on the amount go to the earliest snapshot.
+    On SQLite, one index range per bucket and account: the first and last rows are
+    seeks, the lowest and highest a scan of that bucket only; a row playing several
+    roles is returned once (UNION). On PostgreSQL, one pass over the range grouped by
+    bucket (`grouped_picks`). Ties on the amount go to the earliest snapshot.
     """
-    statement = _downsampling_statement(db.session.get_bind().dialect.name)
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        p = Position
+        first_at = EPOCH + plan.start_us * MICROSECOND
+        last_at = first_at + plan.span_us * MICROSECOND
+        # Bucket floor((t - first) * buckets / span), the last one also holding t = last.
+        offset = epoch_micros(p.timestamp) - plan.start_us
+        bucket = func.least(plan.buckets - 1, offset * plan.buckets // max(1, plan.span_us))
+        snapshot = (p.timestamp, p.id, p.amount, p.price)
+        points = grouped_picks(
+            p.account,
+            dict.fromkeys(ROLES, snapshot),
+            bucket,
+            p.asset == asset,
+            p.account.in_(accounts),
+            p.timestamp >= first_at,
+            p.timestamp <= last_at,
+        )
+        # Picks of one snapshot in several roles, once; in time order, as on SQLite.
+        unique = {point.id: point for point in points}.values()
+        return sorted(unique, key=lambda point: (point.at_us, point.account))
+    statement = _downsampling_statement(dialect)
     parameters = {
         "asset": asset,
         "accounts": accounts,
@@ -80,6 +108,59 @@ def downsampled_rows(asset, accounts: list[str], plan: Downsampling) -> list:
         "last_at": EPOCH + (plan.start_us + plan.span_us) * MICROSECOND,
     }
     return read_points(statement, parameters)
+
+
+def grouped_picks(account, roles: dict, bucket, *where) -> list[Point]:
+    """PostgreSQL: the first, last, lowest and highest pick of each (account, bucket) in
+    one pass over the rows `where` selects, grouped by `bucket`.
+
+    `roles` maps each role to the (time, id, amount, price) columns it is chosen from
+    (for snapshots, the same four; for rollups, each period's own pick). Each candidate
+    is carried as a NUMERIC array led by its sort key: its time for first and last, its
+    amount then its time for lowest and highest (the time negated for the highest), so
+    `min` and `max` choose with the snapshots' order and ties, exactly, and hand over
+    the winner's id, time, amount and price with it. Returns up to four points a
+    bucket, a snapshot picked in several roles once per role.
+    """
+
+    def by_time(aggregate, at, id_, amount, price):
+        return type_coerce(aggregate(array([epoch_micros(at), id_, amount, price])), NullType())
+
+    def by_amount(aggregate, at, id_, amount, price, negate_time=False):
+        micros = -epoch_micros(at) if negate_time else epoch_micros(at)
+        return type_coerce(aggregate(array([amount, micros, id_, price])), NullType())
+
+    first, last, low, high = (roles[role] for role in ROLES)
+    statement = (
+        select(
+            account,
+            by_time(func.min, *first),
+            by_time(func.max, *last),
+            by_amount(func.min, *low),
+            # The highest amount, then the highest negated time: the earliest.
+            by_amount(func.max, *high, negate_time=True),
+        )
+        .where(*where)
+        .group_by(account, bucket)
+    )
+    points = []
+    for name, first, last, low, high in db.session.execute(statement):
+        # Each as (epoch micros, id, amount, price), exact Decimals from the driver.
+        for micros, id_, amount, price in (
+            first,
+            last,
+            (low[1], low[2], low[0], low[3]),
+            (-high[1], high[2], high[0], high[3]),
+        ):
+            text = format_decimal(amount)
+            points.append(Point(int(id_), name, int(micros), text, amount, price))
+    return points
+
+
+def epoch_micros(column):
+    """Microseconds since the epoch of a timestamptz, exactly (PostgreSQL's `extract`
+    gives NUMERIC seconds)."""
+    return cast(func.extract("epoch", column) * 1_000_000, BigInteger)
 
 
 @cache

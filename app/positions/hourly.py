@@ -9,20 +9,20 @@ from sqlalchemy import (
     BigInteger,
     and_,
     bindparam,
-    cast,
-    func,
     literal_column,
     select,
-    type_coerce,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import aliased
-from sqlalchemy.types import NullType
 
-from app.db_types import format_decimal
 from app.extensions import db
-from app.positions.buckets import MICROSECOND, Downsampling, bucket_accounts
+from app.positions.buckets import (
+    MICROSECOND,
+    Downsampling,
+    bucket_accounts,
+    epoch_micros,
+    grouped_picks,
+)
 from app.positions.models import Position
 from app.positions.points import EPOCH, Point, point_columns, read_points
 from app.positions.rollup import DAILY, HOURLY, ROLES, Level
@@ -229,58 +229,23 @@ def _bucket_picks(asset, accounts, plan: AlignedDownsampling, full_lo, full_hi) 
 def _grouped_picks(asset, accounts, plan: AlignedDownsampling, full_lo, full_hi) -> list[Point]:
     """PostgreSQL: `_rollup_picks` in one pass over the periods, grouped by bucket.
 
-    Each pick is carried as a NUMERIC array led by its sort key (its time for first and
-    last, which orders them as their periods do; its amount, then its time, for lowest
-    and highest), so `min` and `max` over a bucket's periods choose it with the same
-    order and ties, exactly, and hand over its id, time, amount and price with it: one
-    index range for the whole range and no lookup per bucket, about half the time of
-    the correlated form for a month in hours (bench/README.md, `scale.py`).
+    A first pick's time orders periods as their starts do, so choosing among the
+    periods' own picks as among snapshots (`buckets.grouped_picks`) gives each bucket's
+    picks: one index range for the whole range and no lookup per bucket, about half the
+    time of the correlated form for a month in hours (bench/README.md, `scale.py`).
     """
     r, period = plan.level.model, plan.level.start_column()
     lo = EPOCH + plan.start_us * MICROSECOND
     hi = lo + plan.buckets * plan.width_us * MICROSECOND
     lo = lo if full_lo is None else max(lo, full_lo)
     hi = hi if full_hi is None else min(hi, full_hi)
-    bucket = (_epoch_micros(period) - plan.start_us) // plan.width_us
-
-    def pick(role, aggregate, *elements):
-        return type_coerce(aggregate(array(elements)), NullType()).label(role)
-
-    def columns(role):
-        return tuple(getattr(r, f"{role}_{name}") for name in ("at", "id", "amount", "price"))
-
-    (first_at, *first), (last_at, *last) = columns("first"), columns("last")
-    low_at, low_id, low_amount, low_price = columns("low")
-    high_at, high_id, high_amount, high_price = columns("high")
-    statement = (
-        select(
-            r.account,
-            pick("first", func.min, _epoch_micros(first_at), *first),
-            pick("last", func.max, _epoch_micros(last_at), *last),
-            pick("low", func.min, low_amount, _epoch_micros(low_at), low_id, low_price),
-            pick("high", func.max, high_amount, -_epoch_micros(high_at), high_id, high_price),
-        )
-        .where(r.asset == asset, r.account.in_(accounts), period >= lo, period < hi)
-        .group_by(r.account, bucket)
-    )
-    points = []
-    for account, first, last, low, high in db.session.execute(statement):
-        # Each as (epoch micros, id, amount, price): exact Decimals from the driver.
-        for micros, id_, amount, price in (
-            first,
-            last,
-            (low[1], low[2], low[0], low[3]),
-            (-high[1], high[2], high[0], high[3]),
-        ):
-            text = format_decimal(amount)
-            points.append(Point(int(id_), account, int(micros), text, amount, price))
-    return points
-
-
-def _epoch_micros(column):
-    """Microseconds since the epoch of a timestamptz, exactly (PostgreSQL's `extract`
-    gives NUMERIC seconds)."""
-    return cast(func.extract("epoch", column) * 1_000_000, BigInteger)
+    roles = {
+        role: tuple(getattr(r, f"{role}_{name}") for name in ("at", "id", "amount", "price"))
+        for role in ROLES
+    }
+    bucket = (epoch_micros(period) - plan.start_us) // plan.width_us
+    where = (r.asset == asset, r.account.in_(accounts), period >= lo, period < hi)
+    return grouped_picks(r.account, roles, bucket, *where)
 
 
 def _pick_per_bucket(points, plan: AlignedDownsampling) -> list[Point]:
