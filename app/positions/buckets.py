@@ -124,36 +124,40 @@ def grouped_picks(account, roles: dict, bucket, *where) -> list[Point]:
     """
 
     def by_time(aggregate, at, id_, amount, price):
-        return type_coerce(aggregate(array([epoch_micros(at), id_, amount, price])), NullType())
+        chosen = aggregate(array([epoch_micros(at), id_, amount, price]))
+        return cast(chosen[1], BigInteger), chosen[2], chosen[3], chosen[4]
 
     def by_amount(aggregate, at, id_, amount, price, negate_time=False):
         micros = -epoch_micros(at) if negate_time else epoch_micros(at)
-        return type_coerce(aggregate(array([amount, micros, id_, price])), NullType())
+        chosen = aggregate(array([amount, micros, id_, price]))
+        micros = cast(chosen[2], BigInteger)
+        return -micros if negate_time else micros, chosen[3], chosen[1], chosen[4]
+
+    def columns(micros, id_, amount, price):
+        # A pick's time, id, amount and price, as the driver gives them (PostgreSQL
+        # computes an aggregate named several times once).
+        plain = NullType()
+        return micros, cast(id_, BigInteger), type_coerce(amount, plain), type_coerce(price, plain)
 
     first, last, low, high = (roles[role] for role in ROLES)
     statement = (
         select(
             account,
-            by_time(func.min, *first),
-            by_time(func.max, *last),
-            by_amount(func.min, *low),
+            *columns(*by_time(func.min, *first)),
+            *columns(*by_time(func.max, *last)),
+            *columns(*by_amount(func.min, *low)),
             # The highest amount, then the highest negated time: the earliest.
-            by_amount(func.max, *high, negate_time=True),
+            *columns(*by_amount(func.max, *high, negate_time=True)),
         )
         .where(*where)
         .group_by(account, bucket)
     )
     points = []
-    for name, first, last, low, high in db.session.execute(statement):
-        # Each as (epoch micros, id, amount, price), exact Decimals from the driver.
-        for micros, id_, amount, price in (
-            first,
-            last,
-            (low[1], low[2], low[0], low[3]),
-            (-high[1], high[2], high[0], high[3]),
-        ):
-            text = format_decimal(amount)
-            points.append(Point(int(id_), name, int(micros), text, amount, price))
+    for name, *picks in db.session.execute(statement):
+        # (epoch micros, id, amount, price) four times; exact Decimals from the driver.
+        for at in range(0, 16, 4):
+            micros, id_, amount, price = picks[at : at + 4]
+            points.append(Point(id_, name, micros, format_decimal(amount), amount, price))
     return points
 
 
