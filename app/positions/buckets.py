@@ -77,27 +77,6 @@ def downsampled_rows(asset, accounts: list[str], plan: Downsampling) -> list:
     bucket (`grouped_picks`). Ties on the amount go to the earliest snapshot.
     """
     dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        p = Position
-        first_at = EPOCH + plan.start_us * MICROSECOND
-        last_at = first_at + plan.span_us * MICROSECOND
-        # Bucket floor((t - first) * buckets / span), the last one also holding t = last.
-        offset = epoch_micros(p.timestamp) - plan.start_us
-        bucket = func.least(plan.buckets - 1, offset * plan.buckets // max(1, plan.span_us))
-        snapshot = (p.timestamp, p.id, p.amount, p.price)
-        points = grouped_picks(
-            p.account,
-            dict.fromkeys(ROLES, snapshot),
-            bucket,
-            p.asset == asset,
-            p.account.in_(accounts),
-            p.timestamp >= first_at,
-            p.timestamp <= last_at,
-        )
-        # Picks of one snapshot in several roles, once; in time order, as on SQLite.
-        unique = {point.id: point for point in points}.values()
-        return sorted(unique, key=lambda point: (point.at_us, point.account))
-    statement = _downsampling_statement(dialect)
     parameters = {
         "asset": asset,
         "accounts": accounts,
@@ -107,20 +86,45 @@ def downsampled_rows(asset, accounts: list[str], plan: Downsampling) -> list:
         "first_at": EPOCH + plan.start_us * MICROSECOND,
         "last_at": EPOCH + (plan.start_us + plan.span_us) * MICROSECOND,
     }
-    return read_points(statement, parameters)
+    if dialect == "postgresql":
+        points = read_grouped_picks(_grouped_downsampling_statement(), parameters)
+        # Picks of one snapshot in several roles, once; in time order, as on SQLite.
+        unique = {point.id: point for point in points}.values()
+        return sorted(unique, key=lambda point: (point.at_us, point.account))
+    return read_points(_downsampling_statement(dialect), parameters)
 
 
-def grouped_picks(account, roles: dict, bucket, *where) -> list[Point]:
-    """PostgreSQL: the first, last, lowest and highest pick of each (account, bucket) in
-    one pass over the rows `where` selects, grouped by `bucket`.
+@cache
+def _grouped_downsampling_statement():
+    """`downsampled_rows`' query on PostgreSQL, built once with every value a parameter."""
+    p = Position
+    buckets = bindparam("buckets", type_=BigInteger)
+    span_us = bindparam("span_us", type_=BigInteger)
+    # Bucket floor((t - first) * buckets / span), the last one also holding t = last.
+    offset = epoch_micros(p.timestamp) - bindparam("start_us", type_=BigInteger)
+    bucket = func.least(buckets - 1, offset * buckets // func.greatest(span_us, 1))
+    return grouped_picks(
+        p.account,
+        dict.fromkeys(ROLES, (p.timestamp, p.id, p.amount, p.price)),
+        bucket,
+        p.asset == bindparam("asset"),
+        p.account.in_(bindparam("accounts", expanding=True)),
+        p.timestamp >= bindparam("first_at"),
+        p.timestamp <= bindparam("last_at"),
+    )
+
+
+def grouped_picks(account, roles: dict, bucket, *where):
+    """PostgreSQL: a query for the first, last, lowest and highest pick of each (account,
+    bucket) in one pass over the rows `where` selects, grouped by `bucket`; run it with
+    `read_grouped_picks`.
 
     `roles` maps each role to the (time, id, amount, price) columns it is chosen from
     (for snapshots, the same four; for rollups, each period's own pick). Each candidate
     is carried as a NUMERIC array led by its sort key: its time for first and last, its
     amount then its time for lowest and highest (the time negated for the highest), so
     `min` and `max` choose with the snapshots' order and ties, exactly, and hand over
-    the winner's id, time, amount and price with it. Returns up to four points a
-    bucket, a snapshot picked in several roles once per role.
+    the winner's id, time, amount and price with it.
     """
 
     def by_time(aggregate, at, id_, amount, price):
@@ -140,7 +144,7 @@ def grouped_picks(account, roles: dict, bucket, *where) -> list[Point]:
         return micros, cast(id_, BigInteger), type_coerce(amount, plain), type_coerce(price, plain)
 
     first, last, low, high = (roles[role] for role in ROLES)
-    statement = (
+    return (
         select(
             account,
             *columns(*by_time(func.min, *first)),
@@ -152,8 +156,13 @@ def grouped_picks(account, roles: dict, bucket, *where) -> list[Point]:
         .where(*where)
         .group_by(account, bucket)
     )
+
+
+def read_grouped_picks(statement, parameters) -> list[Point]:
+    """Run a `grouped_picks` query: up to four points a bucket, a snapshot picked in
+    several roles once per role."""
     points = []
-    for name, *picks in db.session.execute(statement):
+    for name, *picks in db.session.connection().execute(statement, parameters):
         # (epoch micros, id, amount, price) four times; exact Decimals from the driver.
         for at in range(0, 16, 4):
             micros, id_, amount, price = picks[at : at + 4]

@@ -22,6 +22,7 @@ from app.positions.buckets import (
     bucket_accounts,
     epoch_micros,
     grouped_picks,
+    read_grouped_picks,
 )
 from app.positions.models import Position
 from app.positions.points import EPOCH, Point, point_columns, read_points
@@ -234,18 +235,39 @@ def _grouped_picks(asset, accounts, plan: AlignedDownsampling, full_lo, full_hi)
     picks: one index range for the whole range and no lookup per bucket, about half the
     time of the correlated form for a month in hours (bench/README.md, `scale.py`).
     """
-    r, period = plan.level.model, plan.level.start_column()
     lo = EPOCH + plan.start_us * MICROSECOND
     hi = lo + plan.buckets * plan.width_us * MICROSECOND
-    lo = lo if full_lo is None else max(lo, full_lo)
-    hi = hi if full_hi is None else min(hi, full_hi)
+    parameters = {
+        "asset": asset,
+        "accounts": accounts,
+        "start_us": plan.start_us,
+        "width_us": plan.width_us,
+        "lo": lo if full_lo is None else max(lo, full_lo),
+        "hi": hi if full_hi is None else min(hi, full_hi),
+    }
+    return read_grouped_picks(_grouped_rollup_statement(plan.level.start), parameters)
+
+
+@cache
+def _grouped_rollup_statement(level_start: str):
+    """`_grouped_picks`' query, built once per level with every value a parameter."""
+    level = DAILY if level_start == DAILY.start else HOURLY
+    r, period = level.model, level.start_column()
     roles = {
         role: tuple(getattr(r, f"{role}_{name}") for name in ("at", "id", "amount", "price"))
         for role in ROLES
     }
-    bucket = (epoch_micros(period) - plan.start_us) // plan.width_us
-    where = (r.asset == asset, r.account.in_(accounts), period >= lo, period < hi)
-    return grouped_picks(r.account, roles, bucket, *where)
+    start_us = bindparam("start_us", type_=BigInteger)
+    bucket = (epoch_micros(period) - start_us) // bindparam("width_us", type_=BigInteger)
+    return grouped_picks(
+        r.account,
+        roles,
+        bucket,
+        r.asset == bindparam("asset"),
+        r.account.in_(bindparam("accounts", expanding=True)),
+        period >= bindparam("lo"),
+        period < bindparam("hi"),
+    )
 
 
 def _pick_per_bucket(points, plan: AlignedDownsampling) -> list[Point]:
