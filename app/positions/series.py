@@ -113,10 +113,11 @@ def _accounts_with_rows(asset, account, start, end) -> list[str]:
 
 
 def _time_extent(asset, account, start, end) -> tuple[datetime, datetime]:
+    """The selection's first and last timestamp: two index seeks in one statement."""
     edge = _selection(select(Position.timestamp), Position, asset, account, start, end)
-    first = db.session.execute(edge.order_by(Position.timestamp).limit(1)).scalar_one()
-    last = db.session.execute(edge.order_by(Position.timestamp.desc()).limit(1)).scalar_one()
-    return first, last
+    first = edge.order_by(Position.timestamp).limit(1).scalar_subquery()
+    last = edge.order_by(Position.timestamp.desc()).limit(1).scalar_subquery()
+    return tuple(db.session.execute(select(first, last)).one())
 
 
 def asset_series(asset, *, account=None, start=None, end=None, max_points=MAX_POINTS) -> dict:
