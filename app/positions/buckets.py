@@ -98,20 +98,26 @@ def downsampled_rows(asset, accounts: list[str], plan: Downsampling) -> list:
 def _grouped_downsampling_statement():
     """`downsampled_rows`' query on PostgreSQL, built once with every value a parameter."""
     p = Position
+    # OFFSET 0 keeps PostgreSQL from merging the subquery into the grouping, so each
+    # snapshot's time is converted once, not once for every aggregate using it.
+    rows = (
+        select(p.account, p.id, p.amount, p.price, epoch_micros(p.timestamp).label("micros"))
+        .where(
+            p.asset == bindparam("asset"),
+            p.account.in_(bindparam("accounts", expanding=True)),
+            p.timestamp >= bindparam("first_at"),
+            p.timestamp <= bindparam("last_at"),
+        )
+        .offset(0)
+        .subquery()
+    )
     buckets = bindparam("buckets", type_=BigInteger)
     span_us = bindparam("span_us", type_=BigInteger)
     # Bucket floor((t - first) * buckets / span), the last one also holding t = last.
-    offset = epoch_micros(p.timestamp) - bindparam("start_us", type_=BigInteger)
+    offset = rows.c.micros - bindparam("start_us", type_=BigInteger)
     bucket = func.least(buckets - 1, offset * buckets // func.greatest(span_us, 1))
-    return grouped_picks(
-        p.account,
-        dict.fromkeys(ROLES, (p.timestamp, p.id, p.amount, p.price)),
-        bucket,
-        p.asset == bindparam("asset"),
-        p.account.in_(bindparam("accounts", expanding=True)),
-        p.timestamp >= bindparam("first_at"),
-        p.timestamp <= bindparam("last_at"),
-    )
+    snapshot = (rows.c.micros, rows.c.id, rows.c.amount, rows.c.price)
+    return grouped_picks(rows.c.account, dict.fromkeys(ROLES, snapshot), bucket)
 
 
 def grouped_picks(account, roles: dict, bucket, *where):
@@ -119,21 +125,20 @@ def grouped_picks(account, roles: dict, bucket, *where):
     bucket) in one pass over the rows `where` selects, grouped by `bucket`; run it with
     `read_grouped_picks`.
 
-    `roles` maps each role to the (time, id, amount, price) columns it is chosen from
-    (for snapshots, the same four; for rollups, each period's own pick). Each candidate
+    `roles` maps each role to the (epoch microseconds, id, amount, price) columns it is
+    chosen from (for snapshots, the same four; for rollups, each period's own pick). Each candidate
     is carried as a NUMERIC array led by its sort key: its time for first and last, its
     amount then its time for lowest and highest (the time negated for the highest), so
     `min` and `max` choose with the snapshots' order and ties, exactly, and hand over
     the winner's id, time, amount and price with it.
     """
 
-    def by_time(aggregate, at, id_, amount, price):
-        chosen = aggregate(array([epoch_micros(at), id_, amount, price]))
+    def by_time(aggregate, micros, id_, amount, price):
+        chosen = aggregate(array([micros, id_, amount, price]))
         return cast(chosen[1], BigInteger), chosen[2], chosen[3], chosen[4]
 
-    def by_amount(aggregate, at, id_, amount, price, negate_time=False):
-        micros = -epoch_micros(at) if negate_time else epoch_micros(at)
-        chosen = aggregate(array([amount, micros, id_, price]))
+    def by_amount(aggregate, micros, id_, amount, price, negate_time=False):
+        chosen = aggregate(array([amount, -micros if negate_time else micros, id_, price]))
         micros = cast(chosen[2], BigInteger)
         return -micros if negate_time else micros, chosen[3], chosen[1], chosen[4]
 

@@ -253,10 +253,16 @@ def _grouped_rollup_statement(level_start: str):
     """`_grouped_picks`' query, built once per level with every value a parameter."""
     level = DAILY if level_start == DAILY.start else HOURLY
     r, period = level.model, level.start_column()
-    roles = {
-        role: tuple(getattr(r, f"{role}_{name}") for name in ("at", "id", "amount", "price"))
-        for role in ROLES
-    }
+
+    def pick(role):
+        return (
+            epoch_micros(getattr(r, f"{role}_at")),
+            getattr(r, f"{role}_id"),
+            getattr(r, f"{role}_amount"),
+            getattr(r, f"{role}_price"),
+        )
+
+    roles = {role: pick(role) for role in ROLES}
     start_us = bindparam("start_us", type_=BigInteger)
     bucket = (epoch_micros(period) - start_us) // bindparam("width_us", type_=BigInteger)
     return grouped_picks(
