@@ -91,7 +91,7 @@ def downsampled_rows(asset, accounts: list[str], plan: Downsampling) -> list:
         # Picks of one snapshot in several roles, once; in time order, as on SQLite.
         unique = {point.id: point for point in points}.values()
         return sorted(unique, key=lambda point: (point.at_us, point.account))
-    return read_points(_downsampling_statement(dialect), parameters)
+    return read_points(_sqlite_downsampling_statement(), parameters)
 
 
 @cache
@@ -182,8 +182,8 @@ def epoch_micros(column):
 
 
 @cache
-def _downsampling_statement(dialect: str):
-    """`downsampled_rows`' query, built once per dialect with every value a parameter."""
+def _sqlite_downsampling_statement():
+    """`downsampled_rows`' query on SQLite, built once with every value a parameter."""
     n = bindparam("buckets", type_=BigInteger)
     start_us = bindparam("start_us", type_=BigInteger)
     span_us = bindparam("span_us", type_=BigInteger)
@@ -200,8 +200,8 @@ def _downsampling_statement(dialect: str):
         lambda i: (start_of(i), case((i == n - 1, start_us + span_us + 1), else_=start_of(i + 1))),
     )
     p = aliased(Position)
-    # SQLite keeps the amount as text: ranked by its REAL value there (see hourly_rows).
-    amount = cast(p.amount, Float) if dialect == "sqlite" else p.amount
+    # SQLite keeps the amount as text: ranked by its REAL value (see aligned_rows).
+    amount = cast(p.amount, Float)
 
     def pick(*order):
         return (
@@ -211,10 +211,6 @@ def _downsampling_statement(dialect: str):
                 p.account == held.c.account,
                 p.timestamp >= held.c.lo,
                 p.timestamp < held.c.hi,
-                # The bucket's bounds are computed, known only while executing; these
-                # plain ones let PostgreSQL plan the range's partitions alone, not all.
-                p.timestamp >= bindparam("first_at"),
-                p.timestamp <= bindparam("last_at"),
             )
             .order_by(*order)
             .limit(1)
@@ -234,15 +230,9 @@ def _downsampling_statement(dialect: str):
     )
     ids = union(*(select(column) for column in picks.c))
     q = Position
-    # The extent bounds the time too: PostgreSQL then looks the ids up in the
-    # partitions of the range only, not in every one.
     return (
         select(*point_columns(q.id, q.account, q.timestamp, q.amount, q.price))
-        .where(
-            q.id.in_(select(ids.subquery())),
-            q.timestamp >= bindparam("first_at"),
-            q.timestamp <= bindparam("last_at"),
-        )
+        .where(q.id.in_(select(ids.subquery())))
         .order_by(q.timestamp, q.account)
     )
 

@@ -7,7 +7,6 @@ from functools import cache
 
 from sqlalchemy import (
     BigInteger,
-    and_,
     bindparam,
     literal_column,
     select,
@@ -65,13 +64,14 @@ def plan_rollups(plan: Downsampling) -> AlignedDownsampling | None:
 
 
 @cache
-def _rollup_picks(level_start: str, dialect: str, from_lo: bool, to_hi: bool):
-    """The first, last, lowest and highest snapshot of each bucket's whole periods.
+def _rollup_picks(level_start: str, from_lo: bool, to_hi: bool):
+    """SQLite: the first, last, lowest and highest snapshot of each bucket's whole periods.
 
     The rollup rows hold a copy of each pick, so no snapshot is read: per bucket, four
-    index ranges find the periods holding the picks, four key lookups read them (on
-    SQLite by rowid, which the covering index hands over with each period). Built once
-    per level, dialect and shape, with every value a parameter (see `aligned_rows`).
+    index ranges find the periods holding the picks, four rowid lookups read them (the
+    covering index hands the rowid over with each period). Built once per level and
+    shape, with every value a parameter (see `aligned_rows`). PostgreSQL groups instead
+    (`_grouped_picks`).
     """
     level = DAILY if level_start == DAILY.start else HOURLY
     start_us = bindparam("start_us", type_=BigInteger)
@@ -90,10 +90,10 @@ def _rollup_picks(level_start: str, dialect: str, from_lo: bool, to_hi: bool):
         where.append(period >= bindparam("full_lo"))
     if to_hi:
         where.append(period < bindparam("full_hi"))
-    sqlite = dialect == "sqlite"
-    low, high = (r.low_rank, r.high_rank) if sqlite else (r.low_amount, r.high_amount)
-    # The key each pick is read back by: a rowid (valid for this statement) or the period.
-    key = literal_column(f"{r.__tablename__}.rowid") if sqlite else period
+    # Amounts are text on SQLite: ranked by their REAL value (`low_rank`, `high_rank`).
+    low, high = r.low_rank, r.high_rank
+    # The key each pick is read back by: its rowid, valid for this statement.
+    key = literal_column(f"{r.__tablename__}.rowid")
 
     def period_of(*order):
         query = select(key).where(*where).order_by(*order).limit(1)
@@ -115,15 +115,7 @@ def _rollup_picks(level_start: str, dialect: str, from_lo: bool, to_hi: bool):
         row = aliased(r, name=f"{role}_pick")
         parts.append(
             select(*_role_columns(row, role)).join_from(
-                picks,
-                row,
-                literal_column(f"{role}_pick.rowid") == picks.c[role]
-                if sqlite
-                else and_(
-                    row.asset == bindparam("asset"),
-                    row.account == picks.c.account,
-                    level.start_column(row) == picks.c[role],
-                ),
+                picks, row, literal_column(f"{role}_pick.rowid") == picks.c[role]
             )
         )
     return union_all(*parts)
@@ -212,7 +204,7 @@ def _bucket_picks(asset, accounts, plan: AlignedDownsampling, full_lo, full_hi) 
     dialect = db.session.get_bind().dialect.name
     if dialect == "postgresql":
         return _grouped_picks(asset, accounts, plan, full_lo, full_hi)
-    statement = _rollup_picks(plan.level.start, dialect, full_lo is not None, full_hi is not None)
+    statement = _rollup_picks(plan.level.start, full_lo is not None, full_hi is not None)
     parameters = {
         "asset": asset,
         "accounts": accounts,
