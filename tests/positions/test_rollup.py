@@ -21,7 +21,7 @@ from app.positions.models import (
     RollupWatermark,
     notional,
 )
-from tests.positions.helpers import T0, snap, store
+from tests.positions.helpers import ONE, T0, snap, store, store_exact_ranking
 
 HOUR = timedelta(hours=1)
 
@@ -333,29 +333,15 @@ def test_hour_buckets_rank_amounts_exactly_past_double_precision_and_scale(any_a
     with any_app.app_context():
         if db.engine.dialect.name == "sqlite":
             pytest.skip("SQLite ranks extremes across hours by their REAL value (aligned_rows)")
-    one, two = "1.000000000000000000000000000000000001", "1.000000000000000000000000000000000002"
-    # Two a hour for ten hours; 2 accounts, 16 points: 2 buckets of 5 hours. As doubles
-    # `one` and `two` are both 1.0; exactly, the lowest of the first bucket is the
-    # earlier `one` (hour 1), the highest of the second the earlier `-one` (hour 6), and
-    # an equal amount of another scale loses to the earlier one.
-    amounts = [two, "1.5", one, "1.50", "3", one + "0", "3.0", two, one, "1.5"]
-    amounts += ["-" + two, "-1.5", "-" + one, "-1.50", "-3", "-" + one + "0", "-3.0"]
-    amounts += ["-" + one, "-" + two, "-2"]
-    store(
-        any_app,
-        [
-            snap(account=account, minutes=30 * i, amount=amount, price="2.000000000000000000001")
-            for account in ("main", "hedge")
-            for i, amount in enumerate(amounts)
-        ],
-    )
+    # Two a hour for ten hours; 2 accounts, 16 points: 2 buckets of 5 hours, one a half.
+    store_exact_ranking(any_app, timedelta(minutes=30))
     catch_up(any_app)
     got, points = series_points(any_app, max_points=16)
     assert got["bucket_seconds"] == 5 * 3600
     assert points == hour_aligned_m4(any_app, 5 * 3600)
     main = {(t, amount) for account, t, amount, _ in points if account == "main"}
-    assert (buckets.to_micros(T0 + timedelta(minutes=60)), one) in main
-    assert (buckets.to_micros(T0 + timedelta(minutes=360)), "-" + one) in main
+    assert (buckets.to_micros(T0 + timedelta(minutes=60)), ONE) in main
+    assert (buckets.to_micros(T0 + timedelta(minutes=360)), "-" + ONE) in main
 
 
 def test_long_range_far_behind_the_rollups_is_downsampled_from_snapshots(any_app, monkeypatch):

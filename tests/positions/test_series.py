@@ -14,7 +14,7 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.positions import buckets, series, sparklines
 from app.positions.models import LatestPosition, Position
-from tests.positions.helpers import T0, snap, store
+from tests.positions.helpers import EXACT_RANKING, ONE, T0, snap, store, store_exact_ranking
 
 JSON = {"Accept": "application/json"}
 
@@ -164,22 +164,8 @@ def test_buckets_rank_amounts_exactly_past_double_precision_and_scale(any_app):
     with any_app.app_context():
         if db.engine.dialect.name == "sqlite":
             pytest.skip("SQLite ranks a bucket's rows by their REAL value (downsampled_rows)")
-    one, two = "1.000000000000000000000000000000000001", "1.000000000000000000000000000000000002"
-    # 16 points, 2 accounts: 2 buckets of 10 rows. As doubles `one` and `two` are both
-    # 1.0; exactly, the lowest of the first bucket is the earlier `one` (row 2), the
-    # highest of the second the earlier `-one` (row 12); equal amounts of another scale
-    # lose to the earlier one.
-    amounts = [two, "1.5", one, "1.50", "3", one + "0", "3.0", two, one, "1.5"]
-    amounts += ["-" + two, "-1.5", "-" + one, "-1.50", "-3", "-" + one + "0", "-3.0"]
-    amounts += ["-" + one, "-" + two, "-2"]
-    store(
-        any_app,
-        [
-            snap(account=account, at=T0 + timedelta(seconds=i), amount=amount)
-            for account in ("main", "hedge")
-            for i, amount in enumerate(amounts)
-        ],
-    )
+    # One a second; 16 points, 2 accounts: 2 buckets of 10 rows, one a half.
+    store_exact_ranking(any_app, timedelta(seconds=1))
     with any_app.app_context():
         got = series.asset_series("BTC", max_points=16)
     points = sorted(
@@ -190,14 +176,14 @@ def test_buckets_rank_amounts_exactly_past_double_precision_and_scale(any_app):
     rows = [
         (account, buckets.to_micros(T0 + timedelta(seconds=i)), Decimal(amount))
         for account in ("main", "hedge")
-        for i, amount in enumerate(amounts)
+        for i, amount in enumerate(EXACT_RANKING)
     ]
     text = {(account, t): str(amount) for account, t, amount in rows}
     assert [(a, t) for a, t, _ in points] == brute_force(rows, 16)
     assert all(amount == text[account, t] for account, t, amount in points)
     main = {(t, amount) for account, t, amount in points if account == "main"}
-    assert (buckets.to_micros(T0 + timedelta(seconds=2)), one) in main
-    assert (buckets.to_micros(T0 + timedelta(seconds=12)), "-" + one) in main
+    assert (buckets.to_micros(T0 + timedelta(seconds=2)), ONE) in main
+    assert (buckets.to_micros(T0 + timedelta(seconds=12)), "-" + ONE) in main
 
 
 def test_rows_arriving_after_the_count_still_respect_the_cap(any_app, monkeypatch):
