@@ -31,6 +31,8 @@ from app.positions.rollup import ROLES
 
 # A bucket keeps its first, last, lowest and highest snapshot.
 ROLES_PER_BUCKET = 4
+# Written into the SQL as it is (bound, it would take the type of what it multiplies).
+MICROS_PER_SECOND = literal_column("1000000")
 
 
 def epoch_seconds(moment: datetime) -> float:
@@ -88,9 +90,8 @@ def downsampled_rows(asset, accounts: list[str], plan: Downsampling) -> list:
     }
     if dialect == "postgresql":
         points = read_grouped_picks(_grouped_downsampling_statement(), parameters)
-        # Picks of one snapshot in several roles, once; in time order, as on SQLite.
-        unique = {point.id: point for point in points}.values()
-        return sorted(unique, key=lambda point: (point.at_us, point.account))
+        # In time order, as on SQLite.
+        return sorted(points, key=lambda point: (point.at_us, point.account))
     return read_points(_sqlite_downsampling_statement(), parameters)
 
 
@@ -100,8 +101,16 @@ def _grouped_downsampling_statement():
     p = Position
     # OFFSET 0 keeps PostgreSQL from merging the subquery into the grouping, so each
     # snapshot's time is converted once, not once for every aggregate using it.
+    seconds = epoch_seconds_exact(p.timestamp)
     rows = (
-        select(p.account, p.id, p.amount, p.price, epoch_micros(p.timestamp).label("micros"))
+        select(
+            p.account,
+            p.id,
+            p.amount,
+            p.price,
+            seconds.label("seconds"),
+            cast(seconds * MICROS_PER_SECOND, BigInteger).label("micros"),
+        )
         .where(
             p.asset == bindparam("asset"),
             p.account.in_(bindparam("accounts", expanding=True)),
@@ -116,7 +125,7 @@ def _grouped_downsampling_statement():
     # Bucket floor((t - first) * buckets / span), the last one also holding t = last.
     offset = rows.c.micros - bindparam("start_us", type_=BigInteger)
     bucket = func.least(buckets - 1, offset * buckets // func.greatest(span_us, 1))
-    snapshot = (rows.c.micros, rows.c.id, rows.c.amount, rows.c.price)
+    snapshot = (rows.c.seconds, rows.c.id, rows.c.amount, rows.c.price)
     return grouped_picks(rows.c.account, dict.fromkeys(ROLES, snapshot), bucket)
 
 
@@ -125,27 +134,28 @@ def grouped_picks(account, roles: dict, bucket, *where):
     bucket) in one pass over the rows `where` selects, grouped by `bucket`; run it with
     `read_grouped_picks`.
 
-    `roles` maps each role to the (epoch microseconds, id, amount, price) columns it is
-    chosen from (for snapshots, the same four; for rollups, each period's own pick). Each candidate
-    is carried as a NUMERIC array led by its sort key: its time for first and last, its
-    amount then its time for lowest and highest (the time negated for the highest), so
-    `min` and `max` choose with the snapshots' order and ties, exactly, and hand over
-    the winner's id, time, amount and price with it.
+    `roles` maps each role to the (epoch seconds, id, amount, price) columns it is
+    chosen from (for snapshots, the same four; for rollups, each period's own pick); the
+    seconds are `epoch_seconds_exact`' NUMERIC. Each candidate is carried as a NUMERIC
+    array led by its sort key: its time for first and last, its amount then its time for
+    lowest and highest (the time negated for the highest), so `min` and `max` choose
+    with the snapshots' order and ties, exactly, and hand over the winner's id, time,
+    amount and price with it. Only the winners' times become microseconds.
     """
 
-    def by_time(aggregate, micros, id_, amount, price):
-        chosen = aggregate(array([micros, id_, amount, price]))
-        return cast(chosen[1], BigInteger), chosen[2], chosen[3], chosen[4]
+    def by_time(aggregate, seconds, id_, amount, price):
+        chosen = aggregate(array([seconds, id_, amount, price]))
+        return chosen[1], chosen[2], chosen[3], chosen[4]
 
-    def by_amount(aggregate, micros, id_, amount, price, negate_time=False):
-        chosen = aggregate(array([amount, -micros if negate_time else micros, id_, price]))
-        micros = cast(chosen[2], BigInteger)
-        return -micros if negate_time else micros, chosen[3], chosen[1], chosen[4]
+    def by_amount(aggregate, seconds, id_, amount, price, negate_time=False):
+        chosen = aggregate(array([amount, -seconds if negate_time else seconds, id_, price]))
+        return -chosen[2] if negate_time else chosen[2], chosen[3], chosen[1], chosen[4]
 
-    def columns(micros, id_, amount, price):
+    def columns(seconds, id_, amount, price):
         # A pick's time, id, amount and price, as the driver gives them (PostgreSQL
         # computes an aggregate named several times once).
         plain = NullType()
+        micros = cast(seconds * MICROS_PER_SECOND, BigInteger)
         return micros, cast(id_, BigInteger), type_coerce(amount, plain), type_coerce(price, plain)
 
     first, last, low, high = (roles[role] for role in ROLES)
@@ -165,20 +175,26 @@ def grouped_picks(account, roles: dict, bucket, *where):
 
 def read_grouped_picks(statement, parameters) -> list[Point]:
     """Run a `grouped_picks` query: up to four points a bucket, a snapshot picked in
-    several roles once per role."""
-    points = []
-    for name, *picks in db.session.connection().execute(statement, parameters):
+    several roles once."""
+    points: dict[int, Point] = {}
+    for name, *picks in db.session.connection().execute(statement, parameters).all():
         # (epoch micros, id, amount, price) four times; exact Decimals from the driver.
         for at in range(0, 16, 4):
             micros, id_, amount, price = picks[at : at + 4]
-            points.append(Point(id_, name, micros, format_decimal(amount), amount, price))
-    return points
+            if id_ not in points:
+                points[id_] = Point(id_, name, micros, format_decimal(amount), amount, price)
+    return list(points.values())
+
+
+def epoch_seconds_exact(column):
+    """Seconds since the epoch of a timestamptz as PostgreSQL's exact NUMERIC (`extract`),
+    microseconds in its fraction."""
+    return func.extract("epoch", column)
 
 
 def epoch_micros(column):
-    """Microseconds since the epoch of a timestamptz, exactly (PostgreSQL's `extract`
-    gives NUMERIC seconds)."""
-    return cast(func.extract("epoch", column) * 1_000_000, BigInteger)
+    """Microseconds since the epoch of a timestamptz, exactly."""
+    return cast(epoch_seconds_exact(column) * MICROS_PER_SECOND, BigInteger)
 
 
 @cache

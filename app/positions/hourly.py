@@ -20,6 +20,7 @@ from app.positions.buckets import (
     Downsampling,
     bucket_accounts,
     epoch_micros,
+    epoch_seconds_exact,
     grouped_picks,
     read_grouped_picks,
 )
@@ -248,7 +249,7 @@ def _grouped_rollup_statement(level_start: str):
 
     def pick(role):
         return (
-            epoch_micros(getattr(r, f"{role}_at")),
+            epoch_seconds_exact(getattr(r, f"{role}_at")),
             getattr(r, f"{role}_id"),
             getattr(r, f"{role}_amount"),
             getattr(r, f"{role}_price"),
