@@ -47,47 +47,103 @@ def held_at(
 ) -> dict[tuple[str, str], list]:
     """Per (account, asset) series: its latest (amount, price) at or before each of `count`
     moments `step` apart from `start`, then at each `extra` moment (None where it had no
-    snapshot yet). One indexed probe per series and moment, in one statement."""
-    index = select(literal(0, BigInteger).label("i")).cte("grid_index", recursive=True)
-    index = index.union_all(select(index.c.i + 1).where(index.c.i < bindparam("count") - 1))
-    offset = bindparam("start_us", type_=BigInteger) + index.c.i * bindparam("step_us")
-    parts = [select(index.c.i, micros_as_column_value(offset).label("moment"))]
-    parts += [
-        select(literal(count + n, BigInteger), literal(moment, UTCDateTime()))
-        for n, moment in enumerate(extra)
-    ]
-    moment = union_all(*parts).cte("moment") if len(parts) > 1 else parts[0].cte("moment")
-    p = aliased(Position)
-    latest_id = (
-        select(p.id)
-        .where(
-            p.account == LatestPosition.account,
-            p.asset == LatestPosition.asset,
-            p.timestamp <= moment.c.moment,
-        )
-        .order_by(p.timestamp.desc())
-        .limit(1)
-        .correlate(LatestPosition, moment)
-        .scalar_subquery()
-    )
-    picks = (
-        select(moment.c.i, latest_id.label("position_id"))
-        .select_from(LatestPosition)
-        .join(moment, true())
-        .cte("pick")
-    )
-    query = select(picks.c.i, Position.account, Position.asset, Position.amount, Position.price)
-    query = query.join(Position, Position.id == picks.c.position_id)
-    parameters = {
-        "count": count,
-        "start_us": to_micros(start),
-        "step_us": step // MICROSECOND,
-    }
+    snapshot yet).
+
+    The first moment and the extra ones look back without a bound; each later moment
+    only since the moment before it, taking that one's over where nothing came since. So
+    a lookup reads one step of history (one partition on PostgreSQL), however long ago
+    a series last reported, and no lookup reads the history as a whole.
+    """
     size = count + len(extra)
     found: dict[tuple[str, str], list] = {}
-    for i, account, asset, amount, price in db.session.execute(query, parameters):
-        found.setdefault((account, asset), [None] * size)[i] = (amount, price)
+    unbounded = [start, *extra]
+    positions = [0, *range(count, size)]
+    for i, account, asset, amount, price in _latest_at(unbounded):
+        found.setdefault((account, asset), [None] * size)[positions[i]] = (amount, price)
+    steps = {}
+    if count > 1:
+        for i, account, asset, amount, price in _latest_since_step(start, step, count):
+            steps[account, asset, i] = (amount, price)
+    # Carried forward, step by step; a series may begin after the first moment.
+    for account, asset in {*found, *((account, asset) for account, asset, _ in steps)}:
+        snapshots = found.setdefault((account, asset), [None] * size)
+        for i in range(1, count):
+            snapshots[i] = steps.get((account, asset, i), snapshots[i - 1])
     return found
+
+
+def _latest_at(moments: list[datetime]):
+    """(moment index, account, asset, amount, price): each series' latest snapshot at or
+    before each moment, where it has one."""
+    parts = [
+        select(literal(n, BigInteger).label("i"), literal(moment, UTCDateTime()).label("moment"))
+        for n, moment in enumerate(moments)
+    ]
+    moment = union_all(*parts).cte("moment") if len(parts) > 1 else parts[0].cte("moment")
+    return _snapshots_at(moment, moment.c.moment, None)
+
+
+def _latest_since_step(start: datetime, step: timedelta, count: int):
+    """(grid index, account, asset, amount, price): each series' latest snapshot after
+    the grid moment before each one (index 1 to count - 1) and at or before it."""
+    index = select(literal(1, BigInteger).label("i")).cte("grid_index", recursive=True)
+    index = index.union_all(select(index.c.i + 1).where(index.c.i < bindparam("count") - 1))
+    moment_us = bindparam("start_us", type_=BigInteger) + index.c.i * bindparam("step_us")
+    moment = select(
+        index.c.i,
+        micros_as_column_value(moment_us).label("moment"),
+        micros_as_column_value(moment_us - bindparam("step_us")).label("since"),
+    ).cte("moment")
+    parameters = {"count": count, "start_us": to_micros(start), "step_us": step // MICROSECOND}
+    # The grid's own span as constants too: PostgreSQL plans only the partitions in it.
+    span = (start, start + (count - 1) * step)
+    return _snapshots_at(moment, moment.c.moment, moment.c.since, parameters, span)
+
+
+def _snapshots_at(moment, upto, since, parameters=None, span=None):
+    """Each series' latest snapshot in (since, upto] at each row of the `moment` CTE,
+    where it has one: one indexed lookup per series and moment. `span`: the (after, up
+    to) that holds every row's interval, if known.
+
+    SQLite looks up the snapshot's id and reads the row by it. PostgreSQL looks up the
+    amount and the price, each from the (asset, timestamp, ...) index: joined by id, it
+    hashes the whole history instead (40 s at 100M snapshots, bench/README.md).
+    """
+    p = aliased(Position)
+
+    def latest(column):
+        query = select(column).where(
+            p.account == LatestPosition.account,
+            p.asset == LatestPosition.asset,
+            p.timestamp <= upto,
+        )
+        if since is not None:
+            query = query.where(p.timestamp > since)
+        if span is not None:
+            query = query.where(p.timestamp > span[0], p.timestamp <= span[1])
+        query = query.order_by(p.timestamp.desc()).limit(1)
+        return query.correlate(LatestPosition, moment).scalar_subquery()
+
+    if db.session.get_bind().dialect.name == "sqlite":
+        picks = (
+            select(moment.c.i, latest(p.id).label("position_id"))
+            .select_from(LatestPosition)
+            .join(moment, true())
+            .cte("pick")
+        )
+        q = Position
+        query = select(picks.c.i, q.account, q.asset, q.amount, q.price)
+        return db.session.execute(query.join(q, q.id == picks.c.position_id), parameters or {})
+    query = select(
+        moment.c.i,
+        LatestPosition.account,
+        LatestPosition.asset,
+        latest(p.amount).label("amount"),
+        latest(p.price).label("price"),
+    ).join(moment, true())
+    rows = db.session.execute(query, parameters or {})
+    # The amount is never NULL: NULL means no snapshot in the interval.
+    return [row for row in rows if row.amount is not None]
 
 
 def _add(total: Decimal | None, value: Decimal) -> Decimal:

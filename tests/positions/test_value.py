@@ -1,5 +1,6 @@
 """Value over time: amount x price carried forward per series, per account and for the desk."""
 
+import random
 from datetime import timedelta
 from decimal import Decimal
 
@@ -7,7 +8,7 @@ import pytest
 
 from app.db_types import utcnow
 from app.positions.buckets import epoch_seconds
-from app.positions.value import RANGES, grid, value_over_time
+from app.positions.value import RANGES, grid, held_at, value_over_time
 from tests.conftest import ParsedPage
 from tests.positions.helpers import T0, snap, store
 
@@ -44,6 +45,54 @@ def test_grid_runs_from_the_start_of_the_range_to_now_a_step_apart():
         "7d": 169,
         "30d": 181,
     }
+
+
+def test_each_lookup_finds_the_latest_snapshot_at_or_before_its_moment(any_app):
+    """Against a brute force: snapshots on a moment, a microsecond either side, gaps of
+    several steps, series that start just after the first moment and half way, one silent since long before the
+    range (a year back, another partition on PostgreSQL), and moments off the grid."""
+    rng = random.Random(7)
+    step = timedelta(minutes=15)
+    start, count = NOW - 40 * step, 41
+    moments = [start + k * step for k in range(count)]
+    extra = [NOW - timedelta(minutes=7), NOW - timedelta(hours=30)]
+    edges = [timedelta(0), timedelta(microseconds=1), -timedelta(microseconds=1)]
+    times = {
+        ("main", "BTC"): [start - timedelta(hours=40), *(m + rng.choice(edges) for m in moments)],
+        ("main", "ETH"): [start + 3 * step, start + 3 * step + timedelta(microseconds=1)],
+        ("main", "SOL"): [start + timedelta(microseconds=1), start + 5 * step],
+        ("hedge", "BTC"): [start - timedelta(days=365), start - timedelta(days=300)],
+        ("hedge", "SOL"): [
+            start + 17 * step + timedelta(seconds=rng.randrange(900)) for _ in range(9)
+        ],
+        ("arb", "BTC"): [start + k * step for k in range(0, count, 6)]
+        + [NOW - timedelta(hours=29)],
+    }
+    snapshots = [
+        snap(
+            account,
+            asset,
+            at=at,
+            amount=str(rng.randrange(-50, 50)),
+            price=rng.choice(["2.5", None]),
+        )
+        for (account, asset), moments_of_series in times.items()
+        for at in sorted(set(moments_of_series))
+    ]
+    store(any_app, snapshots)
+    expected = {}
+    for moment_index, moment in enumerate([*moments, *extra]):
+        for s in snapshots:
+            key = (s.account, s.asset)
+            earlier = [
+                t for t in snapshots if (t.account, t.asset) == key and t.timestamp <= moment
+            ]
+            if earlier:
+                last = max(earlier, key=lambda t: t.timestamp)
+                found = expected.setdefault(key, [None] * (count + len(extra)))
+                found[moment_index] = (last.amount, last.price)
+    with any_app.app_context():
+        assert held_at(start, step, count, extra) == expected
 
 
 def test_value_carries_each_series_forward_and_skips_a_missing_price(any_app, desk):
