@@ -39,16 +39,17 @@ What it does:
 4. serves the app on each database (`wsgi:app`, production config, gunicorn
    --workers sync workers), logs in through the real form and loads, with wrk as
    bench/pages.py does: the overview `/`, the history page of BTC (first page, and a
-   keyset page half way back in time), the chart series of BTC for each range the
-   chart offers (1h, 24h, 7d, 30d, all); then downloads the CSV export of one series
-   over the last 30 days (the same 43,201 rows from both; less if the small database
-   holds less) 10 times in turn, and posts --ingest-batches batches of 1,000
+   keyset page half way back in time), the value-over-time page (24 hours and 30
+   days: every series at each moment of the range's grid), the chart series of BTC
+   for each range the chart offers (1h, 24h, 7d, 30d, all); then downloads the CSV
+   export of one series over the last 30 days (the same 43,201 rows from both; less if
+   the small database holds less) 10 times in turn, and posts --ingest-batches batches of 1,000
    snapshots to /api/v1/positions, one after the other (p50/p99, rows/s), and takes
    them out again (so a database kept with --keep is measured as loaded by --reuse);
 5. prints each figure for both databases and the ratio big/small, the sizes of the
    tables and indexes per million snapshots and the load rates (for extrapolating),
    the CPU per request of gunicorn and of the database's own backends (steadier than
-   latency on a shared machine), and PASS/FAIL: pages (overview, history, chart)
+   latency on a shared machine), and PASS/FAIL: pages (overview, history, value, chart)
    p99 < 50 ms and big p99 <= 2x small p99; export and ingest: big p99 <= 2x small
    p99 and big rows/s >= half.
 
@@ -838,6 +839,8 @@ def endpoints(db: Database) -> list[Endpoint]:
             f"/positions/{HISTORY_ASSET}?cursor={deep_cursor(db)}",
             'id="history"',
         ),
+        Endpoint("value over time, 24h", "page", "/value", 'id="value-label"'),
+        Endpoint("value over time, 30d", "page", "/value?range=30d", 'id="value-label"'),
     ]
     for name, span in CHART_RANGES:
         query = "" if span is None else f"?from={int((end - span).timestamp())}"
