@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, bindparam, literal, select, true, union_all
+from sqlalchemy import BigInteger, bindparam, literal, select, true, type_coerce, union_all
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import aliased
+from sqlalchemy.types import NullType
 
 from app.db_types import EXACT, UTCDateTime
 from app.extensions import db
@@ -105,9 +107,10 @@ def _snapshots_at(moment, upto, since, parameters=None, span=None):
     where it has one: one indexed lookup per series and moment. `span`: the (after, up
     to) that holds every row's interval, if known.
 
-    SQLite looks up the snapshot's id and reads the row by it. PostgreSQL looks up the
-    amount and the price, each from the (asset, timestamp, ...) index: joined by id, it
-    hashes the whole history instead (40 s at 100M snapshots, bench/README.md).
+    SQLite looks up the snapshot's id and reads the row by it. PostgreSQL takes the
+    amount and the price from the lookup itself, in the (asset, timestamp, ...) index:
+    joined by id, it hashed the whole history instead (40 s at 100M snapshots,
+    bench/README.md).
     """
     p = aliased(Position)
 
@@ -134,16 +137,13 @@ def _snapshots_at(moment, upto, since, parameters=None, span=None):
         q = Position
         query = select(picks.c.i, q.account, q.asset, q.amount, q.price)
         return db.session.execute(query.join(q, q.id == picks.c.position_id), parameters or {})
-    query = select(
-        moment.c.i,
-        LatestPosition.account,
-        LatestPosition.asset,
-        latest(p.amount).label("amount"),
-        latest(p.price).label("price"),
-    ).join(moment, true())
-    rows = db.session.execute(query, parameters or {})
-    # The amount is never NULL: NULL means no snapshot in the interval.
-    return [row for row in rows if row.amount is not None]
+    # The amount and the price in one lookup, as a NUMERIC array (the price may be NULL),
+    # the driver's exact Decimals as they come.
+    held = latest(type_coerce(array([p.amount, p.price]), NullType()))
+    query = select(moment.c.i, LatestPosition.account, LatestPosition.asset, held)
+    rows = db.session.execute(query.join(moment, true()), parameters or {})
+    # NULL: no snapshot in the interval.
+    return [(i, account, asset, *pair) for i, account, asset, pair in rows if pair is not None]
 
 
 def _add(total: Decimal | None, value: Decimal) -> Decimal:
