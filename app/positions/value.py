@@ -51,26 +51,26 @@ def held_at(
     moments `step` apart from `start`, then at each `extra` moment (None where it had no
     snapshot yet).
 
-    The first moment and the extra ones look back without a bound; each later moment
-    only since the moment before it, taking that one's over where nothing came since. So
-    a lookup reads one step of history (one partition on PostgreSQL), however long ago
-    a series last reported, and no lookup reads the history as a whole.
+    The first moment and the extra ones look back without a bound. The later moments
+    look back only to the first: the latest they find after it is the latest, and where
+    they find none the first moment's stands. So on PostgreSQL the grid's lookups plan
+    and read only the range's partitions, however long ago a series last reported.
     """
     size = count + len(extra)
     found: dict[tuple[str, str], list] = {}
-    unbounded = [start, *extra]
-    positions = [0, *range(count, size)]
-    for i, account, asset, amount, price in _latest_at(unbounded):
-        found.setdefault((account, asset), [None] * size)[positions[i]] = (amount, price)
-    steps = {}
+    slots = [0, *range(count, size)]
+    for i, account, asset, amount, price in _latest_at([start, *extra]):
+        found.setdefault((account, asset), [None] * size)[slots[i]] = (amount, price)
+    later = {}
     if count > 1:
-        for i, account, asset, amount, price in _latest_since_step(start, step, count):
-            steps[account, asset, i] = (amount, price)
-    # Carried forward, step by step; a series may begin after the first moment.
-    for account, asset in {*found, *((account, asset) for account, asset, _ in steps)}:
-        snapshots = found.setdefault((account, asset), [None] * size)
+        for i, account, asset, amount, price in _latest_in_range(start, step, count):
+            later[account, asset, i] = (amount, price)
+    # A series may begin after the first moment.
+    for account, asset, _ in later:
+        found.setdefault((account, asset), [None] * size)
+    for (account, asset), snapshots in found.items():
         for i in range(1, count):
-            snapshots[i] = steps.get((account, asset, i), snapshots[i - 1])
+            snapshots[i] = later.get((account, asset, i), snapshots[0])
     return found
 
 
@@ -82,30 +82,25 @@ def _latest_at(moments: list[datetime]):
         for n, moment in enumerate(moments)
     ]
     moment = union_all(*parts).cte("moment") if len(parts) > 1 else parts[0].cte("moment")
-    return _snapshots_at(moment, moment.c.moment, None)
+    return _snapshots_at(moment)
 
 
-def _latest_since_step(start: datetime, step: timedelta, count: int):
+def _latest_in_range(start: datetime, step: timedelta, count: int):
     """(grid index, account, asset, amount, price): each series' latest snapshot after
-    the grid moment before each one (index 1 to count - 1) and at or before it."""
+    `start` and at or before each later grid moment (index 1 to count - 1)."""
     index = select(literal(1, BigInteger).label("i")).cte("grid_index", recursive=True)
     index = index.union_all(select(index.c.i + 1).where(index.c.i < bindparam("count") - 1))
     moment_us = bindparam("start_us", type_=BigInteger) + index.c.i * bindparam("step_us")
-    moment = select(
-        index.c.i,
-        micros_as_column_value(moment_us).label("moment"),
-        micros_as_column_value(moment_us - bindparam("step_us")).label("since"),
-    ).cte("moment")
+    moment = select(index.c.i, micros_as_column_value(moment_us).label("moment")).cte("moment")
     parameters = {"count": count, "start_us": to_micros(start), "step_us": step // MICROSECOND}
-    # The grid's own span as constants too: PostgreSQL plans only the partitions in it.
-    span = (start, start + (count - 1) * step)
-    return _snapshots_at(moment, moment.c.moment, moment.c.since, parameters, span)
+    # The range as plain bounds too: PostgreSQL plans only the partitions in it.
+    return _snapshots_at(moment, parameters, (start, start + (count - 1) * step))
 
 
-def _snapshots_at(moment, upto, since, parameters=None, span=None):
-    """Each series' latest snapshot in (since, upto] at each row of the `moment` CTE,
-    where it has one: one indexed lookup per series and moment. `span`: the (after, up
-    to) that holds every row's interval, if known.
+def _snapshots_at(moment, parameters=None, within=None):
+    """Each series' latest snapshot at or before each moment of the `moment` CTE, where
+    it has one, and inside `within` (after, up to) if given: one indexed lookup per
+    series and moment.
 
     SQLite looks up the snapshot's id and reads the row by it. PostgreSQL takes the
     amount and the price from the lookup itself, in the (asset, timestamp, ...) index:
@@ -118,12 +113,10 @@ def _snapshots_at(moment, upto, since, parameters=None, span=None):
         query = select(column).where(
             p.account == LatestPosition.account,
             p.asset == LatestPosition.asset,
-            p.timestamp <= upto,
+            p.timestamp <= moment.c.moment,
         )
-        if since is not None:
-            query = query.where(p.timestamp > since)
-        if span is not None:
-            query = query.where(p.timestamp > span[0], p.timestamp <= span[1])
+        if within is not None:
+            query = query.where(p.timestamp > within[0], p.timestamp <= within[1])
         query = query.order_by(p.timestamp.desc()).limit(1)
         return query.correlate(LatestPosition, moment).scalar_subquery()
 
@@ -142,7 +135,7 @@ def _snapshots_at(moment, upto, since, parameters=None, span=None):
     held = latest(type_coerce(array([p.amount, p.price]), NullType()))
     query = select(moment.c.i, LatestPosition.account, LatestPosition.asset, held)
     rows = db.session.execute(query.join(moment, true()), parameters or {})
-    # NULL: no snapshot in the interval.
+    # NULL: no snapshot there.
     return [(i, account, asset, *pair) for i, account, asset, pair in rows if pair is not None]
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import event, func, select, text
 from app.alerts.worker import run_pass
 from app.db_types import utcnow
 from app.extensions import db
-from app.positions import csv_io, partitions, queries, retention, series, sparklines
+from app.positions import csv_io, partitions, queries, retention, series, sparklines, value
 from app.positions.ingest import record
 from app.positions.models import Position
 from app.positions.rollup import catch_up
@@ -568,6 +568,22 @@ def test_overview_sparklines_read_only_the_last_days_month(history):
     _planned, executed = partitions_read(history, statement, parameters)
 
     assert executed == {"position_p2026_09"}
+
+
+def test_value_over_time_plans_and_reads_only_its_range(history):
+    """The grid's lookups plan and read the range's months only; only the first
+    moment's look back without a bound (and read only the month holding it)."""
+
+    def week():
+        with history.app_context():
+            value.value_over_time(datetime(2026, 9, 3, 12, tzinfo=UTC), "7d")
+
+    first_moment, grid = statements_during(history, week)
+    planned, executed = partitions_read(history, *grid)
+    assert planned & DATA_MONTHS == {"position_p2026_08", "position_p2026_09"}
+    assert executed & DATA_MONTHS == {"position_p2026_08", "position_p2026_09"}
+    _planned, executed = partitions_read(history, *first_moment)
+    assert executed & DATA_MONTHS == {"position_p2026_08"}
 
 
 def test_export_of_a_range_reads_only_its_months(history):

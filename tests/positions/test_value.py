@@ -49,8 +49,9 @@ def test_grid_runs_from_the_start_of_the_range_to_now_a_step_apart():
 
 def test_each_lookup_finds_the_latest_snapshot_at_or_before_its_moment(any_app):
     """Against a brute force: snapshots on a moment, a microsecond either side, gaps of
-    several steps, series that start just after the first moment and half way, one silent since long before the
-    range (a year back, another partition on PostgreSQL), and moments off the grid."""
+    several steps, series that start just after the first moment and half way, one
+    silent since long before the range (a year back, another partition on PostgreSQL),
+    and moments off the grid."""
     rng = random.Random(7)
     step = timedelta(minutes=15)
     start, count = NOW - 40 * step, 41
