@@ -31,8 +31,6 @@ from app.positions.rollup import ROLES
 
 # A bucket keeps its first, last, lowest and highest snapshot.
 ROLES_PER_BUCKET = 4
-# Written into the SQL as it is (bound, it would take the type of what it multiplies).
-MICROS_PER_SECOND = literal_column("1000000")
 
 
 def epoch_seconds(moment: datetime) -> float:
@@ -109,7 +107,7 @@ def _grouped_downsampling_statement():
             p.amount,
             p.price,
             seconds.label("seconds"),
-            cast(seconds * MICROS_PER_SECOND, BigInteger).label("micros"),
+            seconds_as_micros(seconds).label("micros"),
         )
         .where(
             p.asset == bindparam("asset"),
@@ -155,7 +153,7 @@ def grouped_picks(account, roles: dict, bucket, *where):
         # A pick's time, id, amount and price, as the driver gives them (PostgreSQL
         # computes an aggregate named several times once).
         plain = NullType()
-        micros = cast(seconds * MICROS_PER_SECOND, BigInteger)
+        micros = seconds_as_micros(seconds)
         return micros, cast(id_, BigInteger), type_coerce(amount, plain), type_coerce(price, plain)
 
     first, last, low, high = (roles[role] for role in ROLES)
@@ -192,9 +190,15 @@ def epoch_seconds_exact(column):
     return func.extract("epoch", column)
 
 
+def seconds_as_micros(seconds):
+    """`epoch_seconds_exact` as BIGINT microseconds (the factor written into the SQL:
+    bound, it would take the type of what it multiplies)."""
+    return cast(seconds * literal_column("1000000"), BigInteger)
+
+
 def epoch_micros(column):
     """Microseconds since the epoch of a timestamptz, exactly."""
-    return cast(epoch_seconds_exact(column) * MICROS_PER_SECOND, BigInteger)
+    return seconds_as_micros(epoch_seconds_exact(column))
 
 
 @cache
