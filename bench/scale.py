@@ -40,7 +40,8 @@ What it does:
    --workers sync workers), logs in through the real form and loads, with wrk as
    bench/pages.py does: the overview `/`, the history page of BTC (first page, and a
    keyset page half way back in time), the value-over-time page (24 hours and 30
-   days: every series at each moment of the range's grid), the chart series of BTC
+   days: every series now and at the changes' moments) and its chart's series
+   (every series at each moment of the range's grid), the chart series of BTC
    for each range the chart offers (1h, 24h, 7d, 30d, all); then downloads the CSV
    export of one series over the last 30 days (the same 43,201 rows from both; less if
    the small database holds less) 10 times in turn, and posts --ingest-batches batches of 1,000
@@ -841,6 +842,8 @@ def endpoints(db: Database) -> list[Endpoint]:
         ),
         Endpoint("value over time, 24h", "page", "/value", 'id="value-label"'),
         Endpoint("value over time, 30d", "page", "/value?range=30d", 'id="value-label"'),
+        Endpoint("value series, 24h", "page", "/value/series", '"desk"'),
+        Endpoint("value series, 30d", "page", "/value/series?range=30d", '"desk"'),
     ]
     for name, span in CHART_RANGES:
         query = "" if span is None else f"?from={int((end - span).timestamp())}"

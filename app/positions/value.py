@@ -150,46 +150,38 @@ def _change(values: list[Decimal | None], now_index: int, then_index: int) -> De
 
 @dataclass
 class ValueOverTime:
-    """The value of each account and of the desk at each moment, and its changes."""
+    """The value of each account and of the desk at each moment of a range's grid."""
 
     range_key: str
     moments: list[datetime]  # the grid, oldest first; the last is now
     accounts: dict[str, list[Decimal | None]]
     desk: list[Decimal | None]
-    # Per account and for the desk ("" key): change over "1h", "24h" and "range".
-    changes: dict[str, dict[str, Decimal | None]] = field(default_factory=dict)
     unpriced: list[tuple[str, str]] = field(default_factory=list)  # held now, no price
 
-    @property
-    def now(self) -> Decimal | None:
-        return self.desk[-1]
+
+@dataclass
+class ValueFigures:
+    """The value now of each account and of the desk, and its changes over 1 h, 24 h and
+    the range: what the value page shows beside its chart."""
+
+    range_key: str
+    now: dict[str, Decimal | None]  # per account, and for the desk ("")
+    # Per account and for the desk: change over "1h", "24h" and "range".
+    changes: dict[str, dict[str, Decimal | None]]
+    unpriced: list[tuple[str, str]] = field(default_factory=list)  # held now, no price
 
     def figures(self) -> list[tuple[str, Decimal | None, dict[str, Decimal | None]]]:
         """(account, value now, changes) per account by name, then the desk ("")."""
-        accounts = sorted(self.accounts.items())
-        rows = [(name, values[-1], self.changes[name]) for name, values in accounts]
-        return [*rows, ("", self.desk[-1], self.changes[""])]
+        names = sorted(name for name in self.now if name)
+        return [(name, self.now[name], self.changes[name]) for name in [*names, ""]]
 
 
-def value_over_time(now: datetime, range_key: str = DEFAULT_RANGE) -> ValueOverTime:
-    """Value per account and for the desk over the range ending now (see the module)."""
-    span, step = RANGES[range_key]
-    moments = grid(now, span, step)
-    # The 1 h and 24 h changes: a grid moment, or one more lookup where the grid misses.
-    extra: list[datetime] = []
-    change_at = {}
-    for key, ago in CHANGE_SPANS.items():
-        then = now - ago
-        if then in moments:
-            change_at[key] = moments.index(then)
-        else:
-            change_at[key] = len(moments) + len(extra)
-            extra.append(then)
-    size = len(moments) + len(extra)
+def _values(lookups: dict, size: int, now_index: int):
+    """Per account and for the desk, the value at each of `size` moments from the
+    series' lookups (`held_at`); and the series held at `now_index` without a price."""
     accounts: dict[str, list[Decimal | None]] = {}
     desk: list[Decimal | None] = [None] * size
     unpriced = []
-    lookups = held_at(moments[0], step, len(moments), extra)
     for (account, asset), snapshots in sorted(lookups.items()):
         values = accounts.setdefault(account, [None] * size)
         for i, snapshot in enumerate(snapshots):
@@ -197,22 +189,37 @@ def value_over_time(now: datetime, range_key: str = DEFAULT_RANGE) -> ValueOverT
                 continue
             amount, price = snapshot
             if price is None:
-                if i == len(moments) - 1:
+                if i == now_index:
                     unpriced.append((account, asset))
                 continue
             worth = EXACT.multiply(amount, price)
             values[i] = _add(values[i], worth)
             desk[i] = _add(desk[i], worth)
-    last = len(moments) - 1
-    changes = {}
+    return accounts, desk, unpriced
+
+
+def value_over_time(now: datetime, range_key: str = DEFAULT_RANGE) -> ValueOverTime:
+    """Value per account and for the desk at each moment of the range's grid (the chart)."""
+    span, step = RANGES[range_key]
+    moments = grid(now, span, step)
+    lookups = held_at(moments[0], step, len(moments))
+    accounts, desk, unpriced = _values(lookups, len(moments), len(moments) - 1)
+    return ValueOverTime(range_key, moments, accounts, desk, unpriced)
+
+
+def value_figures(now: datetime, range_key: str = DEFAULT_RANGE) -> ValueFigures:
+    """Value now per account and for the desk, and its changes over 1 h, 24 h and the
+    range: four lookups a series, not the grid (the page's chart asks for that)."""
+    span, step = RANGES[range_key]
+    then = {key: now - ago for key, ago in CHANGE_SPANS.items()}
+    then["range"] = now - span
+    # A range of 1 h or 24 h starts where one of the changes does.
+    moments = [now, *dict.fromkeys(then.values())]
+    lookups = held_at(moments[0], step, 1, moments[1:])
+    accounts, desk, unpriced = _values(lookups, len(moments), 0)
+    at = {moment: i for i, moment in enumerate(moments)}
+    values_now, changes = {}, {}
     for name, values in [("", desk), *accounts.items()]:
-        changes[name] = {key: _change(values, last, index) for key, index in change_at.items()}
-        changes[name]["range"] = _change(values, last, 0)
-    return ValueOverTime(
-        range_key=range_key,
-        moments=moments,
-        accounts={name: values[: len(moments)] for name, values in accounts.items()},
-        desk=desk[: len(moments)],
-        changes=changes,
-        unpriced=unpriced,
-    )
+        values_now[name] = values[0]
+        changes[name] = {key: _change(values, 0, at[moment]) for key, moment in then.items()}
+    return ValueFigures(range_key, values_now, changes, unpriced)

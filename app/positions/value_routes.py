@@ -6,16 +6,17 @@ from app.auth.access import requires_role
 from app.auth.models import Role
 from app.db_types import format_decimal, utcnow
 from app.positions.buckets import epoch_seconds
-from app.positions.value import DEFAULT_RANGE, RANGES, value_over_time
+from app.positions.value import DEFAULT_RANGE, RANGES, value_figures, value_over_time
 
 bp = Blueprint("value", __name__)
 
+RANGE_ERROR = f"'range' must be one of {', '.join(RANGES)}."
 
-def _range_key() -> str:
+
+def _range_key() -> str | None:
+    """The `range` query parameter (empty: the default); None when it names no range."""
     key = request.args.get("range", "") or DEFAULT_RANGE
-    if key not in RANGES:
-        abort(400, description=f"'range' must be one of {', '.join(RANGES)}.")
-    return key
+    return key if key in RANGES else None
 
 
 @bp.route("/value")
@@ -23,7 +24,10 @@ def _range_key() -> str:
 def index():
     """Show the value of the positions held over a range, per account and for the desk."""
     key = _range_key()
-    report = value_over_time(utcnow(), key)
+    if key is None:
+        abort(400, description=RANGE_ERROR)
+    # The figures only: the chart asks /value/series for the range's grid.
+    report = value_figures(utcnow(), key)
     return render_template("positions/value.html", report=report, ranges=list(RANGES))
 
 
@@ -35,7 +39,11 @@ def _texts(values) -> list:
 @requires_role(Role.VIEWER)
 def series():
     """Return the value over a range per account and for the desk as JSON (exact decimals)."""
-    report = value_over_time(utcnow(), _range_key())
+    key = _range_key()
+    if key is None:
+        # In JSON whatever the client accepts, as the chart series answers a bad parameter.
+        return jsonify(error="bad_request", message=RANGE_ERROR, parameter="range"), 400
+    report = value_over_time(utcnow(), key)
     return jsonify(
         range=report.range_key,
         currency=current_app.config.get("QUOTE_CURRENCY", "USD"),

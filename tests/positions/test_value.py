@@ -8,7 +8,7 @@ import pytest
 
 from app.db_types import utcnow
 from app.positions.buckets import epoch_seconds
-from app.positions.value import RANGES, grid, held_at, value_over_time
+from app.positions.value import RANGES, grid, held_at, value_figures, value_over_time
 from tests.conftest import ParsedPage
 from tests.positions.helpers import T0, snap, store
 
@@ -115,7 +115,7 @@ def test_value_carries_each_series_forward_and_skips_a_missing_price(any_app, de
 
 def test_changes_over_one_hour_a_day_and_the_range(any_app, desk):
     with any_app.app_context():
-        report = value_over_time(NOW, "1h")
+        report = value_figures(NOW, "1h")
     # A day ago: main held BTC 2 x 100 and ETH 10 x 5 (priced then); hedge held nothing.
     assert report.changes == {
         "": {"1h": D("230.15"), "24h": D("80.15"), "range": D("230.15")},
@@ -127,26 +127,51 @@ def test_changes_over_one_hour_a_day_and_the_range(any_app, desk):
         ("main", D("330.15")),
         ("", D("330.15")),
     ]
+    assert report.unpriced == [("main", "ETH")]
 
 
 @pytest.mark.parametrize("range_key", list(RANGES))
-def test_the_one_hour_and_one_day_changes_agree_on_every_range(any_app, desk, range_key):
-    # On or off the grid (30 d steps 4 h: an hour ago is looked up on its own).
+def test_the_figures_agree_with_the_grid_on_every_range(any_app, desk, range_key):
+    """The page's figures (four lookups a series) are the chart's grid at its ends, and
+    the 1 h and 1 day changes are the same whatever the range."""
+    start = NOW - RANGES[range_key][0]
+    micro = timedelta(microseconds=1)
+    # arb: 2 x 10 held from the range's first moment exactly, 5 x 10 a microsecond later.
+    store(
+        any_app,
+        [
+            snap("arb", "ETH", at=start - micro, amount="1", price="10"),
+            snap("arb", "ETH", at=start, amount="2", price="10"),
+            snap("arb", "ETH", at=start + micro, amount="5", price="10"),
+        ],
+    )
     with any_app.app_context():
-        report = value_over_time(NOW, range_key)
-    assert report.moments[-1] == NOW
-    assert (report.changes[""]["1h"], report.changes[""]["24h"]) == (D("230.15"), D("80.15"))
-    assert report.changes["hedge"]["24h"] is None
+        figures = value_figures(NOW, range_key)
+        chart = value_over_time(NOW, range_key)
+    assert chart.moments[-1] == NOW
+    assert (figures.changes["main"]["1h"], figures.changes["main"]["24h"]) == (
+        D("130.15"),
+        D("80.15"),
+    )
+    assert figures.changes["hedge"]["24h"] is None
+    assert figures.changes["arb"]["range"] == D("30")
+    for name, values in [("", chart.desk), *chart.accounts.items()]:
+        assert figures.now[name] == values[-1]
+        then = values[0]
+        expected = None if then is None or values[-1] is None else values[-1] - then
+        assert figures.changes[name]["range"] == expected
+    assert figures.unpriced == chart.unpriced
 
 
-def test_a_week_range_uses_hourly_steps_and_still_changes_over_one_hour(any_app, desk):
+def test_a_week_range_uses_hourly_steps_and_has_no_change_over_the_range(any_app, desk):
     with any_app.app_context():
-        report = value_over_time(NOW, "7d")
-    assert report.moments[-2] == ago(hours=1)
+        chart = value_over_time(NOW, "7d")
+        figures = value_figures(NOW, "7d")
+    assert chart.moments[-2] == ago(hours=1)
     # Before any snapshot: nothing held, no value (not zero).
-    assert report.desk[0] is None and report.accounts["main"][0] is None
-    assert report.changes[""]["1h"] == D("230.15")
-    assert report.changes[""]["range"] is None
+    assert chart.desk[0] is None and chart.accounts["main"][0] is None
+    assert figures.changes[""]["1h"] == D("230.15")
+    assert figures.changes[""]["range"] is None
 
 
 def test_value_series_json_carries_exact_decimal_texts(any_app, viewer_client):
@@ -200,7 +225,13 @@ def test_value_page_labels_itself_honestly_and_counts_positions_without_a_price(
 
 def test_value_refuses_an_unknown_range(any_app, viewer_client):
     assert viewer_client.get("/value?range=2y").status_code == 400
-    assert viewer_client.get("/value/series?range=2y").status_code == 400
+    response = viewer_client.get("/value/series?range=2y")
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "error": "bad_request",
+        "message": "'range' must be one of 1h, 24h, 7d, 30d.",
+        "parameter": "range",
+    }
 
 
 def test_value_with_no_positions_shows_no_value(any_app, viewer_client):
