@@ -124,9 +124,10 @@ def asset_series(asset, *, account=None, start=None, end=None, max_points=MAX_PO
     """The series part of the chart document: raw rows up to the cap, else downsampled."""
     bucket_seconds = rows = None
     watermark = folded_id()
+    newest_id = newest_drawn_id()
     # None: no snapshot waits above the watermark, so none is looked for by id (on
     # PostgreSQL a read of every partition).
-    if newest_drawn_id() <= watermark:
+    if newest_id <= watermark:
         watermark = None
     # The whole history with every snapshot folded: its size, accounts and extent come
     # from the daily rollups, not from every month of the history.
@@ -149,7 +150,7 @@ def asset_series(asset, *, account=None, start=None, end=None, max_points=MAX_PO
         # Buckets of half an hour or more: whole UTC hours (or days, from half a day on),
         # mostly read from the rollups.
         aligned = plan_rollups(plan)
-        if aligned is not None and watermark is not None and far_behind(watermark):
+        if aligned is not None and watermark is not None and far_behind(watermark, newest_id):
             aligned = None
         if aligned is None:
             bucket_seconds = plan.span_us / plan.buckets / 1e6

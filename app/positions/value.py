@@ -34,6 +34,8 @@ RANGES = {
     "30d": (timedelta(days=30), timedelta(hours=4)),
 }
 DEFAULT_RANGE = "24h"
+# How far before the earliest moment a lookup looks first (see held_at).
+LOOKBACK = timedelta(days=1)
 # The changes every view shows beside the range's own.
 CHANGE_SPANS = {"1h": timedelta(hours=1), "24h": timedelta(days=1)}
 
@@ -51,16 +53,33 @@ def held_at(
     moments `step` apart from `start`, then at each `extra` moment (None where it had no
     snapshot yet).
 
-    The first moment and the extra ones look back without a bound. The later moments
-    look back only to the first: the latest they find after it is the latest, and where
-    they find none the first moment's stands. So on PostgreSQL the grid's lookups plan
-    and read only the range's partitions, however long ago a series last reported.
+    Every lookup has bounds, so on PostgreSQL it plans and reads only the months they
+    span: planned without them, each statement cost as much as the page again at 100M
+    snapshots (bench/README.md). The first moment and the extra ones look back to
+    LOOKBACK before the earliest of them; a series with nothing there is looked up once
+    more without a bound, at that point. The later grid moments look back only to the
+    first: the latest they find after it is the latest, and where they find none the
+    first moment's stands.
     """
     size = count + len(extra)
-    found: dict[tuple[str, str], list] = {}
+    firsts = [start, *extra]
     slots = [0, *range(count, size)]
-    for i, account, asset, amount, price in _latest_at([start, *extra]):
+    since = min(firsts) - LOOKBACK
+    found: dict[tuple[str, str], list] = {}
+    for i, account, asset, amount, price in _latest_at(firsts, (since, max(firsts))):
         found.setdefault((account, asset), [None] * size)[slots[i]] = (amount, price)
+    every = db.session.execute(select(LatestPosition.account, LatestPosition.asset))
+    lacking = [
+        key
+        for key in map(tuple, every)
+        if key not in found or any(found[key][i] is None for i in slots)
+    ]
+    if lacking:
+        # Where a series had nothing since then, its latest snapshot is its latest before.
+        for _, account, asset, amount, price in _latest_at([since]):
+            snapshots = found.setdefault((account, asset), [None] * size)
+            for i in slots:
+                snapshots[i] = snapshots[i] or (amount, price)
     later = {}
     if count > 1:
         for i, account, asset, amount, price in _latest_in_range(start, step, count):
@@ -74,15 +93,15 @@ def held_at(
     return found
 
 
-def _latest_at(moments: list[datetime]):
+def _latest_at(moments: list[datetime], within=None):
     """(moment index, account, asset, amount, price): each series' latest snapshot at or
-    before each moment, where it has one."""
+    before each moment, where it has one (inside `within`, (after, up to), if given)."""
     parts = [
         select(literal(n, BigInteger).label("i"), literal(moment, UTCDateTime()).label("moment"))
         for n, moment in enumerate(moments)
     ]
     moment = union_all(*parts).cte("moment") if len(parts) > 1 else parts[0].cte("moment")
-    return _snapshots_at(moment)
+    return _snapshots_at(moment, within=within)
 
 
 def _latest_in_range(start: datetime, step: timedelta, count: int):

@@ -571,19 +571,31 @@ def test_overview_sparklines_read_only_the_last_days_month(history):
 
 
 def test_value_over_time_plans_and_reads_only_its_range(history):
-    """The grid's lookups plan and read the range's months only; only the first
-    moment's look back without a bound (and read only the month holding it)."""
+    """Every lookup plans and reads only the months of its moments: the grid's the
+    range's, the first moment's a day back from it, the page's figures' (now, 1 h, 24 h
+    and 30 days ago) a day back from the oldest. Every series reported in that day, so
+    none is looked up without a bound."""
+    now = datetime(2026, 9, 3, 12, tzinfo=UTC)
 
     def week():
         with history.app_context():
-            value.value_over_time(datetime(2026, 9, 3, 12, tzinfo=UTC), "7d")
+            value.value_over_time(now, "7d")
 
     first_moment, grid = statements_during(history, week)
     planned, executed = partitions_read(history, *grid)
     assert planned & DATA_MONTHS == {"position_p2026_08", "position_p2026_09"}
     assert executed & DATA_MONTHS == {"position_p2026_08", "position_p2026_09"}
-    _planned, executed = partitions_read(history, *first_moment)
-    assert executed & DATA_MONTHS == {"position_p2026_08"}
+    planned, executed = partitions_read(history, *first_moment)
+    assert planned & DATA_MONTHS == executed & DATA_MONTHS == {"position_p2026_08"}
+
+    def figures():
+        with history.app_context():
+            value.value_figures(now, "30d")
+
+    [lookups] = statements_during(history, figures)
+    planned, executed = partitions_read(history, *lookups)
+    assert planned & DATA_MONTHS == {"position_p2026_08", "position_p2026_09"}
+    assert executed & DATA_MONTHS == {"position_p2026_08", "position_p2026_09"}
 
 
 def test_export_of_a_range_reads_only_its_months(history):

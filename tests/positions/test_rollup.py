@@ -356,6 +356,20 @@ def test_long_range_far_behind_the_rollups_is_downsampled_from_snapshots(any_app
     assert points == hour_aligned_m4(any_app, 12 * 3600)
 
 
+def test_far_behind_counts_what_waits_only_past_the_ids_drawn(any_app, monkeypatch):
+    monkeypatch.setattr(rollup, "FAR_BEHIND_ROWS", 3)
+    store(any_app, [snap(minutes=m) for m in range(2)])
+    with any_app.app_context():
+        # Three ids drawn since the watermark: no more than three can wait.
+        assert not rollup.far_behind(0, 3)
+        # Fifty drawn (failed batches leave gaps), two wait: counted.
+        assert not rollup.far_behind(0, 50)
+    store(any_app, [snap(minutes=m) for m in range(2, 6)])
+    with any_app.app_context():
+        assert rollup.far_behind(0, 50)
+        assert not rollup.far_behind(3, 6)
+
+
 def test_prune_through_an_hour_keeps_the_series_exact(any_app):
     store(
         any_app,

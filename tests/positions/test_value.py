@@ -81,19 +81,26 @@ def test_each_lookup_finds_the_latest_snapshot_at_or_before_its_moment(any_app):
         for at in sorted(set(moments_of_series))
     ]
     store(any_app, snapshots)
-    expected = {}
-    for moment_index, moment in enumerate([*moments, *extra]):
-        for s in snapshots:
-            key = (s.account, s.asset)
-            earlier = [
-                t for t in snapshots if (t.account, t.asset) == key and t.timestamp <= moment
-            ]
-            if earlier:
-                last = max(earlier, key=lambda t: t.timestamp)
-                found = expected.setdefault(key, [None] * (count + len(extra)))
-                found[moment_index] = (last.amount, last.price)
+
+    def brute_force(every_moment):
+        expected = {}
+        for moment_index, moment in enumerate(every_moment):
+            for s in snapshots:
+                key = (s.account, s.asset)
+                earlier = [
+                    t for t in snapshots if (t.account, t.asset) == key and t.timestamp <= moment
+                ]
+                if earlier:
+                    last = max(earlier, key=lambda t: t.timestamp)
+                    found = expected.setdefault(key, [None] * len(every_moment))
+                    found[moment_index] = (last.amount, last.price)
+        return expected
+
     with any_app.app_context():
-        assert held_at(start, step, count, extra) == expected
+        assert held_at(start, step, count, extra) == brute_force([*moments, *extra])
+        # As the page's figures ask: no grid, a few moments each looked up on its own.
+        few = [NOW, NOW - timedelta(hours=1), start + 17 * step, start, *extra]
+        assert held_at(few[0], step, 1, few[1:]) == brute_force(few)
 
 
 def test_value_carries_each_series_forward_and_skips_a_missing_price(any_app, desk):
