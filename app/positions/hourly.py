@@ -145,35 +145,41 @@ def _ceil(moment: datetime, level: Level) -> datetime:
     return level.floor(moment - MICROSECOND) + level.width
 
 
+def waiting_points(asset, accounts: list[str] | None, watermark: int, start=None, end=None):
+    """The snapshots of the asset (of `accounts`, in [start, end)) above the watermark:
+    not in the rollups yet.
+
+    Found by id: `|| ''` keeps the planner off the asset and account indexes, so it walks
+    the few ids above the watermark instead of the whole range.
+    """
+    p = Position
+    query = select(*point_columns(p.id, p.account, p.timestamp, p.amount, p.price))
+    query = query.where(p.asset.concat("") == asset, p.id > watermark)
+    if accounts is not None:
+        query = query.where(p.account.concat("").in_(accounts))
+    if start is not None:
+        query = query.where(p.timestamp >= start)
+    if end is not None:
+        query = query.where(p.timestamp < end)
+    return read_points(query)
+
+
 def aligned_rows(
-    asset, accounts: list[str], plan: AlignedDownsampling, start, end, watermark: int | None
+    asset, accounts: list[str], plan: AlignedDownsampling, start, end, waiting: list[Point]
 ) -> list[Point]:
     """First, last, lowest and highest snapshot per (account, aligned bucket).
 
     The periods of the plan's level wholly inside [start, end) come from its rollups;
     with days, the whole hours of the two partial edge days from the hourly ones; the
-    partial edge hours and the snapshots not folded yet (ids above `watermark`, the
-    caller's `rollup.folded_id()`, None when none is) from the snapshots themselves. Candidates are
+    partial edge hours from the snapshots themselves, beside the snapshots not folded
+    yet (`waiting`, from `waiting_points`). Candidates are
     compared exactly here, so the answer is the one the snapshots alone would give.
     (One caveat on SQLite, shared with `downsampled_rows`: across periods the
     extremes are ranked by their REAL value, so amounts that differ only past double
     precision count as a tie there.)
     """
-    found: dict[int, Point] = {}
+    found: dict[int, Point] = {point.id: point for point in waiting if point.account in accounts}
     p = Position
-
-    def collect(*where, by_id=False):
-        # By id: `|| ''` keeps the planner off the asset and account indexes, so it
-        # walks the few ids above the watermark instead of the whole range.
-        asset_, account = (
-            (p.asset.concat(""), p.account.concat("")) if by_id else (p.asset, p.account)
-        )
-        query = select(*point_columns(p.id, p.account, p.timestamp, p.amount, p.price))
-        for point in read_points(query.where(asset_ == asset, account.in_(accounts), *where)):
-            found[point.id] = point
-
-    in_range = [] if start is None else [p.timestamp >= start]
-    in_range += [] if end is None else [p.timestamp < end]
     # Parts of the range not covered yet, each narrowed level by level.
     parts = [(start, end)]
     for level in (DAILY, HOURLY) if plan.level is DAILY else (HOURLY,):
@@ -194,10 +200,12 @@ def aligned_rows(
             if hi is not None and whole_hi < hi:
                 left.append((whole_hi, hi))
         parts = left
+    columns = point_columns(p.id, p.account, p.timestamp, p.amount, p.price)
     for lo, hi in parts:
-        collect(p.timestamp >= lo, p.timestamp < hi)
-    if watermark is not None:
-        collect(p.id > watermark, *in_range, by_id=True)
+        query = select(*columns).where(
+            p.asset == asset, p.account.in_(accounts), p.timestamp >= lo, p.timestamp < hi
+        )
+        found.update((point.id, point) for point in read_points(query))
     return _pick_per_bucket(found.values(), plan)
 
 

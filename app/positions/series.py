@@ -15,10 +15,10 @@ from app.positions.buckets import (
     epoch_seconds,
     plan_downsampling,
 )
-from app.positions.hourly import aligned_rows, plan_rollups
+from app.positions.hourly import aligned_rows, plan_rollups, waiting_points
 from app.positions.models import LatestPosition, Position
 from app.positions.overlay import firing_spans, limit_lines
-from app.positions.points import Point, point_columns, read_points
+from app.positions.points import MICROSECOND, Point, point_columns, read_points
 from app.positions.rollup import far_behind, folded_id
 from app.positions.watermark import newest_drawn_id
 from app.user_input import parse_moment as read_moment
@@ -120,20 +120,35 @@ def _time_extent(asset, account, start, end) -> tuple[datetime, datetime]:
     return tuple(db.session.execute(select(first, last)).one())
 
 
+def _whole_extent(asset, account, waiting: list[Point]):
+    """The whole history's accounts, first and last timestamp: from the daily rollups and
+    the snapshots waiting to be folded."""
+    in_days = daily.accounts_with_rows(asset, account)
+    accounts = sorted({*in_days, *(point.account for point in waiting)})
+    edges = list(daily.time_extent(asset, in_days)) if in_days else []
+    edges += [EPOCH + point.at_us * MICROSECOND for point in waiting]
+    return accounts, min(edges), max(edges)
+
+
 def asset_series(asset, *, account=None, start=None, end=None, max_points=MAX_POINTS) -> dict:
     """The series part of the chart document: raw rows up to the cap, else downsampled."""
     bucket_seconds = rows = None
     watermark = folded_id()
     newest_id = newest_drawn_id()
-    # None: no snapshot waits above the watermark, so none is looked for by id (on
-    # PostgreSQL a read of every partition).
-    if newest_id <= watermark:
-        watermark = None
-    # The whole history with every snapshot folded: its size, accounts and extent come
-    # from the daily rollups, not from every month of the history.
-    whole = start is None and end is None and watermark is None
+    # The snapshots above the watermark, read once when the rollups are: none when no
+    # id was drawn since it, else read by id (on PostgreSQL every partition).
+    waiting: list[Point] | None = [] if newest_id <= watermark else None
+    # The whole history: its size, accounts and extent come from the daily rollups and
+    # the few snapshots waiting, not from every month of the history.
+    whole = start is None and end is None
+    far = False
+    if whole and waiting is None:
+        far = far_behind(watermark, newest_id)
+        if not far:
+            waiting = waiting_points(asset, [account] if account else None, watermark)
+    whole = whole and waiting is not None
     if whole:
-        count = daily.count_up_to(asset, account, max_points + 1)
+        count = daily.count_up_to(asset, account, max_points + 1) + len(waiting)
     else:
         count = _count_up_to(asset, account, start, end, max_points + 1)
     if count <= max_points:
@@ -141,23 +156,25 @@ def asset_series(asset, *, account=None, start=None, end=None, max_points=MAX_PO
     # Snapshots may land between the count and the read (PostgreSQL reads committed).
     if rows is None or len(rows) > max_points:
         if whole:
-            accounts = daily.accounts_with_rows(asset, account)
-            first, last = daily.time_extent(asset, accounts)
+            accounts, first, last = _whole_extent(asset, account, waiting)
         else:
             accounts = _accounts_with_rows(asset, account, start, end)
             first, last = _time_extent(asset, account, start, end)
         plan = plan_downsampling(len(accounts), first, last, max_points)
         # Buckets of half an hour or more: whole UTC hours (or days, from half a day on),
-        # mostly read from the rollups.
+        # mostly read from the rollups, unless too many snapshots wait to be folded.
         aligned = plan_rollups(plan)
-        if aligned is not None and watermark is not None and far_behind(watermark, newest_id):
-            aligned = None
+        if aligned is not None and waiting is None:
+            if far or far_behind(watermark, newest_id):
+                aligned = None
+            else:
+                waiting = waiting_points(asset, accounts, watermark, start, end)
         if aligned is None:
             bucket_seconds = plan.span_us / plan.buckets / 1e6
             rows = downsampled_rows(asset, accounts, plan)
         else:
             bucket_seconds = aligned.width_us / 1e6
-            rows = aligned_rows(asset, accounts, aligned, start, end, watermark)
+            rows = aligned_rows(asset, accounts, aligned, start, end, waiting)
     by_account: dict[str, list] = {}
     for point in rows:
         by_account.setdefault(point.account, []).append(point.chart_point())

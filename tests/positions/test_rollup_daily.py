@@ -317,11 +317,20 @@ def test_whole_history_chart_with_every_snapshot_folded_reads_no_snapshot(any_ap
     assert points == hour_aligned_m4(
         any_app, int(got["bucket_seconds"]), floor=bucket_floor(any_app, 40)
     )
-    # One snapshot waiting: the snapshots are asked again.
+    # One snapshot waiting: it alone is read from the snapshots, by id; the size, the
+    # accounts and the extent still come from the days.
     store(any_app, [snap(account="hedge", minutes=-1, amount="99")])
     reads = [s for s in statements_during(any_app, chart) if history.search(s)]
-    assert reads
+    assert len(reads) == 1 and "position.id >" in reads[0]
     got, points = series_points(any_app, max_points=40)
+    assert points == hour_aligned_m4(
+        any_app, int(got["bucket_seconds"]), floor=bucket_floor(any_app, 40)
+    )
+    # A new account's snapshot from before all the others, waiting too: it widens the
+    # extent and brings its account.
+    store(any_app, [snap(account="arb", minutes=-3 * 24 * 60, amount="5")])
+    got, points = series_points(any_app, max_points=40)
+    assert [entry["account"] for entry in got["series"]] == ["arb", "hedge", "main"]
     assert points == hour_aligned_m4(
         any_app, int(got["bucket_seconds"]), floor=bucket_floor(any_app, 40)
     )
