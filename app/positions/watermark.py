@@ -86,8 +86,9 @@ def safe_bound(mark: RollupWatermark) -> int:
             mark.pending_writers = ""
     # A new candidate once the last one is folded through. The newest id first, then
     # the writers: whoever drew an id below it still holds the lock when they are read.
+    # The newest drawn, from the sequence: max(id) would probe every partition each pass.
     if mark.pending_id is None or mark.folded_id >= mark.pending_id:
-        newest = db.session.execute(select(func.max(Position.id))).scalar() or 0
+        newest = newest_drawn_id()
         if newest > mark.folded_id:
             mark.pending_id = newest
             mark.pending_writers = db.session.execute(WRITERS).scalar()
