@@ -145,8 +145,8 @@ def _ceil(moment: datetime, level: Level) -> datetime:
     return level.floor(moment - MICROSECOND) + level.width
 
 
-def waiting_points(asset, accounts: list[str] | None, watermark: int, start=None, end=None):
-    """The snapshots of the asset (of `accounts`, in [start, end)) above the watermark:
+def waiting_points(asset, account: str | None, watermark: int, start=None, end=None):
+    """The snapshots of the asset (of one account, in [start, end)) above the watermark:
     not in the rollups yet.
 
     Found by id: `|| ''` keeps the planner off the asset and account indexes, so it walks
@@ -155,8 +155,8 @@ def waiting_points(asset, accounts: list[str] | None, watermark: int, start=None
     p = Position
     query = select(*point_columns(p.id, p.account, p.timestamp, p.amount, p.price))
     query = query.where(p.asset.concat("") == asset, p.id > watermark)
-    if accounts is not None:
-        query = query.where(p.account.concat("").in_(accounts))
+    if account:
+        query = query.where(p.account.concat("") == account)
     if start is not None:
         query = query.where(p.timestamp >= start)
     if end is not None:

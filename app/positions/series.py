@@ -130,23 +130,26 @@ def _whole_extent(asset, account, waiting: list[Point]):
     return accounts, min(edges), max(edges)
 
 
+def _waiting(asset, account, start, end, watermark: int, newest_id: int) -> list[Point] | None:
+    """The selection's snapshots above the watermark, not folded yet: none when no id was
+    drawn since it, else read by id (on PostgreSQL every partition); None when too many
+    wait for the rollups to be worth reading."""
+    if newest_id <= watermark:
+        return []
+    if far_behind(watermark, newest_id):
+        return None
+    return waiting_points(asset, account, watermark, start, end)
+
+
 def asset_series(asset, *, account=None, start=None, end=None, max_points=MAX_POINTS) -> dict:
     """The series part of the chart document: raw rows up to the cap, else downsampled."""
     bucket_seconds = rows = None
-    watermark = folded_id()
-    newest_id = newest_drawn_id()
-    # The snapshots above the watermark, read once when the rollups are: none when no
-    # id was drawn since it, else read by id (on PostgreSQL every partition).
-    waiting: list[Point] | None = [] if newest_id <= watermark else None
-    # The whole history: its size, accounts and extent come from the daily rollups and
-    # the few snapshots waiting, not from every month of the history.
-    whole = start is None and end is None
-    far = False
-    if whole and waiting is None:
-        far = far_behind(watermark, newest_id)
-        if not far:
-            waiting = waiting_points(asset, [account] if account else None, watermark)
-    whole = whole and waiting is not None
+    watermark, newest_id = folded_id(), newest_drawn_id()
+    whole_range = start is None and end is None
+    # The whole history reads what waits first: while few do, its size, accounts and
+    # extent come from the daily rollups and them, not from every month of the history.
+    waiting = _waiting(asset, account, start, end, watermark, newest_id) if whole_range else None
+    whole = whole_range and waiting is not None
     if whole:
         count = daily.count_up_to(asset, account, max_points + 1) + len(waiting)
     else:
@@ -162,13 +165,12 @@ def asset_series(asset, *, account=None, start=None, end=None, max_points=MAX_PO
             first, last = _time_extent(asset, account, start, end)
         plan = plan_downsampling(len(accounts), first, last, max_points)
         # Buckets of half an hour or more: whole UTC hours (or days, from half a day on),
-        # mostly read from the rollups, unless too many snapshots wait to be folded.
+        # mostly read from the rollups, beside what waits, unless too many snapshots wait.
         aligned = plan_rollups(plan)
-        if aligned is not None and waiting is None:
-            if far or far_behind(watermark, newest_id):
-                aligned = None
-            else:
-                waiting = waiting_points(asset, accounts, watermark, start, end)
+        if aligned is not None and not whole_range:
+            waiting = _waiting(asset, account, start, end, watermark, newest_id)
+        if waiting is None:
+            aligned = None
         if aligned is None:
             bucket_seconds = plan.span_us / plan.buckets / 1e6
             rows = downsampled_rows(asset, accounts, plan)

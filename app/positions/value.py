@@ -69,12 +69,9 @@ def held_at(
     for i, account, asset, amount, price in _latest_at(firsts, (since, max(firsts))):
         found.setdefault((account, asset), [None] * size)[slots[i]] = (amount, price)
     every = db.session.execute(select(LatestPosition.account, LatestPosition.asset))
-    lacking = [
-        key
-        for key in map(tuple, every)
-        if key not in found or any(found[key][i] is None for i in slots)
-    ]
-    if lacking:
+    if any(
+        key not in found or None in [found[key][i] for i in slots] for key in map(tuple, every)
+    ):
         # Where a series had nothing since then, its latest snapshot is its latest before.
         for _, account, asset, amount, price in _latest_at([since]):
             snapshots = found.setdefault((account, asset), [None] * size)
