@@ -148,6 +148,12 @@ class Config:
     # ahead); later ones are refused. TRADINGMONITOR_CLOCK_SKEW_SECONDS overrides it.
     CLOCK_SKEW_SECONDS = 5 * 60
     HISTORY_PAGE_SIZE = 100
+    # Points one chart answers at most, for all its accounts together; past them each
+    # account's line is cut into buckets of equal time, each keeping its first, last,
+    # lowest and highest snapshot, so no spike is lost, only detail within a bucket.
+    # 1,000 is 125 buckets a line for an asset held in two accounts: about 9 px each
+    # across a laptop's chart. Every point costs the request (bench/README.md, scale.py).
+    CHART_MAX_POINTS = 1_000
     AUDIT_PAGE_SIZE = 100
     DEFAULT_TIMEZONE = "UTC"
     HSTS_SECONDS = 0
@@ -219,6 +225,14 @@ def config_from_environment() -> type[Config]:
         raise RuntimeError(
             f"TRADINGMONITOR_CONFIG={name!r} is not one of {', '.join(CONFIGS)}"
         ) from None
+
+
+def check_chart_max_points(value) -> None:
+    """Refuse a chart point budget that is not a whole number from 100 to 100,000."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 100_000:
+        raise RuntimeError(
+            f"CHART_MAX_POINTS={value!r} must be a whole number from 100 to 100000."
+        )
 
 
 def check_secret_key(secret_key: str | None) -> None:

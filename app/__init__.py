@@ -64,6 +64,7 @@ def load_config(app: Flask, config) -> None:
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         path = Path(app.instance_path) / "tradingmonitor.sqlite3"
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path}"
+    config_module.check_chart_max_points(app.config["CHART_MAX_POINTS"])
     if app.config["NAME"] == "production":
         config_module.check_secret_key(app.config.get("SECRET_KEY"))
     elif not app.config.get("SECRET_KEY"):

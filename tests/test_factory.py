@@ -50,6 +50,25 @@ def test_test_config_is_passed_into_the_factory(sqlite_url):
     assert app.config["SQLALCHEMY_DATABASE_URI"] == sqlite_url
 
 
+@pytest.mark.parametrize("value", ["0", "99", "100001", "1e3", "'many'", "true", "[1000]"])
+def test_a_chart_point_budget_that_is_not_a_count_is_refused_at_start(value, monkeypatch):
+    with pytest.raises(RuntimeError, match="CHART_MAX_POINTS"):
+        app_from_environment(monkeypatch, TRADINGMONITOR_CHART_MAX_POINTS=value)
+
+
+def test_a_chart_point_budget_from_the_environment_is_used(monkeypatch):
+    app = app_from_environment(monkeypatch, TRADINGMONITOR_CHART_MAX_POINTS="2500")
+    assert app.config["CHART_MAX_POINTS"] == 2500
+
+
+def app_from_environment(monkeypatch, **environment):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("TRADINGMONITOR_CONFIG", "testing")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return create_app({"READ_ENVIRONMENT": True, "READ_INSTANCE_CONFIG": False})
+
+
 def test_config_can_be_named(monkeypatch):
     monkeypatch.delenv("DATABASE_URL", raising=False)
     app = create_app("testing")

@@ -3,6 +3,7 @@
 import re
 from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from app.alerts.models import Alert, AlertRule, AlertTransition
@@ -23,7 +24,6 @@ from app.positions.rollup import far_behind, folded_id
 from app.positions.watermark import newest_drawn_id
 from app.user_input import parse_moment as read_moment
 
-MAX_POINTS = 2000
 MAX_MARKERS = 500
 
 # A rule id, in ASCII digits.
@@ -141,8 +141,11 @@ def _waiting(asset, account, start, end, watermark: int, newest_id: int) -> list
     return waiting_points(asset, account, watermark, start, end)
 
 
-def asset_series(asset, *, account=None, start=None, end=None, max_points=MAX_POINTS) -> dict:
-    """The series part of the chart document: raw rows up to the cap, else downsampled."""
+def asset_series(asset, *, account=None, start=None, end=None, max_points=None) -> dict:
+    """The series part of the chart document: raw rows up to the cap (CHART_MAX_POINTS
+    unless given), else downsampled."""
+    if max_points is None:
+        max_points = current_app.config["CHART_MAX_POINTS"]
     bucket_seconds = rows = None
     watermark, newest_id = folded_id(), newest_drawn_id()
     whole_range = start is None and end is None

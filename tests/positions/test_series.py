@@ -55,7 +55,7 @@ def test_small_range_returns_raw_rows_with_exact_strings(any_app, viewer_client)
     assert body["markers"] == []
 
 
-def test_more_rows_than_the_cap_are_downsampled_to_at_most_2000_points(any_app, viewer_client):
+def test_more_rows_than_the_cap_are_downsampled_to_at_most_1000_points(any_app, viewer_client):
     rows = 1_100
     store(
         any_app,
@@ -65,12 +65,13 @@ def test_more_rows_than_the_cap_are_downsampled_to_at_most_2000_points(any_app, 
             for i in range(rows)
         ],
     )
+    assert any_app.config["CHART_MAX_POINTS"] == 1_000
     body = get_series(viewer_client).get_json()
     assert body["downsampled"] is True
-    # 2 accounts: 2000 // (4 * 2) = 250 buckets over the 1,099 s the rows span.
-    assert body["bucket_seconds"] == pytest.approx(1_099 / 250)
+    # 2 accounts: 1000 // (4 * 2) = 125 buckets over the 1,099 s the rows span.
+    assert body["bucket_seconds"] == pytest.approx(1_099 / 125)
     assert body["point_count"] == sum(len(s["points"]) for s in body["series"])
-    assert 500 < body["point_count"] <= 2_000
+    assert 250 < body["point_count"] <= 1_000
     for entry in body["series"]:
         times = [point[0] for point in entry["points"]]
         assert times == sorted(times) and len(set(times)) == len(times)
@@ -78,6 +79,26 @@ def test_more_rows_than_the_cap_are_downsampled_to_at_most_2000_points(any_app, 
         assert times[0] == epoch(T0) and times[-1] == epoch(T0 + timedelta(seconds=rows - 1))
         amounts = {Decimal(point[1]) for point in entry["points"]}
         assert {Decimal(0), Decimal(96)} <= amounts
+
+
+def test_the_chart_point_budget_is_a_setting(any_app, viewer_client):
+    store(
+        any_app,
+        [
+            snap(account=account, at=T0 + timedelta(seconds=i), amount=str(i % 7))
+            for account in ("main", "hedge")
+            for i in range(300)
+        ],
+    )
+    any_app.config["CHART_MAX_POINTS"] = 600
+    body = get_series(viewer_client).get_json()
+    assert (body["downsampled"], body["point_count"]) == (False, 600)
+    any_app.config["CHART_MAX_POINTS"] = 599
+    body = get_series(viewer_client).get_json()
+    assert body["downsampled"] is True
+    # 599 // (4 * 2) = 74 buckets a line, each with at most four points.
+    assert body["bucket_seconds"] == pytest.approx(299 / 74)
+    assert body["point_count"] <= 2 * 74 * 4
 
 
 def brute_force(rows, max_points):
