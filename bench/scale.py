@@ -29,13 +29,13 @@ What it does:
    constraints put back exactly as the migrations made them, then VACUUM ANALYZE;
    the hourly rollups are built by one `INSERT ... SELECT ... GROUP BY` per range of
    whole hours, the daily ones from them by one per range of whole days, the
-   watermark set past them; the newest snapshot of every series then
-   goes through `ingest.record` (so the latest-position rows are the app's own) and
-   the app's `rollup.catch_up` folds it in;
+   weekly ones from the days by one more, the watermark set past them; the newest
+   snapshot of every series then goes through `ingest.record` (so the latest-position
+   rows are the app's own) and the app's `rollup.catch_up` folds it in;
 3. on the small database, checks the SQL-built rollups against the app's own fold:
-   the hourly and daily rollups are emptied, `catch_up` folds every snapshot again, and
-   the tables must be equal as before, as text (every digit and scale); prints how fast
-   each was;
+   the hourly, daily and weekly rollups are emptied, `catch_up` folds every snapshot
+   again, and the tables must be equal as before, as text (every digit and scale);
+   prints how fast each was;
 4. serves the app on each database (`wsgi:app`, production config, gunicorn
    --workers sync workers), logs in through the real form and loads, with wrk as
    bench/pages.py does: the overview `/`, the history page of BTC (first page, and a
@@ -250,6 +250,20 @@ FROM (
     GROUP BY 1, 2, 3
 ) AS g
 """
+
+
+# Each ISO week's picks among its days' picks, the same way again, in one statement: a
+# week is never split between two.
+INSERT_WEEKS = (
+    INSERT_DAYS.replace("position_daily_rollup", "position_weekly_rollup")
+    .replace("position_rollup", "position_daily_rollup")
+    .replace("day_start", "week_start")
+    .replace(
+        "date_trunc('day', hour_start)",
+        "date_trunc('week', day_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+    )
+    .replace("WHERE hour_start >= %(t_lo)s AND hour_start < %(t_hi)s", "")
+)
 
 
 def series_values() -> dict:
@@ -488,6 +502,8 @@ def build_rollups(conninfo: str, shape: Shape, jobs: int, load: Load) -> None:
         conn.execute("ANALYZE position_rollup")
     in_parallel(conninfo, jobs, day_chunks(shape), insert_days, "daily rollup chunks")
     with connect(conninfo, autocommit=True) as conn:
+        conn.execute("ANALYZE position_daily_rollup")
+        conn.execute(INSERT_WEEKS)
         conn.execute(
             "INSERT INTO rollup_watermark (id, folded_id) VALUES (1, %s)"
             " ON CONFLICT (id) DO UPDATE SET folded_id = excluded.folded_id,"
@@ -496,6 +512,7 @@ def build_rollups(conninfo: str, shape: Shape, jobs: int, load: Load) -> None:
         )
         conn.execute("VACUUM ANALYZE position_rollup")
         conn.execute("VACUUM ANALYZE position_daily_rollup")
+        conn.execute("VACUUM ANALYZE position_weekly_rollup")
     load.step(
         f"rollups by SQL ({shape.bulk_rows / max(time.perf_counter() - began, 1e-9):,.0f} "
         "snapshots/s)",
@@ -634,8 +651,10 @@ def verify_rollups(db: Database, app) -> None:
     with connect(db.conninfo, autocommit=True) as conn:
         conn.execute("CREATE TABLE bench_rollup_sql AS SELECT * FROM position_rollup")
         conn.execute("CREATE TABLE bench_daily_sql AS SELECT * FROM position_daily_rollup")
+        conn.execute("CREATE TABLE bench_weekly_sql AS SELECT * FROM position_weekly_rollup")
         conn.execute("DELETE FROM position_rollup")
         conn.execute("DELETE FROM position_daily_rollup")
+        conn.execute("DELETE FROM position_weekly_rollup")
         conn.execute(
             "UPDATE rollup_watermark SET folded_id = 0, pending_id = NULL, pending_writers = NULL"
         )
@@ -649,12 +668,17 @@ def verify_rollups(db: Database, app) -> None:
         differences = conn.execute(ROLLUP_DIFFERENCE).fetchall()
         daily = ROLLUP_DIFFERENCE.replace("bench_rollup_sql", "bench_daily_sql")
         differences += conn.execute(daily.replace("position_rollup", "position_daily_rollup"))
+        weekly = ROLLUP_DIFFERENCE.replace("bench_rollup_sql", "bench_weekly_sql")
+        differences += conn.execute(weekly.replace("position_rollup", "position_weekly_rollup"))
         hours = conn.execute("SELECT count(*) FROM position_rollup").fetchone()[0]
         days = conn.execute("SELECT count(*) FROM position_daily_rollup").fetchone()[0]
+        weeks = conn.execute("SELECT count(*) FROM position_weekly_rollup").fetchone()[0]
         conn.execute("DROP TABLE bench_rollup_sql")
         conn.execute("DROP TABLE bench_daily_sql")
+        conn.execute("DROP TABLE bench_weekly_sql")
         conn.execute("VACUUM ANALYZE position_rollup")
         conn.execute("VACUUM ANALYZE position_daily_rollup")
+        conn.execute("VACUUM ANALYZE position_weekly_rollup")
     if folded != db.shape.rows or differences:
         shown = "\n".join(f"    {side}: {row}" for side, row in differences[:6])
         raise BenchError(
@@ -663,7 +687,8 @@ def verify_rollups(db: Database, app) -> None:
         )
     print(
         f"  rollups checked: the app's own fold (rollup.catch_up) of all {folded:,} snapshots "
-        f"gives the same {hours:,} hours and {days:,} days, every column equal as text; it "
+        f"gives the same {hours:,} hours, {days:,} days and {weeks:,} weeks, every column "
+        "equal as text; it "
         f"took {seconds:.1f} s "
         f"({folded / seconds:,.0f} snapshots/s) against the SQL build's "
         f"{db.load.seconds('rollups'):.1f} s",
@@ -689,7 +714,7 @@ def table_sizes(conninfo: str) -> dict:
             " WHERE i.indrelid = 'position'::regclass ORDER BY c.relname"
         ).fetchall():
             sizes[f"  {name}"] = leaves(name)
-        for table in ("position_rollup", "position_daily_rollup"):
+        for table in ("position_rollup", "position_daily_rollup", "position_weekly_rollup"):
             sizes[f"{table} (table + indexes)"] = conn.execute(
                 "SELECT pg_total_relation_size(%s::regclass)", (table,)
             ).fetchone()[0]
@@ -1002,7 +1027,8 @@ def restore_loaded(db: Database) -> None:
     """
     from app import create_app
     from app.extensions import db as sa
-    from app.positions.rollup import HOUR, catch_up, hour_floor, refold_hours
+    from app.positions.refold import refold_hours
+    from app.positions.rollup import HOUR, catch_up, hour_floor
 
     end = db.shape.end
     with connect(db.conninfo) as conn:

@@ -176,9 +176,9 @@ def export_positions(asset, account, start, end):
 
 @positions_cli.command("rollup")
 def rollup_positions():
-    """Fold every snapshot not yet in the hourly and daily rollups, as the worker does."""
+    """Fold every snapshot not yet in the hourly, daily and weekly rollups, as the worker does."""
     folded = bring_rollups_current()
-    click.echo(f"Folded {folded} snapshots into the hourly and daily rollups.")
+    click.echo(f"Folded {folded} snapshots into the hourly, daily and weekly rollups.")
 
 
 for _command in HISTORY_UPKEEP:

@@ -1,5 +1,5 @@
-"""Buckets aligned on UTC hours or days for long ranges: whole periods from the rollups,
-the edges from the next finer level, the rest raw."""
+"""Buckets aligned on UTC hours, days or ISO weeks for long ranges: whole periods from
+the rollups, the edges from the next finer level, the rest raw."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +26,7 @@ from app.positions.buckets import (
 )
 from app.positions.models import Position
 from app.positions.points import EPOCH, Point, point_columns, read_points
-from app.positions.rollup import DAILY, HOURLY, ROLES, Level
+from app.positions.rollup import HOURLY, LEVELS, ROLES, Level
 
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
@@ -52,16 +52,30 @@ def plan_aligned(plan: Downsampling, level: Level) -> AlignedDownsampling | None
     unit = level.width // MICROSECOND
     if 2 * plan.span_us < plan.buckets * unit:
         return None
-    start = plan.start_us - plan.start_us % unit
-    periods = (plan.start_us + plan.span_us) // unit - start // unit
+
+    def floor_us(micros: int) -> int:
+        # The start of the level's period holding the moment (a week's is a Monday).
+        return (level.floor(EPOCH + micros * MICROSECOND) - EPOCH) // MICROSECOND
+
+    start = floor_us(plan.start_us)
+    periods = (floor_us(plan.start_us + plan.span_us) - start) // unit
     width = max(-(-plan.span_us // (plan.buckets * unit)), periods // plan.buckets + 1)
     return AlignedDownsampling(periods // width + 1, start, width * unit, level)
 
 
 def plan_rollups(plan: Downsampling) -> AlignedDownsampling | None:
-    """Day buckets when each bucket spans half a day or more, else hour buckets when it
-    spans half an hour or more, else None."""
-    return plan_aligned(plan, DAILY) or plan_aligned(plan, HOURLY)
+    """Buckets of the coarsest level whose periods they span half of or more: weeks, then
+    days, then hours; else None."""
+    for level in reversed(LEVELS):
+        aligned = plan_aligned(plan, level)
+        if aligned is not None:
+            return aligned
+    return None
+
+
+def level_named(start: str) -> Level:
+    """The level whose period start column is `start` (statements are cached by it)."""
+    return next(level for level in LEVELS if level.start == start)
 
 
 @cache
@@ -74,7 +88,7 @@ def _rollup_picks(level_start: str, from_lo: bool, to_hi: bool):
     shape, with every value a parameter (see `aligned_rows`). PostgreSQL groups instead
     (`_grouped_picks`).
     """
-    level = DAILY if level_start == DAILY.start else HOURLY
+    level = level_named(level_start)
     start_us = bindparam("start_us", type_=BigInteger)
     width_us = bindparam("width_us", type_=BigInteger)
     held = bucket_accounts(
@@ -170,19 +184,19 @@ def aligned_rows(
     """First, last, lowest and highest snapshot per (account, aligned bucket).
 
     The periods of the plan's level wholly inside [start, end) come from its rollups;
-    with days, the whole hours of the two partial edge days from the hourly ones; the
-    partial edge hours from the snapshots themselves, beside the snapshots not folded
-    yet (`waiting`, from `waiting_points`). Candidates are
-    compared exactly here, so the answer is the one the snapshots alone would give.
-    (One caveat on SQLite, shared with `downsampled_rows`: across periods the
-    extremes are ranked by their REAL value, so amounts that differ only past double
-    precision count as a tie there.)
+    the whole periods of the next finer level inside its two partial edge periods from
+    that level's (a week's days, a day's hours), and so on down; the partial edge hours
+    from the snapshots themselves, beside the snapshots not folded yet (`waiting`, from
+    `waiting_points`). Candidates are compared exactly here, so the answer is the one
+    the snapshots alone would give. (One caveat on SQLite, shared with
+    `downsampled_rows`: across periods the extremes are ranked by their REAL value, so
+    amounts that differ only past double precision count as a tie there.)
     """
     found: dict[int, Point] = {point.id: point for point in waiting if point.account in accounts}
     p = Position
     # Parts of the range not covered yet, each narrowed level by level.
     parts = [(start, end)]
-    for level in (DAILY, HOURLY) if plan.level is DAILY else (HOURLY,):
+    for level in reversed(LEVELS[: LEVELS.index(plan.level) + 1]):
         left = []
         for lo, hi in parts:
             whole_lo = None if lo is None else _ceil(lo, level)
@@ -252,7 +266,7 @@ def _grouped_picks(asset, accounts, plan: AlignedDownsampling, full_lo, full_hi)
 @cache
 def _grouped_rollup_statement(level_start: str):
     """`_grouped_picks`' query, built once per level with every value a parameter."""
-    level = DAILY if level_start == DAILY.start else HOURLY
+    level = level_named(level_start)
     r, period = level.model, level.start_column()
 
     def pick(role):

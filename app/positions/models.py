@@ -130,6 +130,32 @@ class PositionDailyRollup(RollupPicks, db.Model):
     day_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
 
 
+class PositionWeeklyRollup(RollupPicks, db.Model):
+    """One ISO week (from Monday 00:00 UTC) of one (account, asset), folded with the hours
+    and days by the same pass.
+
+    A whole-history chart after ten years reads about 4 week rows a bucket instead of
+    about 28 day rows (bench/README.md, scale.py).
+    """
+
+    __table_args__ = (
+        Index(
+            "ix_position_weekly_rollup_extremes",
+            "asset",
+            "account",
+            "week_start",
+            "low_rank",
+            "low_at",
+            "high_rank",
+            "high_at",
+        ),
+    )
+
+    asset: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    week_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+
+
 class RollupWatermark(db.Model):
     """How far the rollups go: every snapshot with id <= folded_id is folded in.
 

@@ -9,7 +9,8 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.positions import partitions
 from app.positions.models import LatestPosition, Position
-from app.positions.rollup import drop_hours_before, hour_floor, refold_hours
+from app.positions.refold import drop_hours_before, refold_hours
+from app.positions.rollup import hour_floor
 
 # Rows per DELETE: each batch is its own short transaction, so ingest (and, on
 # SQLite, every other writer) waits for one batch at most, never for the whole prune.

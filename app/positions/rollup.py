@@ -1,11 +1,11 @@
-"""Rollups: each hour's and each day's first, last, lowest and highest snapshot, folded in
-the background.
+"""Rollups: each hour's, day's and ISO week's first, last, lowest and highest snapshot,
+folded in the background.
 
 Snapshots are folded in id order up to a watermark. Ids grow with insertion, so the
 rows above the watermark are exactly the ones not folded yet, whatever their
 timestamps: late and backfilled snapshots are folded like any other. Ingest is left
-alone; `flask alerts run` folds a bounded chunk each pass, into the hours and the
-days in the same transaction, so one watermark holds for both levels.
+alone; `flask alerts run` folds a bounded chunk each pass, into the hours, the days
+and the weeks in the same transaction, so one watermark holds for every level.
 """
 
 from collections.abc import Callable
@@ -13,16 +13,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
-from app.positions.models import Position, PositionDailyRollup, PositionRollup
+from app.positions.models import (
+    Position,
+    PositionDailyRollup,
+    PositionRollup,
+    PositionWeeklyRollup,
+)
 from app.positions.queries import SNAPSHOT_COLUMNS
 from app.positions.watermark import folded_id, is_sqlite, lock_watermark, safe_bound
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+WEEK = timedelta(weeks=1)
 # Snapshots per transaction: SQLite has one writer, so ingest waits for one chunk at most.
 CHUNK_ROWS = 5_000
 # Past this backlog (no worker running?) charts read the snapshots directly: fetching
@@ -37,6 +43,11 @@ def hour_floor(moment: datetime) -> datetime:
 
 def day_floor(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def week_floor(moment: datetime) -> datetime:
+    """The Monday 00:00 UTC that begins the ISO week of `moment`."""
+    return day_floor(moment) - moment.weekday() * DAY
 
 
 @dataclass(frozen=True)
@@ -54,7 +65,9 @@ class Level:
 
 HOURLY = Level(PositionRollup, "hour_start", hour_floor, HOUR)
 DAILY = Level(PositionDailyRollup, "day_start", day_floor, DAY)
-LEVELS = (HOURLY, DAILY)
+WEEKLY = Level(PositionWeeklyRollup, "week_start", week_floor, WEEK)
+# Finest first: each level is folded again from the one before it (`_refold`).
+LEVELS = (HOURLY, DAILY, WEEKLY)
 
 
 @dataclass
@@ -66,7 +79,7 @@ class Pick:
 
 
 class Period:
-    """The rollup of one (account, asset, hour or day) while it is being folded."""
+    """The rollup of one (account, asset, hour, day or week) while it is being folded."""
 
     __slots__ = ("first", "high", "last", "low", "rows")
 
@@ -118,7 +131,7 @@ class Period:
         return row
 
 
-def _upsert(level: Level, periods: dict) -> None:
+def upsert_periods(level: Level, periods: dict) -> None:
     if not periods:
         return
     table = level.model.__table__
@@ -189,7 +202,7 @@ def _fold_chunk(chunk_rows: int) -> int:
         periods = fold(rows, level.floor)
         for key, stored in _stored(level, periods).items():
             periods[key].merge(stored)
-        _upsert(level, periods)
+        upsert_periods(level, periods)
     # Below the bound, ids missing from a short chunk never committed.
     reached = rows[-1].id if len(rows) == chunk_rows else bound
     mark.folded_id = max(mark.folded_id, reached)
@@ -237,59 +250,3 @@ def far_behind(watermark: int, newest_id: int) -> bool:
     waiting = select(Position.id).where(Position.id > watermark).limit(limit + 1)
     count = select(func.count()).select_from(waiting.subquery())
     return db.session.execute(count).scalar_one() > limit
-
-
-def refold_hours(first: datetime, last: datetime, *, series: tuple[str, str] | None = None):
-    """Rebuild the rollups of the hours `first` to `last` from the snapshots left in them,
-    and of the days holding them from their hours, of one (account, asset) `series` or of
-    all; the caller commits."""
-    mark = lock_watermark()
-    r, p = PositionRollup, Position
-    in_hours = [r.hour_start >= first, r.hour_start <= last]
-    if series is not None:
-        in_hours += [r.account == series[0], r.asset == series[1]]
-    # By asset, so the read is a range of the (asset, timestamp) index, not a scan.
-    assets = list(db.session.scalars(select(r.asset).where(*in_hours).distinct()))
-    db.session.execute(delete(PositionRollup).where(*in_hours))
-    if not assets:
-        _refold_days(day_floor(first), day_floor(last), series)
-        return
-    # The end of the last hour, written so that it never overflows.
-    end = last.replace(minute=59, second=59, microsecond=999_999)
-    rows = select(*SNAPSHOT_COLUMNS).where(
-        p.asset.in_(assets), p.timestamp >= first, p.timestamp <= end, p.id <= mark.folded_id
-    )
-    if series is not None:
-        rows = rows.where(p.account == series[0])
-    _upsert(HOURLY, fold(db.session.execute(rows).all()))
-    _refold_days(day_floor(first), day_floor(last), series)
-
-
-def _refold_days(first: datetime, last: datetime, series: tuple[str, str] | None = None):
-    """Rebuild the days `first` to `last` from their hours: a day is the fold of its hours."""
-    d, r = PositionDailyRollup, PositionRollup
-    in_days = [d.day_start >= first, d.day_start <= last]
-    in_hours = [r.hour_start >= first, r.hour_start < last + DAY]
-    if series is not None:
-        in_days += [d.account == series[0], d.asset == series[1]]
-        in_hours += [r.account == series[0], r.asset == series[1]]
-    db.session.execute(delete(PositionDailyRollup).where(*in_days))
-    days: dict[tuple, Period] = {}
-    for row in db.session.execute(select(r.__table__).where(*in_hours)):
-        key = (row.account, row.asset, day_floor(row.hour_start))
-        if key in days:
-            days[key].merge(Period.from_row(row))
-        else:
-            days[key] = Period.from_row(row)
-    _upsert(DAILY, days)
-
-
-def drop_hours_before(moment: datetime) -> None:
-    """Delete the rollups of hours and days that ended at or before `moment`; the day it
-    cuts through is folded again from its hours left."""
-    db.session.execute(delete(PositionRollup).where(PositionRollup.hour_start <= moment - HOUR))
-    d = PositionDailyRollup
-    db.session.execute(delete(d).where(d.day_start <= moment - DAY))
-    if day_floor(moment) != moment:
-        _refold_days(day_floor(moment), day_floor(moment))
-    db.session.commit()

@@ -1,6 +1,6 @@
 """The rollups' watermark: how far the snapshots are folded, and how far they safely may be.
 
-One watermark for the hourly and the daily rollups: both are folded from the same
+One watermark for the hourly, daily and weekly rollups: all are folded from the same
 chunk in the same transaction (app.positions.rollup).
 """
 

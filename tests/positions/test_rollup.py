@@ -18,6 +18,7 @@ from app.positions.models import (
     Position,
     PositionDailyRollup,
     PositionRollup,
+    PositionWeeklyRollup,
     RollupWatermark,
     notional,
 )
@@ -184,12 +185,16 @@ def raw_rows(app, start=None, end=None) -> list:
 
 
 def bucket_floor(app, max_points, start=None, end=None):
-    """Day buckets when each of the cap's buckets spans half a day or more, else hours."""
+    """Week buckets when each of the cap's buckets spans half a week or more, else days
+    when half a day or more, else hours."""
     rows = raw_rows(app, start, end)
     accounts = len({row.account for row in rows})
     bucket_count = max(1, max_points // (4 * accounts))
     moments = [row.timestamp for row in rows]
-    if 2 * (max(moments) - min(moments)) >= bucket_count * timedelta(days=1):
+    span = 2 * (max(moments) - min(moments))
+    if span >= bucket_count * timedelta(weeks=1):
+        return rollup.week_floor
+    if span >= bucket_count * timedelta(days=1):
         return rollup.day_floor
     return rollup.hour_floor
 
@@ -224,6 +229,7 @@ def clear(app):
             LatestPosition,
             PositionRollup,
             PositionDailyRollup,
+            PositionWeeklyRollup,
             RollupWatermark,
         ):
             db.session.execute(db.delete(model))

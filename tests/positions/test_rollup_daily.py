@@ -28,6 +28,7 @@ from tests.positions.test_rollup import (
 )
 
 DAY = timedelta(days=1)
+PERIOD_SECONDS = {rollup.hour_floor: 3600, rollup.day_floor: 86400, rollup.week_floor: 604800}
 # The migration before the daily level, and the one that adds it.
 BEFORE_DAILY = "6a2f0c4b9d17"
 
@@ -152,11 +153,12 @@ def test_whole_history_chart_reads_day_buckets_equal_to_m4_over_the_snapshots(an
         ],
     )
     catch_up(any_app)
-    got, points = series_points(any_app, max_points=40)
-    # 2 accounts: 40 // 8 = 5 buckets over 40 days from noon, 41 UTC days -> 9 days each.
-    assert got["bucket_seconds"] == 9 * 86400
-    assert points == hour_aligned_m4(any_app, 9 * 86400, floor=rollup.day_floor)
-    assert got["point_count"] <= 40
+    got, points = series_points(any_app, max_points=96)
+    # 2 accounts: 96 // 8 = 12 buckets over 40 days from noon (under half a week each, so
+    # not weeks), 41 UTC days -> 4 days each.
+    assert got["bucket_seconds"] == 4 * 86400
+    assert points == hour_aligned_m4(any_app, 4 * 86400, floor=rollup.day_floor)
+    assert got["point_count"] <= 96
 
 
 @settings(
@@ -210,7 +212,7 @@ def test_series_from_days_hours_and_raw_rows_equals_m4_over_raw_rows(
     if got["downsampled"] and got["bucket_seconds"] >= 3600:
         floor = bucket_floor(any_app, max_points, start, end)
         width = int(got["bucket_seconds"])
-        assert width % (86400 if floor is rollup.day_floor else 3600) == 0
+        assert width % PERIOD_SECONDS[floor] == 0
         assert points == hour_aligned_m4(any_app, width, start, end, floor)
 
 
