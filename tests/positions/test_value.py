@@ -8,9 +8,11 @@ import pytest
 
 from app.db_types import utcnow
 from app.positions.buckets import epoch_seconds
-from app.positions.value import RANGES, grid, held_at, value_figures, value_over_time
+from app.positions.holdings import held_at
+from app.positions.value import RANGES, grid, value_figures, value_over_time
 from tests.conftest import ParsedPage
 from tests.positions.helpers import T0, snap, store
+from tests.positions.test_rollup import catch_up
 
 NOW = T0 + timedelta(hours=24)
 D = Decimal
@@ -47,11 +49,13 @@ def test_grid_runs_from_the_start_of_the_range_to_now_a_step_apart():
     }
 
 
-def test_each_lookup_finds_the_latest_snapshot_at_or_before_its_moment(any_app):
+@pytest.mark.parametrize("folded", ["none", "some", "all"])
+def test_each_lookup_finds_the_latest_snapshot_at_or_before_its_moment(any_app, folded):
     """Against a brute force: snapshots on a moment, a microsecond either side, gaps of
     several steps, series that start just after the first moment and half way, one
     silent since long before the range (a year back, another partition on PostgreSQL),
-    and moments off the grid."""
+    one whose only snapshot before the range waits to be folded, and moments off the
+    grid; with none, some or all of them in the rollups."""
     rng = random.Random(7)
     step = timedelta(minutes=15)
     start, count = NOW - 40 * step, 41
@@ -63,6 +67,8 @@ def test_each_lookup_finds_the_latest_snapshot_at_or_before_its_moment(any_app):
         ("main", "ETH"): [start + 3 * step, start + 3 * step + timedelta(microseconds=1)],
         ("main", "SOL"): [start + timedelta(microseconds=1), start + 5 * step],
         ("hedge", "BTC"): [start - timedelta(days=365), start - timedelta(days=300)],
+        # Silent for ten days before the range, then back in it.
+        ("hedge", "ETH"): [start - timedelta(days=10), start + 20 * step],
         ("hedge", "SOL"): [
             start + 17 * step + timedelta(seconds=rng.randrange(900)) for _ in range(9)
         ],
@@ -81,6 +87,16 @@ def test_each_lookup_finds_the_latest_snapshot_at_or_before_its_moment(any_app):
         for at in sorted(set(moments_of_series))
     ]
     store(any_app, snapshots)
+    if folded != "none":
+        catch_up(any_app, max_rows=None if folded == "all" else len(snapshots) // 2)
+    # Backfilled after the fold: the series' only snapshot before the range is not in
+    # the rollups yet.
+    late = [
+        snap("desk", "BTC", at=start - timedelta(days=3), amount="7", price="3"),
+        snap("desk", "BTC", at=start + 9 * step, amount="8", price="3"),
+    ]
+    store(any_app, late)
+    snapshots += late
 
     def brute_force(every_moment):
         expected = {}
