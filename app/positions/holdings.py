@@ -32,9 +32,9 @@ def held_at(
     span: planned without them, each statement cost as much as the page again at 100M
     snapshots (bench/README.md). The first moment and the extra ones look back to
     LOOKBACK before the earliest of them; a series with nothing there is found at that
-    point by `_held_at`. The later grid moments look back only to the first: the latest
-    they find after it is the latest, and where they find none the first moment's
-    stands.
+    point by `_held_at_moment`. The later grid moments look back only to the first: the
+    latest they find after it is the latest, and where they find none the first
+    moment's stands.
     """
     size = count + len(extra)
     firsts = [start, *extra]
@@ -46,7 +46,7 @@ def held_at(
     latest = _latest_rows()
     missing = [key for key in latest if key not in found or None in [found[key][i] for i in slots]]
     # Where a series had nothing since then, its latest snapshot is its latest before.
-    for key, held in _held_at(since, missing, latest).items():
+    for key, held in _held_at_moment(since, missing, latest).items():
         snapshots = found.setdefault(key, [None] * size)
         for i in slots:
             snapshots[i] = snapshots[i] or held
@@ -69,7 +69,7 @@ def _latest_rows() -> dict:
     return {(row.account, row.asset): row for row in rows}
 
 
-def _held_at(moment: datetime, keys, latest: dict) -> dict[tuple[str, str], tuple]:
+def _held_at_moment(moment: datetime, keys, latest: dict) -> dict[tuple[str, str], tuple]:
     """(amount, price) of each series' latest snapshot at or before `moment`, where it
     has one, without a lookup over the whole history; `latest` is `_latest_rows()`.
 

@@ -222,6 +222,42 @@ def hour_aligned_m4(app, width_seconds, start=None, end=None, floor=rollup.hour_
     return sorted(keep)
 
 
+PERIOD_SECONDS = {rollup.hour_floor: 3600, rollup.day_floor: 86400, rollup.week_floor: 604800}
+
+
+def series_matches_m4(
+    app, rows, order_seed, folded_share, max_points, edges, *, unpriced, tail=Decimal(0)
+):
+    """Store (account, minutes from T0, quarters) rows in random order, fold part of them,
+    and check the chart of the range `edges` (minutes from T0, or None) against M4 over
+    the raw snapshots in buckets of whole periods; every `unpriced`-th minute without a
+    price, `tail` times (minutes % 3) added to each amount."""
+    clear(app)
+    # Stored in random order, so late and backfilled rows sit above the watermark.
+    random.Random(order_seed).shuffle(rows)
+    snapshots = [
+        snap(
+            account=account,
+            minutes=minutes,
+            amount=str(Decimal(quarters) / 4 + tail * (minutes % 3)),
+            price=None if minutes % unpriced == 0 else f"{minutes}.0{quarters + 3}",
+        )
+        for account, minutes, quarters in rows
+    ]
+    store(app, snapshots[: len(rows) // 2])
+    catch_up(app, max_rows=int(folded_share * len(rows) // 2), chunk_rows=7)
+    store(app, snapshots[len(rows) // 2 :])
+    catch_up(app, max_rows=int(folded_share * len(rows) // 4), chunk_rows=5)
+    start, end = (None if e is None else T0 + timedelta(minutes=e) for e in edges)
+    got, points = series_points(app, start=start, end=end, max_points=max_points)
+    assert got["point_count"] == len(points) <= max_points
+    if got["downsampled"] and got["bucket_seconds"] >= 3600:
+        floor = bucket_floor(app, max_points, start, end)
+        width = int(got["bucket_seconds"])
+        assert width % PERIOD_SECONDS[floor] == 0
+        assert points == hour_aligned_m4(app, width, start, end, floor)
+
+
 def clear(app):
     with app.app_context():
         for model in (
@@ -263,31 +299,8 @@ def clear(app):
 def test_series_from_rollups_and_raw_rows_equals_m4_over_raw_rows(
     any_app, rows, order_seed, folded_share, max_points, edges
 ):
-    clear(any_app)
-    # Stored in random order, so late and backfilled rows sit above the watermark.
-    random.Random(order_seed).shuffle(rows)
-    snapshots = [
-        snap(
-            account=account,
-            minutes=minutes,
-            amount=str(Decimal(quarters) / 4),
-            # Every third without a price: its point has no notional.
-            price=None if minutes % 15 == 0 else f"{minutes}.0{quarters + 3}",
-        )
-        for account, minutes, quarters in rows
-    ]
-    store(any_app, snapshots[: len(rows) // 2])
-    catch_up(any_app, max_rows=int(folded_share * len(rows) // 2), chunk_rows=7)
-    store(any_app, snapshots[len(rows) // 2 :])
-    catch_up(any_app, max_rows=int(folded_share * len(rows) // 4), chunk_rows=5)
-    start, end = (None if e is None else T0 + timedelta(minutes=e) for e in edges)
-    got, points = series_points(any_app, start=start, end=end, max_points=max_points)
-    assert got["point_count"] == len(points) <= max_points
-    if got["downsampled"] and got["bucket_seconds"] >= 3600:
-        assert got["bucket_seconds"] % 3600 == 0
-        floor = bucket_floor(any_app, max_points, start, end)
-        width = int(got["bucket_seconds"])
-        assert points == hour_aligned_m4(any_app, width, start, end, floor)
+    # Every 15th without a price: its point has no notional.
+    series_matches_m4(any_app, rows, order_seed, folded_share, max_points, edges, unpriced=15)
 
 
 def test_long_range_is_downsampled_in_whole_hours_within_the_cap(any_app):

@@ -1,6 +1,5 @@
 """Daily rollups: folded beside the hours, read by the chart when its buckets span days."""
 
-import random
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -20,15 +19,14 @@ from tests.positions.helpers import T0, snap, store
 from tests.positions.test_rollup import (
     bucket_floor,
     catch_up,
-    clear,
     expected_rollups,
     hour_aligned_m4,
     rollups,
+    series_matches_m4,
     series_points,
 )
 
 DAY = timedelta(days=1)
-PERIOD_SECONDS = {rollup.hour_floor: 3600, rollup.day_floor: 86400, rollup.week_floor: 604800}
 # The migration before the daily level, and the one that adds it.
 BEFORE_DAILY = "6a2f0c4b9d17"
 
@@ -190,30 +188,11 @@ def test_whole_history_chart_reads_day_buckets_equal_to_m4_over_the_snapshots(an
 def test_series_from_days_hours_and_raw_rows_equals_m4_over_raw_rows(
     any_app, rows, order_seed, folded_share, max_points, edges
 ):
-    clear(any_app)
-    random.Random(order_seed).shuffle(rows)
-    snapshots = [
-        snap(
-            account=account,
-            minutes=minutes,
-            # Exact: the digits past double precision decide nothing here, but must survive.
-            amount=str(Decimal(quarters) / 4 + Decimal("1E-30") * (minutes % 3)),
-            price=None if minutes % 7 == 0 else f"{minutes}.0{quarters + 3}",
-        )
-        for account, minutes, quarters in rows
-    ]
-    store(any_app, snapshots[: len(rows) // 2])
-    catch_up(any_app, max_rows=int(folded_share * len(rows) // 2), chunk_rows=7)
-    store(any_app, snapshots[len(rows) // 2 :])
-    catch_up(any_app, max_rows=int(folded_share * len(rows) // 4), chunk_rows=5)
-    start, end = (None if e is None else T0 + timedelta(minutes=e) for e in edges)
-    got, points = series_points(any_app, start=start, end=end, max_points=max_points)
-    assert got["point_count"] == len(points) <= max_points
-    if got["downsampled"] and got["bucket_seconds"] >= 3600:
-        floor = bucket_floor(any_app, max_points, start, end)
-        width = int(got["bucket_seconds"])
-        assert width % PERIOD_SECONDS[floor] == 0
-        assert points == hour_aligned_m4(any_app, width, start, end, floor)
+    # Exact: the digits past double precision decide nothing here, but must survive.
+    tail = Decimal("1E-30")
+    series_matches_m4(
+        any_app, rows, order_seed, folded_share, max_points, edges, unpriced=7, tail=tail
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
