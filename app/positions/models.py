@@ -82,22 +82,18 @@ class RollupPicks:
     high_rank: Mapped[float] = mapped_column(Float)
 
 
+def extremes_index(name: str, period_start: str) -> Index:
+    """A rollup table's index that ranks its periods' extremes (SQLite's chart reads them
+    from it alone, without the rows)."""
+    return Index(
+        name, "asset", "account", period_start, "low_rank", "low_at", "high_rank", "high_at"
+    )
+
+
 class PositionRollup(RollupPicks, db.Model):
     """One UTC hour of one (account, asset), folded from the snapshots up to the watermark."""
 
-    # A chart finds each bucket's extremes from this index alone, without the rows.
-    __table_args__ = (
-        Index(
-            "ix_position_rollup_extremes",
-            "asset",
-            "account",
-            "hour_start",
-            "low_rank",
-            "low_at",
-            "high_rank",
-            "high_at",
-        ),
-    )
+    __table_args__ = (extremes_index("ix_position_rollup_extremes", "hour_start"),)
 
     asset: Mapped[str] = mapped_column(String(64), primary_key=True)
     account: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -112,18 +108,7 @@ class PositionDailyRollup(RollupPicks, db.Model):
     bucket after ten years instead of 334 hour rows.
     """
 
-    __table_args__ = (
-        Index(
-            "ix_position_daily_rollup_extremes",
-            "asset",
-            "account",
-            "day_start",
-            "low_rank",
-            "low_at",
-            "high_rank",
-            "high_at",
-        ),
-    )
+    __table_args__ = (extremes_index("ix_position_daily_rollup_extremes", "day_start"),)
 
     asset: Mapped[str] = mapped_column(String(64), primary_key=True)
     account: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -138,18 +123,7 @@ class PositionWeeklyRollup(RollupPicks, db.Model):
     about 28 day rows (bench/README.md, scale.py).
     """
 
-    __table_args__ = (
-        Index(
-            "ix_position_weekly_rollup_extremes",
-            "asset",
-            "account",
-            "week_start",
-            "low_rank",
-            "low_at",
-            "high_rank",
-            "high_at",
-        ),
-    )
+    __table_args__ = (extremes_index("ix_position_weekly_rollup_extremes", "week_start"),)
 
     asset: Mapped[str] = mapped_column(String(64), primary_key=True)
     account: Mapped[str] = mapped_column(String(64), primary_key=True)
