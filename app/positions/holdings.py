@@ -64,9 +64,11 @@ def held_at(
 
 
 def _latest_rows() -> dict:
-    """Every series' latest-position row, by (account, asset)."""
-    rows = db.session.execute(select(LatestPosition)).scalars()
-    return {(row.account, row.asset): row for row in rows}
+    """Every series' latest snapshot (timestamp, amount, price), by (account, asset): the
+    columns alone, not whole rows, as a desk may hold very many series."""
+    lp = LatestPosition
+    rows = db.session.execute(select(lp.account, lp.asset, lp.timestamp, lp.amount, lp.price))
+    return {(account, asset): row for account, asset, *row in rows}
 
 
 def _held_at_moment(moment: datetime, keys, latest: dict) -> dict[tuple[str, str], tuple]:
@@ -82,9 +84,9 @@ def _held_at_moment(moment: datetime, keys, latest: dict) -> dict[tuple[str, str
     """
     held, looked_up = {}, []
     for key in keys:
-        row = latest[key]
-        if row.timestamp <= moment:
-            held[key] = (row.amount, row.price)
+        timestamp, amount, price = latest[key]
+        if timestamp <= moment:
+            held[key] = (amount, price)
         else:
             looked_up.append(key)
     if not looked_up:
