@@ -130,10 +130,11 @@ def _whole_extent(asset, account, waiting: list[Point]):
     return accounts, min(edges), max(edges)
 
 
-def _waiting(asset, account, start, end, watermark: int, newest_id: int) -> list[Point] | None:
+def _waiting(asset, account, start, end) -> list[Point] | None:
     """The selection's snapshots above the watermark, not folded yet: none when no id was
     drawn since it, else read by id (on PostgreSQL every partition); None when too many
-    wait for the rollups to be worth reading."""
+    wait for the rollups to be worth reading. Read only by a chart that reads rollups."""
+    watermark, newest_id = folded_id(), newest_drawn_id()
     if newest_id <= watermark:
         return []
     if far_behind(watermark, newest_id):
@@ -146,12 +147,12 @@ def asset_series(asset, *, account=None, start=None, end=None, max_points=None) 
     unless given), else downsampled."""
     if max_points is None:
         max_points = current_app.config["CHART_MAX_POINTS"]
-    bucket_seconds = rows = None
-    watermark, newest_id = folded_id(), newest_drawn_id()
+    bucket_seconds = rows = waiting = None
     whole_range = start is None and end is None
     # The whole history reads what waits first: while few do, its size, accounts and
     # extent come from the daily rollups and them, not from every month of the history.
-    waiting = _waiting(asset, account, start, end, watermark, newest_id) if whole_range else None
+    if whole_range:
+        waiting = _waiting(asset, account, start, end)
     whole = whole_range and waiting is not None
     if whole:
         count = daily.count_up_to(asset, account, max_points + 1) + len(waiting)
@@ -171,7 +172,7 @@ def asset_series(asset, *, account=None, start=None, end=None, max_points=None) 
         # mostly read from the rollups, beside what waits, unless too many snapshots wait.
         aligned = plan_rollups(plan)
         if aligned is not None and not whole_range:
-            waiting = _waiting(asset, account, start, end, watermark, newest_id)
+            waiting = _waiting(asset, account, start, end)
         if waiting is None:
             aligned = None
         if aligned is None:
