@@ -12,21 +12,24 @@ network: what the app itself pays for every series the page shows.
 """
 
 import argparse
-import re
 import secrets
 import sys
 import tempfile
-import time
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from _common import app_env, bench_settings, migrate_database
+from _common import (
+    TEST_CLIENT_BASE,
+    app_env,
+    bench_settings,
+    cpu_per_request,
+    log_in_test_client,
+    migrate_database,
+)
 
 USERNAME, PASSWORD = "viewer", "overview series benchmark"
 ACCOUNTS = 20
-CSRF_VALUE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-BASE = "https://localhost"  # the production cookie is Secure and __Host-
 
 
 def build(database_url: str, secret_key: str, series: int):
@@ -57,30 +60,16 @@ def build(database_url: str, secret_key: str, series: int):
         )
         db.session.commit()
     client = app.test_client()
-    token = CSRF_VALUE.search(client.get("/login", base_url=BASE).get_data(as_text=True))
-    response = client.post(
-        "/login",
-        base_url=BASE,
-        data={"username": USERNAME, "password": PASSWORD, "csrf_token": token.group(1)},
-        headers={"Referer": f"{BASE}/login"},
-    )
-    if response.status_code != 302:
-        sys.exit(f"POST /login answered {response.status_code}, not a redirect")
+    log_in_test_client(client, USERNAME, PASSWORD)
     return client
 
 
 def measure(client, requests: int) -> tuple[float, int]:
     """CPU ms of one GET / (best of three rounds of `requests`) and the page's bytes."""
-    page = client.get("/", base_url=BASE)
+    page = client.get("/", base_url=TEST_CLIENT_BASE)
     if page.status_code != 200:
         sys.exit(f"GET / answered {page.status_code}")
-    best = float("inf")
-    for _ in range(3):
-        started = time.process_time()
-        for _ in range(requests):
-            client.get("/", base_url=BASE)
-        best = min(best, (time.process_time() - started) / requests * 1000)
-    return best, len(page.get_data())
+    return cpu_per_request(client, "/", requests, TEST_CLIENT_BASE), len(page.get_data())
 
 
 def main() -> None:

@@ -56,13 +56,17 @@ from _common import (
     OTHER_LOAD_WARNING,
     ROOT,
     SQLITE_DATETIME,
+    TEST_CLIENT_BASE,
     BenchError,
     ScratchDatabases,
     add_postgres_url,
     app_env,
     bench_settings,
     check_loopback,
+    cpu_per_request,
+    csrf_value,
     handle_signals,
+    log_in_test_client,
     percentile_ms,
     postgres_urls,
     remove_workdir,
@@ -123,9 +127,6 @@ NOTIONAL_LIMIT = Decimal("10000000")
 DESK_GROSS_LIMIT = Decimal("100000000")
 # How many functions of each page's profile --profile prints.
 PROFILE_LINES = 30
-
-CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*>')
-VALUE_ATTR = re.compile(r'value="([^"]*)"')
 
 # Writes one JSON line at the end of a wrk run; counts answers that are not 200,
 # since wrk itself counts a 302 to the login page as a success.
@@ -361,13 +362,9 @@ def log_in(port: int) -> str:
     status, message, body = http_get(port, "/login")
     if status != 200:
         raise BenchError(f"GET /login answered {status}")
-    tag = CSRF_INPUT.search(body)
-    value = VALUE_ATTR.search(tag.group(0)) if tag else None
-    if value is None:
-        raise BenchError("no csrf_token input on /login")
     jar = cookies_from(message, {})
     form = urllib.parse.urlencode(
-        {"username": USERNAME, "password": PASSWORD, "csrf_token": value.group(1)}
+        {"username": USERNAME, "password": PASSWORD, "csrf_token": csrf_value(body)}
     )
     status, message, body = http_request(
         port,
@@ -392,17 +389,6 @@ def check_page(port: int, path: str, cookie: str | None, must_contain: str) -> i
 # ------------------------------------------------------------------------ profile
 
 
-def cpu_per_request(client, path: str, requests: int, base_url: str) -> float:
-    """CPU milliseconds of one GET, the best of three rounds (other processes add noise)."""
-    best = float("inf")
-    for _ in range(3):
-        started = time.process_time()
-        for _ in range(requests):
-            client.get(path, base_url=base_url)
-        best = min(best, (time.process_time() - started) / requests * 1000)
-    return best
-
-
 def profile_pages(database_url: str, secret_key: str, requests: int) -> None:
     """Serve each page `requests` times through Flask's test client and profile it.
 
@@ -418,22 +404,10 @@ def profile_pages(database_url: str, secret_key: str, requests: int) -> None:
 
     from app import create_app
 
-    base = "https://localhost"  # the production cookie is Secure and __Host-
+    base = TEST_CLIENT_BASE
     app = add_floor_pages(create_app(bench_settings(database_url, secret_key)))
     client = app.test_client()
-    body = client.get("/login", base_url=base).get_data(as_text=True)
-    tag = CSRF_INPUT.search(body)
-    value = VALUE_ATTR.search(tag.group(0)) if tag else None
-    if value is None:
-        raise BenchError("no csrf_token input on /login")
-    response = client.post(
-        "/login",
-        base_url=base,
-        data={"username": USERNAME, "password": PASSWORD, "csrf_token": value.group(1)},
-        headers={"Referer": f"{base}/login"},  # CSRF's strict referrer check on HTTPS
-    )
-    if response.status_code != 302:
-        raise BenchError(f"POST /login answered {response.status_code}, not a redirect")
+    log_in_test_client(client, USERNAME, PASSWORD)
 
     bare = bare_app.app.test_client()
     bare.get("/")
